@@ -1,0 +1,237 @@
+"""Word-aligned activations: a [n_words, n_neurons] matrix with its neurons, words, sentences and attributes.
+
+Saved as a folder: ``activations.safetensors`` (one tensor ``X``) and ``meta.json``. Loading memory-maps the
+tensor, so a matrix larger than RAM opens at once and pages in only the rows that are read. A folder is
+always written under a temporary name and renamed into place, so an interrupted write never corrupts what
+was there before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .neurons import Neuron
+
+TENSOR_FILE = "activations.safetensors"
+META_FILE = "meta.json"
+_ST_DTYPES = {torch.float32: ("F32", np.float32, 4), torch.float16: ("F16", np.float16, 2),
+              torch.bfloat16: ("BF16", np.uint16, 2)}
+_ST_NAMES = {v[0]: k for k, v in _ST_DTYPES.items()}
+
+
+class Activations:
+    """Activations of ``neurons`` for every word of a corpus.
+
+    ``X[i, j]`` is neuron ``neurons[j]`` on word ``words[i]`` of sentence ``sentence_ids[i]``; ``attributes``
+    holds per-word annotations (None where a word lacks one).
+    """
+
+    def __init__(
+        self,
+        X: torch.Tensor,
+        neurons: Sequence[Neuron],
+        words: Sequence[str],
+        sentence_ids: "np.ndarray | Sequence[int]",
+        attributes: dict[str, Sequence[str | None]] | None = None,
+        meta: dict[str, Any] | None = None,
+    ):
+        X = torch.as_tensor(X)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D [n_words, n_neurons], got shape {tuple(X.shape)}")
+        n, d = X.shape
+        if len(neurons) != d:
+            raise ValueError(f"X has {d} columns but {len(neurons)} neurons were given")
+        if len(words) != n or len(sentence_ids) != n:
+            raise ValueError(f"X has {n} rows but {len(words)} words and {len(sentence_ids)} sentence ids")
+        self.X = X
+        self.neurons = [Neuron.parse(x) for x in neurons]
+        self.words = list(words)
+        self.sentence_ids = np.asarray(sentence_ids, dtype=np.int64)
+        self.attributes = {k: list(v) for k, v in (attributes or {}).items()}
+        for k, v in self.attributes.items():
+            if len(v) != n:
+                raise ValueError(f"attribute {k!r} has {len(v)} values for {n} words")
+        self.meta = dict(meta or {})
+        self._columns: dict[Neuron, int] | None = None
+
+    def __repr__(self) -> str:
+        sites = sorted({n.site for n in self.neurons})
+        layers = sorted({n.layer for n in self.neurons})
+        return (f"Activations({self.n_words} words x {self.n_neurons} neurons, sites={sites}, layers={layers}, "
+                f"dtype={self.X.dtype}, attributes={list(self.attributes)})")
+
+    def __len__(self) -> int:
+        return self.n_words
+
+    @property
+    def n_words(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def layers(self) -> list[int]:
+        return sorted({n.layer for n in self.neurons})
+
+    # ------------------------------------------------------------------------------------ selection
+    def columns(self, neurons: Sequence["Neuron | str"]) -> np.ndarray:
+        """Column indices of ``neurons`` in ``X``; an error names any neuron that was not extracted."""
+        if self._columns is None:
+            self._columns = {n: i for i, n in enumerate(self.neurons)}
+        out = []
+        for n in neurons:
+            n = Neuron.parse(n)
+            if n not in self._columns:
+                raise KeyError(f"neuron {n} is not in these activations (layers {self.layers}, "
+                               f"sites {sorted({m.site for m in self.neurons})}, {self.n_neurons} neurons)")
+            out.append(self._columns[n])
+        return np.asarray(out, dtype=np.int64)
+
+    def select(self, neurons: Sequence["Neuron | str"] | None = None, layer: int | None = None,
+               site: str | None = None) -> "Activations":
+        """A copy restricted to some neurons, or to one layer and/or site."""
+        if neurons is not None:
+            cols = self.columns(neurons)
+        else:
+            cols = np.asarray([i for i, n in enumerate(self.neurons)
+                               if (layer is None or n.layer == layer) and (site is None or n.site == site)])
+            if len(cols) == 0:
+                raise KeyError(f"no neuron at layer={layer}, site={site}; layers {self.layers}")
+        return Activations(self.X[:, torch.as_tensor(cols)], [self.neurons[i] for i in cols], self.words,
+                           self.sentence_ids, self.attributes, self.meta)
+
+    def dataset(self, attribute: str, return_index: bool = False, min_count: int = 1, dtype=torch.float32):
+        """``X, y, classes`` over the words that carry ``attribute``; ``y`` indexes ``classes`` (sorted).
+
+        ``min_count`` drops classes with fewer examples. With ``return_index``, also the row indices into
+        these activations (for ``sentence_ids[idx]``, ``words[idx]``).
+        """
+        if attribute not in self.attributes:
+            raise KeyError(f"attribute {attribute!r} not in these activations; available: {list(self.attributes)}")
+        values = self.attributes[attribute]
+        idx = np.asarray([i for i, v in enumerate(values) if v is not None], dtype=np.int64)
+        if len(idx) == 0:
+            raise ValueError(f"no word carries attribute {attribute!r}")
+        labels = np.asarray([values[i] for i in idx], dtype=object)
+        classes, counts = np.unique(labels.astype(str), return_counts=True)
+        keep = classes[counts >= min_count]
+        if len(keep) < len(classes):
+            mask = np.isin(labels.astype(str), keep)
+            idx, labels = idx[mask], labels[mask]
+            classes = keep
+        if len(idx) == 0:
+            raise ValueError(f"attribute {attribute!r}: no class has at least {min_count} examples")
+        lookup = {c: i for i, c in enumerate(classes)}
+        y = torch.as_tensor([lookup[str(v)] for v in labels], dtype=torch.long)
+        X = self.X[torch.as_tensor(idx)].to(dtype)
+        out = (X, y, [str(c) for c in classes])
+        return out + (idx,) if return_index else out
+
+    # ---------------------------------------------------------------------------------- persistence
+    def save(self, path: "str | Path") -> Path:
+        """Write to folder ``path`` (safetensors + JSON), atomically replacing an existing folder."""
+        path = Path(path)
+        tmp = _staging_dir(path)
+        try:
+            writer = TensorFileWriter(tmp / TENSOR_FILE, self.n_words, self.n_neurons, self.X.dtype)
+            block = max(1, (64 << 20) // max(1, self.n_neurons * self.X.element_size()))
+            for start in range(0, self.n_words, block):
+                writer.write_rows(start, self.X[start:start + block])
+            writer.close()
+            write_meta(tmp / META_FILE, self)
+            _commit_dir(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    @classmethod
+    def load(cls, path: "str | Path", mmap: bool = True) -> "Activations":
+        """Load a folder written by :meth:`save` or by streamed extraction; ``mmap`` maps X without reading it."""
+        path = Path(path)
+        if not (path / META_FILE).exists() or not (path / TENSOR_FILE).exists():
+            raise FileNotFoundError(f"{path} is not a saved Activations folder (needs {TENSOR_FILE} and {META_FILE})")
+        meta = json.loads((path / META_FILE).read_text())
+        X = read_tensor_file(path / TENSOR_FILE, mmap=mmap)
+        neurons = [Neuron(layer, index, site) for site, layer, index in meta["neurons"]]
+        return cls(X, neurons, meta["words"], meta["sentence_ids"], meta["attributes"], meta.get("meta"))
+
+
+# -------------------------------------------------------------------------------------- file format
+class TensorFileWriter:
+    """Writes one [rows, cols] tensor named ``X`` into a safetensors file block by block (bounded RAM)."""
+
+    def __init__(self, path: Path, rows: int, cols: int, dtype: torch.dtype):
+        if dtype not in _ST_DTYPES:
+            raise ValueError(f"unsupported dtype {dtype}; use one of {list(_ST_DTYPES)}")
+        name, _, size = _ST_DTYPES[dtype]
+        self.dtype, self.cols, self.itemsize = dtype, cols, size
+        header = {"X": {"dtype": name, "shape": [rows, cols], "data_offsets": [0, rows * cols * size]}}
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        raw += b" " * (-len(raw) % 8)
+        self.fh = open(path, "wb")
+        self.fh.write(len(raw).to_bytes(8, "little") + raw)
+        self.data_start = self.fh.tell()
+        self.fh.truncate(self.data_start + rows * cols * size)
+
+    def write_rows(self, start: int, block: torch.Tensor) -> None:
+        block = block.detach().to("cpu", self.dtype).contiguous()
+        if self.dtype == torch.bfloat16:
+            block = block.view(torch.int16)
+        self.fh.seek(self.data_start + start * self.cols * self.itemsize)
+        self.fh.write(block.numpy().tobytes())
+
+    def close(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+
+
+def read_tensor_file(path: Path, mmap: bool = True) -> torch.Tensor:
+    """Read tensor ``X`` of a safetensors file, memory-mapped (copy-on-write) unless ``mmap`` is False."""
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(n))
+    info = header["X"]
+    dtype = _ST_NAMES[info["dtype"]]
+    np_dtype = _ST_DTYPES[dtype][1]
+    shape = tuple(info["shape"])
+    if shape[0] * shape[1] == 0:
+        return torch.zeros(shape, dtype=dtype)
+    arr = np.memmap(path, dtype=np_dtype, mode="c", offset=8 + n + info["data_offsets"][0], shape=shape)
+    t = torch.from_numpy(arr if mmap else np.array(arr))
+    return t.view(torch.bfloat16) if dtype == torch.bfloat16 else t
+
+
+def write_meta(path: Path, acts: "Activations | None" = None, **fields) -> None:
+    if acts is not None:
+        fields = dict(neurons=[[n.site, n.layer, n.index] for n in acts.neurons], words=acts.words,
+                      sentence_ids=acts.sentence_ids.tolist(), attributes=acts.attributes, meta=acts.meta)
+    path.write_text(json.dumps(fields))
+
+
+def _staging_dir(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    return tmp
+
+
+def _commit_dir(tmp: Path, path: Path) -> None:
+    """Rename a finished staging folder to ``path``; an old folder there is removed only afterwards."""
+    old = None
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

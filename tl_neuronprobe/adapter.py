@@ -1,0 +1,320 @@
+"""One small adapter over both TransformerLens generations.
+
+``HookedTransformer`` (TransformerLens 2.x/3.x) and ``TransformerBridge`` (3.x/4.x) differ in how they are
+built, where their tokenizer and config live, and in which arguments their forward honours. Everything the
+package needs from a model goes through :class:`ModelAdapter`; no other module looks at the version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .neurons import SITES, Neuron, check_site, hook_name
+
+HookFn = Callable[..., "torch.Tensor | None"]
+FwdHooks = list[tuple[str, HookFn]]
+
+
+class _StopForward(Exception):
+    """Raised inside a hook to end a forward pass once every wanted activation is captured."""
+
+
+def _raise_stop(act: torch.Tensor, hook=None) -> None:  # noqa: ARG001 - TransformerLens hook signature
+    raise _StopForward
+
+
+def _transformer_lens_classes() -> dict[str, type]:
+    classes: dict[str, type] = {}
+    try:
+        from transformer_lens import HookedTransformer
+
+        classes["hooked"] = HookedTransformer
+    except ImportError:  # TransformerLens 4.x
+        pass
+    try:
+        from transformer_lens.model_bridge import TransformerBridge
+
+        classes["bridge"] = TransformerBridge
+    except ImportError:  # TransformerLens 2.x
+        pass
+    return classes
+
+
+@dataclass
+class TokenizedSentence:
+    """Token ids of one sentence and, per token, the index of the word it belongs to (-1: none)."""
+
+    input_ids: np.ndarray
+    word_of_token: np.ndarray
+    n_words: int
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class Batch:
+    """Right-padded token ids with an attention mask and the token-to-word map (-1 on specials and padding)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    word_of_token: torch.Tensor
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+
+class ModelAdapter:
+    """What the package needs from a TransformerLens model, whatever its generation.
+
+    Wraps a ``HookedTransformer`` or a ``TransformerBridge`` (encoder or decoder). Exposes its sizes, device,
+    tokenizer, hook-name validation, word-aligned tokenization and a forward pass that runs hooks and can stop
+    right after the deepest layer that is needed (no later blocks, no unembedding, no MLM head).
+    """
+
+    def __init__(self, model: torch.nn.Module, prepend_bos: bool | None = None):
+        if isinstance(model, ModelAdapter):
+            model = model.model
+        classes = _transformer_lens_classes()
+        self.generation = next((g for g, cls in classes.items() if isinstance(model, cls)), None)
+        if self.generation is None:
+            raise TypeError(
+                f"{type(model).__name__} is neither a TransformerLens HookedTransformer (2.x/3.x) nor a "
+                "TransformerBridge (3.x/4.x); wrap Hugging Face models with "
+                "TransformerBridge.boot_transformers or use tl_neuronprobe.models.load"
+            )
+        self.model = model
+        self.cfg = model.cfg
+        self.tokenizer = getattr(model, "tokenizer", None)
+        self.is_encoder = getattr(self.cfg, "attention_dir", "causal") == "bidirectional"
+        default_bos = bool(getattr(self.cfg, "default_prepend_bos", True))
+        self.prepend_bos = (not self.is_encoder and default_bos) if prepend_bos is None else prepend_bos
+
+    @classmethod
+    def wrap(cls, model: "torch.nn.Module | ModelAdapter") -> "ModelAdapter":
+        return model if isinstance(model, ModelAdapter) else cls(model)
+
+    # ----------------------------------------------------------------------------------------- sizes
+    @property
+    def n_layers(self) -> int:
+        return int(self.cfg.n_layers)
+
+    @property
+    def d_model(self) -> int:
+        return int(self.cfg.d_model)
+
+    @property
+    def d_mlp(self) -> int:
+        return int(self.cfg.d_mlp)
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.cfg.n_heads)
+
+    @property
+    def d_head(self) -> int:
+        return int(self.cfg.d_head)
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.cfg.n_ctx)
+
+    @property
+    def d_vocab(self) -> int:
+        return int(self.cfg.d_vocab)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.cfg, "model_name", None) or type(self.model).__name__)
+
+    def site_width(self, site: str) -> int:
+        """Number of neurons of ``site`` in one layer."""
+        check_site(site)
+        if site.startswith("mlp."):
+            return self.d_mlp
+        if site == "attn.z":
+            return self.n_heads * self.d_head
+        return self.d_model
+
+    # ------------------------------------------------------------------------------------ validation
+    @property
+    def hook_names(self) -> list[str]:
+        return list(self.model.hook_dict.keys())
+
+    def check_hook(self, name: str) -> str:
+        if name not in self.model.hook_dict:
+            near = [h for h in self.hook_names if h.split(".")[-1] == name.split(".")[-1]][:8]
+            raise ValueError(
+                f"hook {name!r} does not exist in {self.name}"
+                + (f"; hooks with the same suffix: {near}" if near else "")
+                + f"; sites supported by tl_neuronprobe: {', '.join(SITES)}"
+            )
+        return name
+
+    def check_layers(self, site: str, layers: "Sequence[int] | int | None") -> list[int]:
+        """Validate layers for ``site`` (None: all) and check their hook points exist."""
+        check_site(site)
+        if layers is None:
+            layers = range(self.n_layers)
+        elif isinstance(layers, int):
+            layers = [layers]
+        layers = [int(layer) for layer in layers]
+        bad = [layer for layer in layers if not 0 <= layer < self.n_layers]
+        if bad:
+            raise ValueError(f"layers {bad} do not exist: {self.name} has layers 0..{self.n_layers - 1}")
+        for layer in layers:
+            self.check_hook(hook_name(site, layer))
+        return layers
+
+    def check_neurons(self, neurons: Sequence[Neuron]) -> list[Neuron]:
+        """Raise if any neuron's layer, site or index does not exist in this model."""
+        neurons = [Neuron.parse(n) for n in neurons]
+        for n in neurons:
+            self.check_layers(n.site, [n.layer])
+            width = self.site_width(n.site)
+            if n.index >= width:
+                raise ValueError(
+                    f"neuron {n} is out of range: site {n.site!r} has {width} neurons per layer (0..{width - 1})"
+                )
+        return neurons
+
+    # ---------------------------------------------------------------------------------- tokenization
+    def _check_tokenizer(self):
+        tok = self.tokenizer
+        if tok is None:
+            raise ValueError(f"{self.name} has no tokenizer; pass one when building the model")
+        if not getattr(tok, "is_fast", False):
+            raise ValueError(
+                f"tokenizer {type(tok).__name__} gives no character offsets (not a 'fast' tokenizer); "
+                "word alignment needs return_offsets_mapping: load it with AutoTokenizer.from_pretrained(..., use_fast=True)"
+            )
+        return tok
+
+    @property
+    def pad_token_id(self) -> int:
+        tok = self._check_tokenizer()
+        for cand in (tok.pad_token_id, tok.eos_token_id, tok.bos_token_id):
+            if cand is not None:
+                return int(cand)
+        return 0
+
+    def tokenize_words(self, words: Sequence[str]) -> TokenizedSentence:
+        """Tokenize one pre-split sentence; each token is mapped to the word whose characters it covers."""
+        return self.tokenize_sentences([words])[0]
+
+    def tokenize_sentences(self, sentences: Sequence[Sequence[str]]) -> list[TokenizedSentence]:
+        """Tokenize pre-split sentences in one tokenizer call (specials and BOS as the model expects).
+
+        Words are joined with single spaces and each token is assigned to the word containing its last
+        character, from the tokenizer's character offsets; specials, BOS and whitespace tokens map to -1.
+        """
+        tok = self._check_tokenizer()
+        for i, words in enumerate(sentences):
+            if len(words) == 0:
+                raise ValueError(f"sentence {i} is empty: cannot tokenize a sentence without words")
+        texts = [" ".join(words) for words in sentences]
+        enc = tok(texts, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True)
+        bos = tok.bos_token_id
+        out = []
+        for i, words in enumerate(sentences):
+            lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+            starts = np.concatenate([[0], np.cumsum(lengths[:-1] + 1)])
+            ends = starts + lengths
+            ids = np.asarray(enc["input_ids"][i], dtype=np.int64)
+            offsets = np.asarray(enc["offset_mapping"][i], dtype=np.int64).reshape(-1, 2)
+            special = np.asarray(enc["special_tokens_mask"][i], dtype=bool)
+            last_char = offsets[:, 1] - 1
+            word = np.searchsorted(starts, last_char, side="right") - 1
+            valid = (~special) & (offsets[:, 1] > offsets[:, 0]) & (word >= 0)
+            valid &= last_char < ends[np.clip(word, 0, len(words) - 1)]
+            word = np.where(valid, word, -1)
+            if self.prepend_bos and bos is not None and (len(ids) == 0 or ids[0] != bos):
+                ids = np.concatenate([[bos], ids])
+                word = np.concatenate([[-1], word])
+            out.append(TokenizedSentence(ids, word, len(words)))
+        return out
+
+    def collate(self, sentences: Sequence[TokenizedSentence]) -> Batch:
+        """Right-pad tokenized sentences into one batch on the model's device."""
+        length = max(len(s) for s in sentences)
+        ids = np.full((len(sentences), length), self.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(sentences), length), dtype=np.int64)
+        word = np.full((len(sentences), length), -1, dtype=np.int64)
+        for row, s in enumerate(sentences):
+            ids[row, : len(s)] = s.input_ids
+            mask[row, : len(s)] = 1
+            word[row, : len(s)] = s.word_of_token
+        device = self.device
+        return Batch(
+            torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device), torch.from_numpy(word).to(device)
+        )
+
+    # --------------------------------------------------------------------------------------- running
+    def forward(
+        self,
+        batch: "Batch | torch.Tensor",
+        fwd_hooks: FwdHooks = (),
+        stop_after_layer: int | None = None,
+        return_type: str | None = "logits",
+        **kwargs,
+    ):
+        """Run the model with ``fwd_hooks`` (removed afterwards, also on errors).
+
+        ``stop_after_layer=L`` ends the pass right after block L (returns None): later blocks and the
+        unembedding or MLM head never run. Padding is masked with the batch's attention mask.
+        """
+        hooks = list(fwd_hooks)
+        if stop_after_layer is not None:
+            hooks.append((hook_name("resid.post", stop_after_layer), _raise_stop))
+            return_type = None
+        if isinstance(batch, Batch):
+            tokens, mask = batch.input_ids, batch.attention_mask
+        else:
+            tokens, mask = batch, kwargs.pop("attention_mask", None)
+        if mask is not None and bool(mask.all()):
+            mask = None  # nothing to hide: let the model take its fastest path
+        try:
+            with self.hooks(hooks):
+                return self.model(tokens, return_type=return_type, attention_mask=mask, **kwargs)
+        except _StopForward:
+            return None
+
+    @contextlib.contextmanager
+    def hooks(self, fwd_hooks: FwdHooks) -> Iterator[None]:
+        """Context manager that adds ``(hook_name, fn)`` pairs and always removes them, even on errors.
+
+        Uses the model's own ``hooks`` context, so hooks a user added outside it stay where they are.
+        """
+        fwd_hooks = list(fwd_hooks)
+        for name, _ in fwd_hooks:
+            self.check_hook(name)
+        with self.model.hooks(fwd_hooks=fwd_hooks):
+            yield
+
+    # ----------------------------------------------------------------------------------- embeddings
+    @property
+    def W_E(self) -> torch.Tensor:
+        """Token embedding matrix [d_vocab, d_model]."""
+        return self.model.W_E
+
+    @property
+    def token_embedding_hook(self) -> str:
+        """Hook whose output is the token embeddings alone (before positions, token types and layer norm)."""
+        for name in ("embed.hook_out", "hook_embed"):
+            if name in self.model.hook_dict:
+                return name
+        raise ValueError(f"{self.name} exposes no token-embedding hook point (looked for embed.hook_out, hook_embed)")

