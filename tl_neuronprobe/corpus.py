@@ -172,6 +172,18 @@ class Corpus:
         return cls(sentences, path.name)
 
     @classmethod
+    def load(cls, spec: "str | Path", seed: int = 0) -> "Corpus":
+        """``synthetic`` or ``synthetic:N`` (N sentences), a ``.conllu`` file, or a ``word<TAB>label`` file."""
+        spec = str(spec)
+        if spec == "synthetic" or spec.startswith("synthetic:"):
+            n = int(spec.split(":", 1)[1]) if ":" in spec else 1000
+            return cls.synthetic(n, seed=seed)
+        path = Path(spec)
+        if not path.exists():
+            raise FileNotFoundError(f"corpus file {path} does not exist (or use 'synthetic[:N]')")
+        return cls.from_conllu(path) if path.suffix.lower() in (".conllu", ".conll") else cls.from_tsv(path)
+
+    @classmethod
     def synthetic(cls, n_sentences: int = 1000, seed: int = 0, **kwargs) -> "Corpus":
         """The seeded synthetic English corpus (see :mod:`tl_neuronprobe.synthetic`)."""
         from .synthetic import generate

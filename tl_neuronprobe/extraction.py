@@ -67,16 +67,16 @@ def _windows(adapter: ModelAdapter, words: list[str], tokens: TokenizedSentence,
     return units
 
 
-def _plan(adapter: ModelAdapter, corpus: Corpus, long_sentences: str) -> tuple[list[_Unit], list[str]]:
-    """Tokenize the corpus into runnable units; returns them and the ids of skipped sentences."""
+def _plan(adapter: ModelAdapter, corpus: Corpus, long_sentences: str) -> tuple[list[_Unit], list[int]]:
+    """Tokenize the corpus into runnable units; returns them and the indices of skipped sentences."""
     tokenized = adapter.tokenize_sentences([s.words for s in corpus.sentences])
     units: list[_Unit] = []
-    skipped: list[str] = []
+    skipped: list[int] = []
     first = 0
-    for sent, tok in zip(corpus.sentences, tokenized):
-        missing = np.setdiff1d(np.arange(len(sent.words)), tok.word_of_token)
-        if len(missing):
-            j = int(missing[0])
+    for index, (sent, tok) in enumerate(zip(corpus.sentences, tokenized)):
+        missing = np.bincount(tok.word_of_token[tok.word_of_token >= 0], minlength=len(sent.words)) == 0
+        if missing.any():
+            j = int(np.argmax(missing))
             raise ValueError(f"sentence {sent.id!r}: word {j} ({sent.words[j]!r}) produced no token "
                              f"with this tokenizer; remove or replace it")
         if len(tok) > adapter.n_ctx:
@@ -87,7 +87,7 @@ def _plan(adapter: ModelAdapter, corpus: Corpus, long_sentences: str) -> tuple[l
             if long_sentences == "window":
                 units += _windows(adapter, sent.words, tok, first)
             elif long_sentences == "skip":
-                skipped.append(sent.id)
+                skipped.append(index)
             else:
                 raise ValueError(f"long_sentences must be 'error', 'window' or 'skip', got {long_sentences!r}")
         else:
@@ -108,6 +108,18 @@ def _batches(units: list[_Unit], batch_size: int, max_tokens: int) -> list[list[
     if cur:
         batches.append(cur)
     return batches
+
+
+def _raise_non_finite(captured, plan, reducer, corpus: Corpus, sentence_ids: np.ndarray) -> None:
+    """Name the hook, neuron, word and sentence of the first NaN/inf activation in a batch."""
+    for j, vals in captured.items():
+        bad = ~torch.isfinite(vals)
+        if bool(bad.any()):
+            r, c = (int(x) for x in torch.nonzero(bad)[0])
+            row = int(reducer.rows[r])
+            raise NonFiniteActivationError(
+                f"non-finite activation ({float(vals[r, c])}) at hook {hook_name(*plan[j])} neuron {c} for word "
+                f"{row} ({corpus.words[row]!r}) of sentence {corpus.sentences[sentence_ids[row]].id!r}")
 
 
 class _Reducer:
@@ -186,7 +198,7 @@ def extract(
 
     units, skipped = _plan(adapter, corpus, long_sentences)
     meta = dict(model=adapter.name, sites=sites, aggregation=aggregation, long_sentences=long_sentences,
-                skipped_sentences=skipped)
+                skipped_sentences=[corpus.sentences[i].id for i in skipped])
     sentence_ids = corpus.sentence_ids
     attributes = corpus.attributes()
 
@@ -196,11 +208,12 @@ def extract(
         writer = TensorFileWriter(staging / TENSOR_FILE, n_words, n_cols, dtype)
         X = None
     else:
-        X = torch.zeros(n_words, n_cols, dtype=dtype)
+        X = torch.empty(n_words, n_cols, dtype=dtype)  # every row is written below (skipped rows zeroed)
 
     # blocks of consecutive sentences keep RAM bounded when streaming; within a block, length bucketing
-    starts = np.asarray([u.first_word for u in units])
-    sentence_of_unit = sentence_ids[np.minimum(starts, n_words - 1)]
+    starts = np.asarray([u.first_word for u in units], dtype=np.int64)
+    sentence_of_unit = sentence_ids[np.minimum(starts, n_words - 1)] if len(units) else starts
+    skipped_rows = torch.as_tensor(np.flatnonzero(np.isin(sentence_ids, skipped)))
     block_edges = list(range(0, len(corpus), sentences_per_block)) + [len(corpus)]
     bar = tqdm(total=sum(len(u.tokens) for u in units), unit="tok", disable=not progress, desc="extract")
     try:
@@ -208,7 +221,9 @@ def extract(
             for lo, hi in zip(block_edges[:-1], block_edges[1:]):
                 row_lo = int(np.searchsorted(sentence_ids, lo, side="left"))
                 row_hi = int(np.searchsorted(sentence_ids, hi, side="left"))
-                buf = torch.zeros(row_hi - row_lo, n_cols, dtype=dtype)
+                dest = torch.empty(row_hi - row_lo, n_cols, dtype=dtype) if writer is not None else X[row_lo:row_hi]
+                block_skipped = skipped_rows[(skipped_rows >= row_lo) & (skipped_rows < row_hi)] - row_lo
+                dest[block_skipped] = 0
                 block_units = [u for u, s in zip(units, sentence_of_unit) if lo <= s < hi]
                 for batch_units in _batches(block_units, batch_size, max_tokens):
                     batch = adapter.collate([u.tokens for u in batch_units])
@@ -222,22 +237,17 @@ def extract(
 
                     hooks = [(hook_name(s, layer), make_hook(j)) for j, (s, layer) in enumerate(plan)]
                     adapter.forward(batch, hooks, stop_after_layer=deepest)
-                    block_rows = torch.cat([captured[j] for j in range(len(plan))], dim=1)
-                    if not bool(torch.isfinite(block_rows).all()):
-                        bad = int(torch.nonzero(~torch.isfinite(block_rows).all(1))[0])
-                        c = int(torch.nonzero(~torch.isfinite(block_rows[bad]))[0])
-                        j = int(np.searchsorted(col, c, side="right") - 1)
-                        row = int(reducer.rows[bad])
-                        raise NonFiniteActivationError(
-                            f"non-finite activation at hook {hook_name(*plan[j])} neuron {c - col[j]} for word "
-                            f"{corpus.words[row]!r} of sentence {corpus.sentences[sentence_ids[row]].id!r}")
-                    buf[reducer.rows.cpu() - row_lo] = block_rows.to("cpu", dtype)
+                    total = torch.stack([v.float().sum() for v in captured.values()]).sum()
+                    if not bool(torch.isfinite(total)):  # one host sync per batch
+                        _raise_non_finite(captured, plan, reducer, corpus, sentence_ids)
+                    staged = torch.empty(len(reducer.rows), n_cols, dtype=dtype)
+                    for j, vals in captured.items():
+                        staged[:, int(col[j]):int(col[j + 1])] = vals
+                    dest.index_copy_(0, reducer.rows.cpu() - row_lo, staged)
                     bar.update(batch.n_tokens)
                 if writer is not None:
-                    writer.write_rows(row_lo, buf)
-                else:
-                    X[row_lo:row_hi] = buf
-                del buf
+                    writer.write_rows(row_lo, dest)
+                del dest
         bar.close()
         if writer is not None:
             writer.close()

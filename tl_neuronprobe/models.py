@@ -25,11 +25,17 @@ def minilm_path() -> Path:
 
 
 def load(name: str = "minilm", device: "str | torch.device | None" = None, dtype: torch.dtype = torch.float32):
-    """Load ``name``: ``"minilm"``, a local Hugging Face folder, or a hub name (needs network or a cache).
+    """Load ``name``: ``"minilm"``, a local Hugging Face folder, a hub name (needs network or a cache), or the
+    built-in test models ``"planted"`` and ``"tiny"``.
 
     Encoders (BERT-like) are loaded with their masked-LM head so that interventions can read predictions;
     MiniLM ships without one, so its head comes up random (the divergence readout does not need it).
     """
+    if name.lower() in ("planted", "tiny"):  # built-in test models, no weights needed
+        from . import testing
+
+        model = testing.planted_model() if name.lower() == "planted" else testing.tiny_model()
+        return model.to(device) if device is not None else model
     path = minilm_path() if name.lower() in ALIASES else Path(name)
     source = str(path) if path.exists() else name
     device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))

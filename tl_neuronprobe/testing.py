@@ -297,9 +297,9 @@ def planted_weights(seed: int = 0, n_layers: int = 2, d_model: int = 64, d_mlp: 
                 W_out[j] = 0.0
                 upos_neurons.append(Neuron(layer, j))
             for j, w in PLANTED_TRIGGER.items():  # fires on one token only: its embedding direction, biased
-                e = W_E[words.index(w)]
-                W_in[:, j] = 4.0 * e / np.linalg.norm(e)
-                b_in[j] = -3.0
+                e = W_E[words.index(w)]  # LayerNorm maps e to sqrt(D) e / |e|: the preactivation is 40 (cos - 0.9)
+                W_in[:, j] = 40.0 * e / np.linalg.norm(e) / np.sqrt(d_model)
+                b_in[j] = -36.0
                 W_out[j] = 0.0
                 trigger[Neuron(layer, j)] = w
             used["Number"] = [Neuron(layer, j) for j in PLANTED_USED_NUMBER]
