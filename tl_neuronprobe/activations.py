@@ -188,7 +188,7 @@ class TensorFileWriter:
         if self.dtype == torch.bfloat16:
             block = block.view(torch.int16)
         self.fh.seek(self.data_start + start * self.cols * self.itemsize)
-        self.fh.write(block.numpy().tobytes())
+        self.fh.write(memoryview(block.numpy()).cast("B"))  # no intermediate copy
 
     def close(self) -> None:
         self.fh.flush()
