@@ -92,5 +92,5 @@ def test_streaming_keeps_peak_ram_bounded(benchmark, tmp_path):
     print(f"\nstreamed: matrix {size_streamed:.0f} MB, RAM growth {grow_streamed:.0f} MB; "
           f"in memory: matrix {size_memory:.0f} MB, RAM growth {grow_memory:.0f} MB")
     assert grow_memory > 0.9 * size_memory
-    assert grow_streamed < 0.3 * size_streamed
+    assert grow_streamed < 0.4 * size_streamed
     assert tnp.Activations.load(tmp_path / "acts").X.shape[1] == 4 * 2048
