@@ -228,24 +228,35 @@ class ModelAdapter:
                 raise ValueError(f"sentence {i} is empty: cannot tokenize a sentence without words")
         texts = [" ".join(words) for words in sentences]
         enc = tok(texts, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True)
+        # one vectorized pass over the whole batch: global character positions of words and tokens
+        n_tok = np.fromiter((len(x) for x in enc["input_ids"]), dtype=np.int64, count=len(texts))
+        n_words = np.fromiter((len(w) for w in sentences), dtype=np.int64, count=len(texts))
+        text_base = np.concatenate([[0], np.cumsum([len(t) + 1 for t in texts])[:-1]]).astype(np.int64)
+        lengths = np.fromiter((len(w) for words in sentences for w in words), dtype=np.int64, count=int(n_words.sum()))
+        sent_of_word = np.repeat(np.arange(len(texts)), n_words)
+        word_base = np.concatenate([[0], np.cumsum(n_words)[:-1]])
+        within = np.cumsum(lengths + 1) - (lengths + 1)  # start of each word counted over all words
+        starts = within - (within[word_base][sent_of_word]) + text_base[sent_of_word]
+        ends = starts + lengths
+        ids = np.fromiter((i for x in enc["input_ids"] for i in x), dtype=np.int64, count=int(n_tok.sum()))
+        offsets = np.asarray([o for x in enc["offset_mapping"] for o in x], dtype=np.int64).reshape(-1, 2)
+        special = np.fromiter((m for x in enc["special_tokens_mask"] for m in x), dtype=bool, count=len(ids))
+        sent_of_tok = np.repeat(np.arange(len(texts)), n_tok)
+        last_char = offsets[:, 1] - 1 + text_base[sent_of_tok]
+        word = np.searchsorted(starts, last_char, side="right") - 1  # global word index
+        valid = (~special) & (offsets[:, 1] > offsets[:, 0]) & (word >= 0)
+        word_c = np.clip(word, 0, max(len(starts) - 1, 0))
+        valid &= (last_char < ends[word_c]) & (sent_of_word[word_c] == sent_of_tok)
+        local = np.where(valid, word - word_base[sent_of_tok], -1)
         bos = tok.bos_token_id
         out = []
-        for i, words in enumerate(sentences):
-            lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
-            starts = np.concatenate([[0], np.cumsum(lengths[:-1] + 1)])
-            ends = starts + lengths
-            ids = np.asarray(enc["input_ids"][i], dtype=np.int64)
-            offsets = np.asarray(enc["offset_mapping"][i], dtype=np.int64).reshape(-1, 2)
-            special = np.asarray(enc["special_tokens_mask"][i], dtype=bool)
-            last_char = offsets[:, 1] - 1
-            word = np.searchsorted(starts, last_char, side="right") - 1
-            valid = (~special) & (offsets[:, 1] > offsets[:, 0]) & (word >= 0)
-            valid &= last_char < ends[np.clip(word, 0, len(words) - 1)]
-            word = np.where(valid, word, -1)
-            if self.prepend_bos and bos is not None and (len(ids) == 0 or ids[0] != bos):
-                ids = np.concatenate([[bos], ids])
-                word = np.concatenate([[-1], word])
-            out.append(TokenizedSentence(ids, word, len(words)))
+        bounds = np.concatenate([[0], np.cumsum(n_tok)])
+        for i in range(len(texts)):
+            sid, sword = ids[bounds[i]:bounds[i + 1]], local[bounds[i]:bounds[i + 1]]
+            if self.prepend_bos and bos is not None and (len(sid) == 0 or sid[0] != bos):
+                sid = np.concatenate([[bos], sid])
+                sword = np.concatenate([[-1], sword])
+            out.append(TokenizedSentence(sid, sword, int(n_words[i])))
         return out
 
     def collate(self, sentences: Sequence[TokenizedSentence]) -> Batch:

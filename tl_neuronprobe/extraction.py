@@ -240,10 +240,9 @@ def extract(
                     total = torch.stack([v.float().sum() for v in captured.values()]).sum()
                     if not bool(torch.isfinite(total)):  # one host sync per batch
                         _raise_non_finite(captured, plan, reducer, corpus, sentence_ids)
-                    staged = torch.empty(len(reducer.rows), n_cols, dtype=dtype)
+                    rows = reducer.rows.cpu() - row_lo
                     for j, vals in captured.items():
-                        staged[:, int(col[j]):int(col[j + 1])] = vals
-                    dest.index_copy_(0, reducer.rows.cpu() - row_lo, staged)
+                        dest[:, int(col[j]):int(col[j + 1])].index_copy_(0, rows, vals.to("cpu", dtype))
                     bar.update(batch.n_tokens)
                 if writer is not None:
                     writer.write_rows(row_lo, dest)
