@@ -1,0 +1,59 @@
+"""`tl-neuronprobe evaluate-used` and `compare` on the planted testbed."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tl_neuronprobe.cli import main
+from tl_neuronprobe.cli_used import parse_rankings, read_ranking_file
+
+
+def test_ranking_files(tmp_path):
+    (tmp_path / "a.txt").write_text("L1.N5\nL1.N23\nL1.N11\n")
+    (tmp_path / "b.json").write_text(json.dumps({"x": ["L1.N1", "L1.N2"], "y": ["L1.N3"]}))
+    pd.DataFrame({"ranker": ["p", "p", "q"], "rank": [1, 0, 0], "neuron": ["L1.N7", "L1.N8", "L1.N9"]}).to_csv(
+        tmp_path / "c.csv", index=False)
+    assert [str(n) for n in read_ranking_file(tmp_path / "a.txt")["a"]] == ["L1.N5", "L1.N23", "L1.N11"]
+    assert set(read_ranking_file(tmp_path / "b.json")) == {"x", "y"}
+    assert [str(n) for n in read_ranking_file(tmp_path / "c.csv")["p"]] == ["L1.N8", "L1.N7"]
+    spec = parse_rankings(f"probeless,mine={tmp_path / 'a.txt'}")
+    assert spec["probeless"] == "probeless" and len(spec["mine"]) == 3
+    with pytest.raises(FileNotFoundError):
+        read_ranking_file(tmp_path / "missing.txt")
+
+
+def test_evaluate_used_and_compare_commands(tmp_path, capsys):
+    used = ["L1.N5", "L1.N23"]
+    rest = [f"L1.N{i}" for i in range(64) if i not in (5, 23)]
+    (tmp_path / "good.txt").write_text("\n".join(used + rest))
+    (tmp_path / "bad.txt").write_text("\n".join(rest + used))
+    out = tmp_path / "used"
+    assert main(["evaluate-used", "--model", "planted", "--data", "synthetic:60", "--attribute", "Number",
+                 "--rankings", f"good={tmp_path / 'good.txt'},bad={tmp_path / 'bad.txt'}", "--ks", "1,2",
+                 "--n-bootstrap", "50", "--n-random", "1", "--out", str(out), "--no-progress"]) == 0
+    table = pd.read_csv(out / "used_Number.csv")
+    info = json.loads((out / "used_Number.json").read_text())
+    assert info["readout"] == "identity" and (out / "used_Number.png").exists()
+    top = table[(table.selection == "top") & (table.k == 2) & (table.metric == "changed")].set_index("ranking")
+    assert top.loc["good", "value"] > 0.9 and top.loc["bad", "value"] == 0.0
+    enc = pd.DataFrame([dict(ranker=r, probe="logistic", selection="top", k=k, accuracy=1.0 - 0.01 * (r == "good"))
+                        for r in ("good", "bad") for k in (1, 2)])
+    enc.to_csv(tmp_path / "enc.csv", index=False)
+    assert main(["compare", "--encoded", str(tmp_path / "enc.csv"), "--used", str(out / "used_Number.csv"),
+                 "--out", str(tmp_path / "cmp")]) == 0
+    text = (tmp_path / "cmp" / "compare.txt").read_text()
+    assert "disagree at k = 2" in text
+    assert (tmp_path / "cmp" / "compare.png").exists()
+    assert "disagree" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["evaluate-used", "--model", "planted", "--data", "synthetic:10", "--attribute", "Gender",
+                 "--rankings", "probeless", "--layer", "1", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert "Gender" in capsys.readouterr().err
+    assert main(["evaluate-used", "--model", "planted", "--data", "synthetic:10", "--attribute", "Number",
+                 "--rankings", "probeless", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert "pass layer=" in capsys.readouterr().err

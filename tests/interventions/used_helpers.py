@@ -1,0 +1,22 @@
+"""Helpers shared by the intervention tests (a uniquely named module: test folders have no __init__)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import tl_neuronprobe as tnp
+
+
+def hook_count(model: torch.nn.Module) -> int:
+    """Forward hooks registered on any submodule (TransformerLens hook points are modules)."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def mean_difference_order(acts: "tnp.Activations", attribute: str) -> list:
+    """Probeless order (sum over class pairs of |mean difference|), computed here so the tests need no rankers."""
+    X, y, classes = acts.dataset(attribute)
+    means = torch.stack([X[y == c].mean(0) for c in range(len(classes))])
+    score = sum((means[a] - means[b]).abs() for a in range(len(classes)) for b in range(a + 1, len(classes)))
+    order = np.argsort(-score.numpy(), kind="stable")
+    return [acts.neurons[i] for i in order]

@@ -1,0 +1,542 @@
+"""Interventions on neurons at TransformerLens hook points: zero, mean, resample, translate, set.
+
+Every intervention acts on a chosen set of neurons (any site of :mod:`tl_neuronprobe.neurons`, several sites and
+layers at once) at chosen positions: every position (``"all"``), the tokens of the words that carry an attribute
+(``"attribute"``, or a :class:`WordPositions` from :func:`attribute_positions`), or any boolean mask
+``[batch, pos]``. An intervention is
+
+- a list of TransformerLens ``(hook_name, fn)`` pairs (:meth:`Intervention.hooks`), one per hook point, to pass
+  to ``model.run_with_hooks`` or ``model.hooks``;
+- a context manager that adds those hooks and always removes them, even when the body raises::
+
+      pos = tnp.interventions.attribute_positions(model, corpus[:32], "Number")
+      with tnp.interventions.zero(model, ["L1.N5", "L1.N23"], positions=pos):
+          logits = model(pos.batch.input_ids)
+
+- composable: ``a + b`` or :func:`compose` runs both (in that order where they share a hook point).
+
+The arithmetic is shared with the batched used evaluation (:mod:`tl_neuronprobe.used`), so one intervention
+run alone and the same intervention run as one row block of a batched pass give the same numbers:
+``shift`` methods compute ``h + w * v`` and ``replace`` methods ``h + w * (v - h)``, with ``w`` the product of
+the position mask and the neuron's weight (``alpha`` for translation, 1 otherwise).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .adapter import Batch, FwdHooks, ModelAdapter
+from .corpus import Corpus, Sentence
+from .neurons import Neuron
+
+__all__ = [
+    "Intervention", "Compose", "WordPositions", "attribute_positions", "compose", "zero", "mean", "resample",
+    "translate", "set_values", "scaled_alpha", "translation_delta", "class_means", "group_by_hook",
+]
+
+Positions = "str | torch.Tensor | np.ndarray | WordPositions | None"
+
+
+# ------------------------------------------------------------------------------------------- positions
+@dataclass
+class WordPositions:
+    """Where the words of a batch of sentences sit among its tokens.
+
+    ``batch``: the collated (right-padded) batch to run; ``mask [b, p]``: tokens of the words that carry the
+    attribute (sub-tokens included, specials and padding excluded); ``labels [b, p]``: per token, the index
+    in ``classes`` of its word's value (-1 elsewhere); ``word [b, p]``: the index of the token's word in its
+    sentence (-1 on specials and padding).
+    """
+
+    batch: Batch
+    mask: torch.Tensor
+    labels: torch.Tensor
+    word: torch.Tensor
+    classes: list[str]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.mask.shape)  # type: ignore[return-value]
+
+
+def _sentence_list(sentences: "Corpus | Sequence[Sentence]") -> list[Sentence]:
+    if isinstance(sentences, Sentence):
+        return [sentences]
+    out = list(sentences)
+    for s in out:
+        if not isinstance(s, Sentence):
+            raise TypeError(f"expected Sentence objects (or a Corpus), got {type(s).__name__}")
+    return out
+
+
+def token_labels(word_of_token: torch.Tensor, word_labels: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Per token, the label of its word (``word_labels[row][word]``), -1 on specials, padding and unlabeled words."""
+    b, p = word_of_token.shape
+    width = max((len(w) for w in word_labels), default=0) + 1
+    table = torch.full((b, width), -1, dtype=torch.long)
+    for row, labels in enumerate(word_labels):
+        if len(labels):
+            table[row, : len(labels)] = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+    table = table.to(word_of_token.device)
+    idx = torch.where(word_of_token >= 0, word_of_token, torch.full_like(word_of_token, width - 1))
+    return table.gather(1, idx)
+
+
+def attribute_positions(model, sentences: "Corpus | Sequence[Sentence]", attribute: str | None = None,
+                        classes: Sequence[str] | None = None) -> WordPositions:
+    """Tokenize and collate ``sentences`` and mark the tokens of the words that carry ``attribute``.
+
+    ``attribute=None`` marks every word. ``classes`` fixes the label order (default: the sorted values seen);
+    words whose value is not in ``classes`` are not marked.
+    """
+    adapter = ModelAdapter.wrap(model)
+    sents = _sentence_list(sentences)
+    if not sents:
+        raise ValueError("no sentences given")
+    if attribute is not None and not any(attribute in s.attributes for s in sents):
+        raise KeyError(f"no sentence has attribute {attribute!r}")
+    values = [s.attributes.get(attribute, [None] * len(s)) if attribute else list(s.words) for s in sents]
+    if classes is None:
+        classes = sorted({v for vals in values for v in vals if v is not None} if attribute else {"word"})
+    lookup = {c: i for i, c in enumerate(classes)}
+    if attribute is None:
+        labels = [[0] * len(s) for s in sents]
+    else:
+        labels = [[lookup.get(v, -1) if v is not None else -1 for v in vals] for vals in values]
+    tokenized = adapter.tokenize_sentences([s.words for s in sents])
+    for s, t in zip(sents, tokenized):
+        if len(t) > adapter.n_ctx:
+            raise ValueError(f"sentence {s.id!r} has {len(t)} tokens, more than the context of {adapter.n_ctx}")
+    batch = adapter.collate(tokenized)
+    lab = token_labels(batch.word_of_token, labels)
+    return WordPositions(batch, lab >= 0, lab, batch.word_of_token, list(classes))
+
+
+def _check_mask(positions: Any) -> "torch.Tensor | str | None":
+    """Normalize ``positions``: None/'all', 'attribute' (resolved later), or a bool tensor [b, p] or [p]."""
+    if positions is None or (isinstance(positions, str) and positions == "all"):
+        return None
+    if isinstance(positions, str):
+        if positions == "attribute":
+            return "attribute"
+        raise ValueError(f"positions must be 'all', 'attribute', a WordPositions or a bool mask, got {positions!r}")
+    if isinstance(positions, WordPositions):
+        return positions.mask
+    mask = torch.as_tensor(positions)
+    if mask.dtype != torch.bool:
+        if mask.dtype.is_floating_point or mask.dtype.is_complex:
+            raise ValueError(f"a position mask must be boolean (or 0/1 integers), got dtype {mask.dtype}")
+        if bool(((mask != 0) & (mask != 1)).any()):
+            raise ValueError("an integer position mask may only hold 0 and 1")
+        mask = mask.bool()
+    if mask.ndim not in (1, 2):
+        raise ValueError(f"a position mask must be [batch, pos] or [pos], got shape {tuple(mask.shape)}")
+    return mask
+
+
+# -------------------------------------------------------------------------------------------- arithmetic
+def apply_edit(kind: str, cur: torch.Tensor, weight: torch.Tensor, value: torch.Tensor | None) -> torch.Tensor:
+    """The one formula every intervention uses: ``shift`` is ``h + w v``; ``replace`` is ``h + w (v - h)``."""
+    if kind == "shift":
+        return cur + weight * value
+    if kind == "replace":
+        return cur + weight * ((value if value is not None else 0.0) - cur)
+    raise ValueError(f"unknown edit kind {kind!r}")
+
+
+def write_columns(act: torch.Tensor, cols: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    """A copy of ``act`` (flattened to [..., width]) with columns ``cols`` replaced by ``new``."""
+    flat = act.reshape(*act.shape[:2], -1)
+    out = flat.clone()
+    out[..., cols] = new.to(out.dtype)
+    return out.reshape(act.shape)
+
+
+def group_by_hook(neurons: Sequence[Neuron]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """hook name -> (column indices within the hook's flattened width, positions in ``neurons``)."""
+    groups: dict[str, tuple[list[int], list[int]]] = {}
+    for j, n in enumerate(neurons):
+        cols, idx = groups.setdefault(n.hook_name, ([], []))
+        cols.append(n.index)
+        idx.append(j)
+    return {h: (torch.as_tensor(c, dtype=torch.long), torch.as_tensor(i, dtype=torch.long))
+            for h, (c, i) in groups.items()}
+
+
+def scaled_alpha(n: int, beta: float = 8.0, ranks: "Sequence[int] | np.ndarray | None" = None,
+                 floor: float = 1e-3) -> np.ndarray:
+    """Rank-decaying translation strength: ``alpha_i = beta * (floor / beta) ** (rank_i / (n - 1))``.
+
+    ``n`` is the length of the ranking, ``ranks`` the ranks of the intervened neurons (default 0..n-1), so the
+    best neuron gets ``beta`` and the last of the ranking ``floor`` (Antverg & Belinkov's scaled translation).
+    """
+    if beta <= 0:
+        raise ValueError(f"beta must be positive, got {beta}")
+    ranks = np.arange(n) if ranks is None else np.asarray(ranks, dtype=np.float64)
+    if n <= 1:
+        return np.full(len(ranks), float(beta))
+    return beta * (floor / beta) ** (np.asarray(ranks, dtype=np.float64) / (n - 1))
+
+
+def class_means(X: Any, y: Any, n_classes: int | None = None) -> torch.Tensor:
+    """Per-class mean rows ``[n_classes, n_neurons]`` of ``X`` for integer labels ``y``; empty classes raise."""
+    X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X).float()
+    y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).long()
+    C = int(y.max()) + 1 if n_classes is None else int(n_classes)
+    counts = torch.bincount(y, minlength=C).float()
+    if bool((counts == 0).any()):
+        raise ValueError(f"classes {torch.nonzero(counts == 0).flatten().tolist()} have no examples")
+    sums = torch.zeros(C, X.shape[1], dtype=X.dtype).index_add_(0, y, X)
+    return sums / counts[:, None]
+
+
+def translation_delta(means: torch.Tensor, labels: torch.Tensor, target: "str | int | torch.Tensor" = "next"
+                      ) -> torch.Tensor:
+    """``q(target) - q(source)`` per position ``[b, p, n]`` (zero where ``labels`` is -1).
+
+    ``target='next'`` is the next class in the fixed cyclic order of ``means``' rows; an int is one class for
+    every position; a tensor ``[b, p]`` gives each position's target class.
+    """
+    means = torch.as_tensor(means).float()
+    C = means.shape[0]
+    labels = torch.as_tensor(labels).long()
+    src = labels.clamp(min=0)
+    if isinstance(target, str):
+        if target != "next":
+            raise ValueError(f"target must be 'next', a class index or a [batch, pos] tensor, got {target!r}")
+        tgt = (src + 1) % C
+    elif isinstance(target, (int, np.integer)):
+        if not 0 <= int(target) < C:
+            raise ValueError(f"target class {target} out of range (0..{C - 1})")
+        tgt = torch.full_like(src, int(target))
+    else:
+        tgt = torch.as_tensor(target, device=labels.device).long().clamp(min=0)
+    means = means.to(labels.device)
+    delta = means[tgt] - means[src]
+    return delta * (labels >= 0)[..., None].to(delta.dtype)
+
+
+# -------------------------------------------------------------------------------------------- interventions
+class Intervention:
+    """Base class: neurons of one model, the positions to touch, and the hooks that do it.
+
+    Subclasses implement :meth:`_value` (what the edit reads) and set ``kind`` (``shift`` or ``replace``).
+    """
+
+    kind = "replace"
+    label = "intervention"
+
+    def __init__(self, model, neurons: "Sequence[Neuron | str] | Neuron | str", positions: Positions = "all",
+                 sentences: "Corpus | Sequence[Sentence] | None" = None, attribute: str | None = None):
+        self.adapter = ModelAdapter.wrap(model)
+        if isinstance(neurons, (str, Neuron)):
+            neurons = [neurons]
+        neurons = self.adapter.check_neurons(list(neurons))
+        if not neurons:
+            raise ValueError("an intervention needs at least one neuron")
+        seen: dict[Neuron, int] = {}
+        for n in neurons:
+            if n in seen:
+                raise ValueError(f"neuron {n} is listed twice")
+            seen[n] = 1
+        self.neurons: list[Neuron] = neurons
+        self.groups = group_by_hook(neurons)
+        self.word_positions: WordPositions | None = positions if isinstance(positions, WordPositions) else None
+        mask = _check_mask(positions)
+        if isinstance(mask, str):  # 'attribute': needs the sentences the forward pass will run
+            if sentences is None or attribute is None:
+                raise ValueError("positions='attribute' needs sentences= (those of the batch you will run, in "
+                                 "order) and attribute=; or pass attribute_positions(...) as positions")
+            self.word_positions = attribute_positions(self.adapter, sentences, attribute)
+            mask = self.word_positions.mask
+        self.mask: torch.Tensor | None = mask
+        self._stack: contextlib.ExitStack | None = None
+
+    # -- what subclasses provide
+    def _value(self, idx: torch.Tensor, b: int, p: int, device, dtype) -> torch.Tensor | None:
+        """Values (replace) or shifts (shift) for the neurons ``self.neurons[idx]``: [n] or [b, p, n]."""
+        return None
+
+    def _weight(self, idx: torch.Tensor, device, dtype) -> torch.Tensor:
+        """Per-neuron weight (1 unless overridden, e.g. translation's alpha)."""
+        return torch.ones(len(idx), device=device, dtype=dtype)
+
+    # -- hooks
+    def _mask_for(self, name: str, b: int, p: int, device) -> torch.Tensor:
+        if self.mask is None:
+            return torch.ones(b, p, dtype=torch.bool, device=device)
+        m = self.mask.to(device)
+        if m.ndim == 1:
+            if m.shape[0] != p:
+                raise ValueError(f"{self.label}: the position mask covers {m.shape[0]} positions but the activation "
+                                 f"at {name} has {p}; build the mask from the batch you run")
+            return m[None].expand(b, p)
+        if tuple(m.shape) != (b, p):
+            raise ValueError(f"{self.label}: the position mask has shape {tuple(m.shape)} but the activation at "
+                             f"{name} is [batch={b}, pos={p}]; build the mask from the batch you run")
+        return m
+
+    def _make_hook(self, name: str, cols: torch.Tensor, idx: torch.Tensor) -> Callable:
+        def hook(act: torch.Tensor, hook=None) -> torch.Tensor:  # noqa: ARG001 - TransformerLens signature
+            b, p = act.shape[:2]
+            mask = self._mask_for(name, b, p, act.device)
+            flat = act.reshape(b, p, -1)
+            c = cols.to(act.device)
+            cur = flat[..., c]
+            w = mask[..., None].to(cur.dtype) * self._weight(idx, act.device, cur.dtype)
+            value = self._value(idx, b, p, act.device, cur.dtype)
+            return write_columns(act, c, apply_edit(self.kind, cur, w, value))
+
+        return hook
+
+    def hooks(self, adapter: "ModelAdapter | None" = None) -> FwdHooks:
+        """TransformerLens ``(hook_name, fn)`` pairs, one per hook point touched."""
+        if adapter is not None and ModelAdapter.wrap(adapter).model is not self.adapter.model:
+            raise ValueError(f"{self.label} was built for another model")
+        return [(name, self._make_hook(name, cols, idx)) for name, (cols, idx) in self.groups.items()]
+
+    def run(self, batch: "Batch | torch.Tensor", **kwargs):
+        """Forward ``batch`` with this intervention (hooks removed afterwards)."""
+        return self.adapter.forward(batch, self.hooks(), **kwargs)
+
+    # -- context manager and composition
+    def __enter__(self) -> "Intervention":
+        if self._stack is not None:
+            raise RuntimeError(f"{self!r} is already active; use it in one `with` at a time")
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(self.adapter.hooks(self.hooks()))
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.__exit__(*exc)
+        return False
+
+    def __add__(self, other: "Intervention") -> "Compose":
+        return compose(self, other)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(str(n) for n in self.neurons[:4]) + (", ..." if len(self.neurons) > 4 else "")
+        where = "all positions" if self.mask is None else f"mask {tuple(self.mask.shape)}"
+        return f"{type(self).__name__}([{shown}] ({len(self.neurons)} neurons), {where})"
+
+
+class Compose(Intervention):
+    """Several interventions on one model, applied in order (an earlier one's output feeds a later one)."""
+
+    label = "composed intervention"
+
+    def __init__(self, parts: Sequence[Intervention]):  # noqa: D107 - no neurons of its own
+        flat: list[Intervention] = []
+        for part in parts:
+            if not isinstance(part, Intervention):
+                raise TypeError(f"can only compose interventions, got {type(part).__name__}")
+            flat += part.parts if isinstance(part, Compose) else [part]
+        if not flat:
+            raise ValueError("compose() needs at least one intervention")
+        model = flat[0].adapter.model
+        if any(p.adapter.model is not model for p in flat):
+            raise ValueError("composed interventions must act on the same model")
+        self.parts = flat
+        self.adapter = flat[0].adapter
+        self.neurons = [n for p in flat for n in p.neurons]
+        self.mask = None
+        self._stack = None
+
+    def hooks(self, adapter: "ModelAdapter | None" = None) -> FwdHooks:
+        return [h for p in self.parts for h in p.hooks(adapter)]
+
+    def __repr__(self) -> str:
+        return " + ".join(repr(p) for p in self.parts)
+
+
+def compose(*interventions: "Intervention | Iterable[Intervention]") -> Compose:
+    """One intervention that applies each given one in order."""
+    parts: list[Intervention] = []
+    for x in interventions:
+        parts += [x] if isinstance(x, Intervention) else list(x)
+    return Compose(parts)
+
+
+def _values_tensor(values: Any, n: int, what: str) -> torch.Tensor:
+    t = torch.as_tensor(values.detach() if isinstance(values, torch.Tensor) else np.asarray(values, dtype=np.float32))
+    t = t.float()
+    if t.ndim == 0:
+        t = t.expand(n).clone()
+    if t.shape[-1] != n or t.ndim not in (1, 3):
+        raise ValueError(f"{what} must have shape [n_neurons={n}] or [batch, pos, n_neurons={n}], "
+                         f"got {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{what} contains NaN or inf")
+    return t
+
+
+class _Valued(Intervention):
+    """An intervention reading per-neuron or per-position values ``[n]`` / ``[b, p, n]``."""
+
+    def __init__(self, model, neurons, values: Any, positions: Positions = "all", **kw):
+        super().__init__(model, neurons, positions, **kw)
+        self.values = _values_tensor(values, len(self.neurons), f"{self.label} values")
+
+    def _value(self, idx, b, p, device, dtype):
+        v = self.values.to(device=device, dtype=dtype)
+        if v.ndim == 3:
+            if tuple(v.shape[:2]) != (b, p):
+                raise ValueError(f"{self.label}: per-position values have shape {tuple(v.shape)} but the "
+                                 f"activation is [batch={b}, pos={p}, ...]")
+            return v[..., idx.to(device)]
+        return v[idx.to(device)]
+
+
+class SetValues(_Valued):
+    """Set neurons to given values."""
+
+    label = "set"
+
+
+class Zero(Intervention):
+    """Set neurons to zero (ablation)."""
+
+    label = "zero"
+
+    def _value(self, idx, b, p, device, dtype):
+        return torch.zeros(len(idx), device=device, dtype=dtype)
+
+
+class Mean(_Valued):
+    """Set neurons to a mean: the dataset mean ``[n]`` or a per-position (e.g. class) mean ``[b, p, n]``."""
+
+    label = "mean"
+
+
+class Resample(_Valued):
+    """Set neurons to the values they take on another example (per position, ``[b, p, n]``)."""
+
+    label = "resample"
+
+
+class Translate(_Valued):
+    """Shift neurons by ``alpha_i * delta_i``: toward another class, ``delta = q(target) - q(source)``."""
+
+    kind = "shift"
+    label = "translate"
+
+    def __init__(self, model, neurons, delta: Any, alpha: "float | Sequence[float] | np.ndarray" = 1.0,
+                 positions: Positions = "all", **kw):
+        super().__init__(model, neurons, delta, positions, **kw)
+        a = torch.as_tensor(np.asarray(alpha, dtype=np.float32))
+        if a.ndim == 0:
+            a = a.expand(len(self.neurons)).clone()
+        if a.shape != (len(self.neurons),):
+            raise ValueError(f"alpha must be a number or one value per neuron ({len(self.neurons)}), "
+                             f"got shape {tuple(a.shape)}")
+        self.alpha = a
+
+    def _weight(self, idx, device, dtype):
+        return self.alpha.to(device=device, dtype=dtype)[idx.to(device)]
+
+
+# ------------------------------------------------------------------------------------------- constructors
+def zero(model, neurons, positions: Positions = "all", **kw) -> Zero:
+    """Ablate ``neurons`` to 0 at ``positions`` (``'all'``, ``'attribute'`` with ``sentences=`` and
+    ``attribute=``, a :class:`WordPositions` or a bool mask ``[batch, pos]``)."""
+    return Zero(model, neurons, positions, **kw)
+
+
+def set_values(model, neurons, values: Any, positions: Positions = "all", **kw) -> SetValues:
+    """Set ``neurons`` to ``values`` (``[n]`` or ``[batch, pos, n]``) at ``positions``."""
+    return SetValues(model, neurons, values, positions, **kw)
+
+
+def mean(model, neurons, means: Any = None, positions: Positions = "all", *, activations=None,
+         attribute: str | None = None, **kw) -> Mean:
+    """Mean-ablate ``neurons``: set them to ``means`` (``[n]`` dataset means or ``[batch, pos, n]``).
+
+    With ``activations`` (an :class:`~tl_neuronprobe.Activations` holding these neurons) instead of ``means``,
+    the dataset mean over its words (over the words carrying ``attribute`` if given) is used.
+    """
+    if means is None:
+        if activations is None:
+            raise ValueError("mean() needs means= or activations=")
+        adapter = ModelAdapter.wrap(model)
+        cols = activations.columns(adapter.check_neurons(list([neurons] if isinstance(neurons, (str, Neuron))
+                                                              else neurons)))
+        X = activations.X[:, torch.as_tensor(cols)].float()
+        if attribute is not None:
+            _, _, _, idx = activations.dataset(attribute, return_index=True)
+            X = X[torch.as_tensor(idx)]
+        means = X.mean(0)
+    return Mean(model, neurons, means, positions, **kw)
+
+
+def resample(model, neurons, donors: Any, positions: Positions = "all", seed: int = 0, **kw) -> Resample:
+    """Resample-ablate ``neurons``: each intervened position takes the values of another example.
+
+    ``donors`` is either ``[b, p, n]`` (the values to use at each position) or a pool ``[N, n]`` of examples
+    (e.g. word activations from :func:`~tl_neuronprobe.extract`); with a pool, each position draws one donor
+    row, seeded by ``seed``, and ``positions`` must be a mask or :class:`WordPositions` so the shape is known.
+    """
+    d = torch.as_tensor(donors.detach() if isinstance(donors, torch.Tensor) else np.asarray(donors)).float()
+    if d.ndim == 2:
+        mask = _check_mask(positions)
+        if isinstance(positions, WordPositions):
+            mask = positions.mask
+        if not isinstance(mask, torch.Tensor) or mask.ndim != 2:
+            raise ValueError("resample() with a donor pool [N, n] needs positions as a [batch, pos] mask or "
+                             "WordPositions, to know how many donors to draw")
+        if d.shape[0] == 0:
+            raise ValueError("the donor pool is empty")
+        g = torch.Generator().manual_seed(int(seed))
+        pick = torch.randint(0, d.shape[0], tuple(mask.shape), generator=g)
+        d = d[pick]
+    return Resample(model, neurons, d, positions, **kw)
+
+
+def translate(model, neurons, delta: Any = None, alpha: "float | str | Sequence[float]" = 1.0,
+              positions: Positions = None, *, means: Any = None, labels: Any = None,
+              target: "str | int | torch.Tensor" = "next", beta: float = 8.0, n_ranked: int | None = None,
+              **kw) -> Translate:
+    """Translate ``neurons`` toward another class: ``h_i + alpha_i * (q(target)_i - q(source)_i)``.
+
+    Give either ``delta`` (``[n]`` or ``[batch, pos, n]``), or the class means ``means [C, n]`` and per-token
+    source classes ``labels [batch, pos]`` (-1: leave alone; a :class:`WordPositions` passed as ``positions``
+    supplies them), with ``target`` ``'next'`` (cyclic), a class index or ``[batch, pos]`` classes.
+    ``alpha``: a constant, one value per neuron, or ``'scaled'``: ``beta * (1e-3/beta) ** (rank/(n-1))`` with
+    ``neurons`` given in rank order and ``n = n_ranked`` (default: ``len(neurons)``).
+    """
+    if positions is None:
+        positions = "all" if labels is None else torch.as_tensor(labels) >= 0
+    if delta is None:
+        if means is None:
+            raise ValueError("translate() needs delta= or means= (class means [C, n]) with labels")
+        if labels is None:
+            if not isinstance(positions, WordPositions):
+                raise ValueError("translate() with means= needs labels= ([batch, pos] source classes, -1 for none) "
+                                 "or positions=attribute_positions(...)")
+            labels = positions.labels
+        delta = translation_delta(torch.as_tensor(np.asarray(means) if not isinstance(means, torch.Tensor)
+                                                  else means), torch.as_tensor(labels).cpu(), target)
+    n = len([neurons] if isinstance(neurons, (str, Neuron)) else list(neurons))
+    if isinstance(alpha, str):
+        if alpha != "scaled":
+            raise ValueError(f"alpha must be a number, one value per neuron or 'scaled', got {alpha!r}")
+        total = n if n_ranked is None else int(n_ranked)
+        if total < n:
+            raise ValueError(f"n_ranked={total} is smaller than the number of neurons ({n})")
+        alpha = scaled_alpha(total, beta, np.arange(n))
+    return Translate(model, neurons, delta, alpha, positions, **kw)
+
+
+#: ``tnp.interventions.set`` as the issue names it (``set_values`` avoids shadowing the builtin here)
+globals()["set"] = set_values
