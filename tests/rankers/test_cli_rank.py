@@ -1,0 +1,67 @@
+"""`tl-neuronprobe rank` / `evaluate-encoded` on saved activations, and the demo stage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pandas as pd
+import pytest
+
+from tl_neuronprobe import cli_rank
+
+from test_encoded import planted_activations
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    cli_rank.register(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    acts, d = planted_activations(n=800)
+    path = tmp_path_factory.mktemp("acts") / "acts"
+    acts.save(path)
+    return path, d
+
+
+def test_rank_command(saved, tmp_path):
+    path, d = saved
+    assert _run(["rank", str(path), "--attribute", "upos", "--rankers", "probeless,linear", "--k", "4",
+                 "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "rank_probeless.csv")
+    assert set(table.column[:4]) == set(d.planted)
+    summary = json.loads((tmp_path / "rank_summary.json").read_text())
+    assert len(summary["rankers"]["linear"]["top"]) == 4
+    assert (tmp_path / "per_class_probeless.csv").exists()
+
+
+def test_evaluate_encoded_command(saved, tmp_path):
+    path, d = saved
+    assert _run(["evaluate-encoded", str(path), "--attribute", "upos", "--rankers", "probeless,random",
+                 "--ks", "1,4", "--probes", "logistic", "--out", str(tmp_path), "--no-progress"]) == 0
+    table = pd.read_csv(tmp_path / "encoded.csv")
+    assert set(table.ranker) == {"probeless", "random"} and set(table.k) == {1, 4}
+    for f in ("encoded.png", "encoded_layers.csv", "encoded_agreement.csv", "encoded_top_neurons.csv"):
+        assert (tmp_path / f).stat().st_size > 0
+
+
+def test_main_cli_knows_the_commands():
+    from tl_neuronprobe.cli import build_parser
+
+    choices = build_parser()._subparsers._group_actions[0].choices
+    assert "rank" in choices and "evaluate-encoded" in choices
+
+
+def test_demo_encoded(tmp_path):
+    acts, d = planted_activations(n=700)
+    summary = cli_rank.demo_encoded(acts, tmp_path, attributes=("upos", "Number", "Tense"),
+                                    rankers=("probeless", "linear", "random"), ks=[1, 2, 4])
+    assert summary["Tense"] == "not in these activations"
+    assert (tmp_path / "encoded_upos.png").exists() and (tmp_path / "encoded_Number.csv").exists()
+    assert len(summary["upos"]["top_neurons"]["probeless"]) == 10
+    assert (tmp_path / "encoded_summary.json").exists()

@@ -1,0 +1,87 @@
+"""Logistic probes on many subsets at once, and the control task."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tl_neuronprobe.controls import control_labels, selectivity
+from tl_neuronprobe.probes import LogisticProbes, train_softmax
+
+from planted_arrays import make_planted
+
+
+def test_subset_probes_see_only_their_neurons(planted_data):
+    d = planted_data
+    noise = [j for j in range(d.X.shape[1]) if j not in d.planted and j != d.constant][:10]
+    subsets = [d.planted, d.planted[:2], np.array(noise), np.array([d.constant])]
+    lp = LogisticProbes(random_state=0).fit(d.X[:1000], d.y[:1000], subsets, groups=d.groups[:1000])
+    acc = lp.score(d.X[1000:], d.y[1000:])
+    chance = np.bincount(d.y[1000:]).max() / 500
+    assert acc[0] > 0.85
+    assert chance + 0.1 < acc[1] < acc[0] - 0.1  # two of four planted neurons: in between
+    assert acc[2] < chance + 0.08  # noise only: chance (the mask really hides the planted neurons)
+    assert acc[3] < chance + 0.05
+    # same as training each subset alone
+    alone = LogisticProbes(random_state=0).fit(d.X[:1000], d.y[:1000], [subsets[1]], groups=d.groups[:1000])
+    assert abs(alone.score(d.X[1000:], d.y[1000:])[0] - acc[1]) < 0.03
+
+
+def test_probes_deterministic(planted_data):
+    d = planted_data
+    subs = [d.planted, np.arange(10), np.arange(30)]
+    a = LogisticProbes(random_state=3).fit(d.X, d.y, subs).decision_function(d.X[:50])
+    b = LogisticProbes(random_state=3).fit(d.X, d.y, subs).decision_function(d.X[:50])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_probe_input_errors(planted_data):
+    d = planted_data
+    with pytest.raises(ValueError, match="outside"):
+        LogisticProbes().fit(d.X, d.y, [np.array([0, 999])])
+    with pytest.raises(ValueError, match="empty"):
+        LogisticProbes().fit(d.X, d.y, [np.array([], dtype=int)])
+
+
+def test_batched_training_equals_separate():
+    """Probes trained together in one weight matrix equal probes trained one by one."""
+    rng = np.random.default_rng(0)
+    X = torch.from_numpy(rng.normal(size=(300, 8)).astype(np.float32))
+    y = torch.from_numpy(rng.integers(0, 3, 300))
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    W, b, _ = train_softmax(X, y, 3, n_probes=2, mask=mask, l1=[0.0, 1e-3], l2=[1e-3, 0.0], epochs=3, lr=1e-2,
+                            patience=None, seed=1)
+    for p in range(2):
+        Wp, bp, _ = train_softmax(X[:, mask[p]], y, 3, l1=[0.0, 1e-3][p], l2=[1e-3, 0.0][p], epochs=3, lr=1e-2,
+                                  patience=None, seed=1)
+        torch.testing.assert_close(W[p][:, mask[p]], Wp[0], rtol=1e-4, atol=1e-5)
+        assert (W[p][:, ~mask[p]] == 0).all()
+        torch.testing.assert_close(b[p], bp[0], rtol=1e-4, atol=1e-5)
+
+
+def test_control_labels_fixed_per_type():
+    words = ["the", "dog", "The", "dog", "runs", "the", "cat"] * 30
+    labels = np.array(["DET", "NOUN", "DET", "NOUN", "VERB", "DET", "NOUN"] * 30)
+    c1 = control_labels(words, labels, seed=0)
+    c2 = control_labels(list(reversed(words)), labels[::-1], seed=0)[::-1]
+    np.testing.assert_array_equal(c1, c2)  # depends on the type, not the position
+    for w in set(words):
+        vals = {c for c, ww in zip(c1, words) if ww == w}
+        assert len(vals) == 1
+    assert set(c1) <= set(labels)
+    low = control_labels(words, labels, seed=0, lowercase=True)
+    assert low[0] == low[2]
+    assert not np.array_equal(control_labels(words, labels, seed=1), c1) or len(set(words)) < 3
+
+
+def test_control_distribution():
+    words = [f"w{i}" for i in range(4000)]
+    labels = np.array(["A"] * 3000 + ["B"] * 1000)
+    emp = control_labels(words, labels, seed=0)
+    assert abs((emp == "A").mean() - 0.75) < 0.03
+    uni = control_labels(words, labels, seed=0, distribution="uniform")
+    assert abs((uni == "A").mean() - 0.5) < 0.03
+    np.testing.assert_allclose(selectivity([0.9, 0.8], [0.5, 0.7]), [0.4, 0.1])
+    with pytest.raises(ValueError):
+        control_labels(words, labels[:10])

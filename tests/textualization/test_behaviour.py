@@ -1,0 +1,155 @@
+"""Repeatability, framing and positions per model family, hooks, fluency, result tables."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import tl_neuronprobe as tnp
+from tl_neuronprobe.textualize import COLUMNS, Problem, framing, textualize
+
+from textualize_helpers import activation_from_words, n_hooks
+
+
+@pytest.mark.parametrize("method", ["gumbel", "dense", "discrete"])
+def test_same_seed_same_result(planted, method):
+    neurons = ["L1.N5", "L1.N30", "L0.N9"]
+    kw = dict(method=method, length=3, steps=12, corpus=None, progress=False)
+    a = textualize(planted, neurons, seed=3, **kw).table
+    b = textualize(planted, neurons, seed=3, **kw).table
+    assert a[["text", "activation", "similarity"]].equals(b[["text", "activation", "similarity"]])
+
+
+def test_result_table_columns_and_lookup(planted):
+    res = textualize(planted, "L1.N57,L1.N5", method="gumbel", length=2, steps=10, progress=False,
+                     corpus=tnp.Corpus.synthetic(30, seed=0))
+    t = res.to_frame()
+    assert list(t.columns) == COLUMNS
+    assert list(t.neuron) == ["L1.N57", "L1.N5"]  # the order asked
+    assert res["L1.N5"].neuron == tnp.Neuron(1, 5) and res[0].neuron == tnp.Neuron(1, 57)
+    assert (t.steps == 10).all() and (t.seconds > 0).all() and t.method.eq("gumbel").all()
+    assert all(len(tok) == 2 for tok in t.tokens)
+    assert 0.0 <= res.win_rate <= 1.0
+    with pytest.raises(KeyError, match="L1.N6"):
+        res["L1.N6"]
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "bert"])
+def test_soft_inputs_reproduce_token_inputs(generation, kind):
+    """The token-embedding hook carries the token embeddings alone: positions, token types and the
+    embedding LayerNorm are added by the model after it, for decoders and encoders alike."""
+    if kind == "bert" and generation != "bridge":
+        pytest.skip("encoders are TransformerBridge only")
+    model = tnp.testing.tiny_model(generation, kind, seed=1)
+    adapter = tnp.ModelAdapter(model)
+    neurons = [tnp.Neuron(0, 1), tnp.Neuron(1, 7, "resid.pre"), tnp.Neuron(1, 9, "attn.z")]
+    p = Problem(adapter, neurons, length=4, position=1)
+    rows = p.rows(range(3), 2)
+    idx = torch.randint(p.n_allowed, (6, 4), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        hard, _ = p.forward(rows, tokens=p.allowed[idx], target=True)
+        soft, _ = p.forward(rows, embeds=p.E[idx], target=True)
+        permuted, _ = p.forward(rows, embeds=p.E[idx.flip(1)], target=True)
+    assert torch.allclose(hard, soft, atol=1e-5)
+    assert not torch.allclose(soft, permuted, atol=1e-3)  # order matters: positions are applied
+    # read at the requested position of the framed text, as the adapter's own tokenization gives it
+    words = [p.names[int(i)] for i in p.allowed[idx[0]]]
+    assert hard[0].item() == pytest.approx(activation_from_words(model, neurons[0], words, 1), abs=1e-5)
+
+
+def test_framing_per_family(planted, tiny_bert):
+    pre, post = framing(tnp.ModelAdapter(planted))
+    assert pre == [planted.tokenizer.bos_token_id] and post == []
+    p = Problem(tnp.ModelAdapter(tiny_bert), [tnp.Neuron(0, 0)], length=5, position=None, soft=False)
+    assert p.encoder and p.pos == 2  # encoders read the middle token by default
+    assert Problem(tnp.ModelAdapter(planted), [tnp.Neuron(0, 0)], 5, None, soft=False).pos == 4
+
+
+def test_encoder_reads_the_chosen_position(tiny_bert):
+    n = tnp.Neuron(1, 11)
+    for position in (0, 2):
+        res = textualize(tiny_bert, [n], method="discrete", length=3, position=position, steps=8, corpus=None,
+                         progress=False)
+        r = res[0]
+        assert r.activation == pytest.approx(activation_from_words(tiny_bert, n, r.tokens, position), abs=1e-4)
+        assert math.isnan(r.fluency)  # no self cross-entropy for encoders
+
+
+def test_decoder_position_zero(planted):
+    (neuron, word), = planted.planted.trigger.items()
+    r = textualize(planted, [neuron], method="discrete", length=3, position=0, steps=25, corpus=None,
+                   progress=False)[0]
+    assert r.tokens[0] == word
+
+
+def test_hooks_never_left_behind(planted, monkeypatch):
+    before = n_hooks(planted)
+    textualize(planted, ["L1.N5"], method="gumbel", length=2, steps=3, corpus="synthetic:10", progress=False)
+    assert n_hooks(planted) == before
+    with pytest.raises(ValueError):
+        textualize(planted, ["L1.N5"], method="discrete", length=2, steps=3, corpus=None, vocab=lambda t: False,
+                   progress=False)
+    assert n_hooks(planted) == before
+
+    import tl_neuronprobe.textualize as T
+
+    class Stop(Exception):
+        pass
+
+    original = T.Problem._read_hooks
+
+    def failing(self, *args, **kwargs):  # a hook that fails mid-pass, with every other hook attached
+        hooks = original(self, *args, **kwargs)
+
+        def boom(act, hook=None):
+            raise Stop
+        return hooks + [(hooks[0][0], boom)]
+    monkeypatch.setattr(T.Problem, "_read_hooks", failing)
+    with pytest.raises(Stop):
+        textualize(planted, ["L1.N5"], method="discrete", length=2, steps=3, corpus=None, progress=False)
+    monkeypatch.undo()
+    assert n_hooks(planted) == before
+    textualize(planted, ["L1.N5"], method="discrete", length=2, steps=2, corpus=None, progress=False)
+
+
+def test_fluency_weight_lowers_self_cross_entropy(planted):
+    kw = dict(method="discrete", length=4, steps=20, corpus=None, progress=False, seed=0, restarts=2)
+    plain = textualize(planted, ["L1.N30"], fluency=0.0, **kw)[0]
+    fluent = textualize(planted, ["L1.N30"], fluency=10.0, **kw)[0]
+    assert fluent.fluency < plain.fluency
+    population = textualize(planted, ["L1.N30"], fluency=(0.1, 10.0), **kw)[0]  # log-spaced weights
+    assert population.activation > 0 and not math.isnan(population.fluency)
+
+
+def test_vocab_restrictions(planted):
+    allowed = ["dog", "cat", "cabinet", "red"]
+    r = textualize(planted, ["L1.N57"], method="gumbel", length=2, steps=40, vocab=allowed, corpus=None,
+                   progress=False)[0]
+    assert set(r.tokens) <= set(allowed) and r.tokens[-1] == "cabinet"
+    r = textualize(planted, ["L1.N57"], method="discrete", length=2, steps=10, corpus=None, progress=False,
+                   vocab=lambda t: t != "cabinet")[0]
+    assert "cabinet" not in r.tokens and r.activation < 1.0
+    ids = planted.tokenizer.convert_tokens_to_ids(["dog", "cats"])
+    r = textualize(planted, ["L1.N5"], method="dense", length=2, steps=10, vocab=ids, corpus=None,
+                   progress=False)[0]
+    assert set(r.token_ids) <= set(ids)
+
+
+def test_discrete_started_from_the_corpus_never_falls_below_it(planted):
+    corpus = tnp.Corpus.synthetic(40, seed=3)
+    neurons = ["L1.N5", "L1.N30", "L1.N50", "L1.N57"]
+    res = textualize(planted, neurons, method="discrete", length=3, steps=3, init="corpus", corpus=corpus,
+                     progress=False)
+    for r in res:
+        assert r.activation >= r.corpus_max - 1e-5
+
+
+def test_ratio_needs_a_positive_corpus_maximum():
+    from tl_neuronprobe.textualize import NeuronText
+
+    r = NeuronText(tnp.Neuron(0, 1), "gumbel", ["a"], [5], "a", activation=0.5, corpus_max=-0.2)
+    assert math.isnan(r.ratio) and r.beats_corpus
+    r = NeuronText(tnp.Neuron(0, 1), "gumbel", ["a"], [5], "a", activation=0.5, corpus_max=2.0)
+    assert r.ratio == pytest.approx(0.25) and not r.beats_corpus

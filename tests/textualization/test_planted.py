@@ -1,0 +1,64 @@
+"""Ground truth: planted neurons whose driving tokens are known must be recovered by every optimizer."""
+
+from __future__ import annotations
+
+import pytest
+
+import tl_neuronprobe as tnp
+from tl_neuronprobe.textualize import textualize
+from tl_neuronprobe.textualize_testing import SEQUENCE_NEURON
+
+from textualize_helpers import activation_from_words
+
+BUDGET = {"gumbel": dict(steps=120), "dense": dict(steps=120), "discrete": dict(steps=25)}
+
+
+@pytest.mark.parametrize("method", ["gumbel", "dense", "discrete"])
+def test_single_token_trigger_is_found(planted, method):
+    (neuron, word), = planted.planted.trigger.items()
+    res = textualize(planted, [neuron], method=method, length=3, seed=0, corpus=None, progress=False,
+                     **BUDGET[method])
+    r = res[neuron]
+    assert r.tokens[-1] == word, f"{method} found {r.tokens}, not ...{word}"
+    assert r.activation > 3.5  # the neuron's activation on its trigger (about 3.96); about 0 elsewhere
+    # the reported activation is that of the discrete tokens, as plain text would give it
+    assert r.activation == pytest.approx(activation_from_words(planted, neuron, r.tokens, -1), abs=1e-4)
+
+
+@pytest.mark.parametrize("method", ["gumbel", "dense", "discrete"])
+def test_two_token_sequence_is_found(sequence_planted, method):
+    first, second = sequence_planted.planted_sequence[SEQUENCE_NEURON]
+    res = textualize(sequence_planted, [SEQUENCE_NEURON], method=method, length=3, seed=1, corpus=None,
+                     progress=False, **BUDGET[method])
+    r = res[0]
+    assert r.tokens[-2:] == [first, second], f"{method} found {r.tokens}, not ...{first} {second}"
+    assert r.activation > 2.5  # about 3 on the pair, below 0 on every other pair
+    assert r.activation == pytest.approx(
+        activation_from_words(sequence_planted, SEQUENCE_NEURON, r.tokens, -1), abs=1e-4)
+
+
+def test_sequence_model_fires_on_its_pair_only(sequence_planted):
+    from tl_neuronprobe.textualize_testing import _pair_preactivations, sequence_weights
+
+    first, second = sequence_planted.planted_sequence[SEQUENCE_NEURON]
+    _, words = sequence_weights(first, second)
+    pre = _pair_preactivations(sequence_planted, words)
+    content = [w for w in words if w not in tnp.testing.SPECIALS]
+    best = int(pre.argmax())
+    assert (content[best // len(content)], content[best % len(content)]) == (first, second)
+    assert pre.max() == pytest.approx(3.0, abs=1e-3)
+    assert pre.flatten().topk(2).values[1] == pytest.approx(-1.0, abs=1e-3)
+    # and the pair also drives it further along a sequence (the head attends to the previous position only)
+    assert activation_from_words(sequence_planted, SEQUENCE_NEURON, ["the", "cat", first, second], -1) > 2.5
+    assert activation_from_words(sequence_planted, SEQUENCE_NEURON, [first, "cat", second], -1) < 0.1
+
+
+def test_batched_neurons_each_read_their_own_neuron(planted):
+    """Many neurons in one batch (different sites): each row is scored on its own neuron."""
+    (trigger, word), = planted.planted.trigger.items()
+    neurons = [trigger, tnp.Neuron(1, 5), tnp.Neuron(1, 30), tnp.Neuron(1, 7, "resid.post"),
+               tnp.Neuron(0, 3, "attn.z")]
+    res = textualize(planted, neurons, method="discrete", length=2, steps=15, corpus=None, progress=False)
+    assert res[trigger].tokens[-1] == word
+    for r in res:
+        assert r.activation == pytest.approx(activation_from_words(planted, r.neuron, r.tokens, -1), abs=1e-4)

@@ -1,0 +1,279 @@
+"""The encoded evaluation: how much of an attribute do the top-k neurons of a ranking hold?
+
+:func:`evaluate_encoded` runs the full grid probe x ranking x k, each with the top-k,
+bottom-k and random-k neurons, scoring a fresh probe on held-out sentences for the task
+and for a control task (every word type a fixed random label); selectivity is the
+difference.  :func:`plot_encoded` draws the curves, :func:`layer_distribution` says where
+the top neurons live, :func:`ranker_agreement` how much rankings agree.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from itertools import combinations
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import rankers as _rankers
+from ._validation import check_k, split_indices, to_numpy
+from .controls import control_labels
+from .probes import GaussianProbe, LogisticProbes
+
+__all__ = ["evaluate_encoded", "plot_encoded", "layer_distribution", "ranker_agreement", "DEFAULT_RANKERS",
+           "DEFAULT_KS"]
+
+DEFAULT_RANKERS = ("linear", "gaussian", "probeless", "mean_difference", "f_statistic", "mutual_information",
+                   "l1", "average_precision", "random")
+DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+SELECTIONS = ("top", "bottom", "random")
+
+
+def _resolve_rankers(rankers: Any, seed: int) -> dict[str, _rankers.NeuronRanker]:
+    if rankers is None:
+        rankers = DEFAULT_RANKERS
+    if isinstance(rankers, (str, _rankers.NeuronRanker)):
+        rankers = [rankers]
+    out: dict[str, _rankers.NeuronRanker] = {}
+    items = rankers.items() if isinstance(rankers, Mapping) else [(None, r) for r in rankers]
+    for name, r in items:
+        if isinstance(r, str):
+            inst = _rankers.make_ranker(r, random_state=seed)
+            name = name or r.strip().lower()
+        elif isinstance(r, _rankers.NeuronRanker):
+            from sklearn.base import clone
+
+            inst = clone(r)
+            name = name or type(r).__name__.lower()
+        else:
+            raise TypeError(f"a ranker must be a name or a NeuronRanker, got {type(r).__name__}")
+        base, i = name, 2
+        while name in out:
+            name, i = f"{base}_{i}", i + 1
+        out[name] = inst
+    if not out:
+        raise ValueError("no rankers given")
+    return out
+
+
+def evaluate_encoded(
+    acts: Any,
+    attribute: str,
+    rankers: Any = None,
+    ks: Sequence[int] | None = None,
+    probes: Sequence[str] = ("logistic", "gaussian"),
+    control: bool = True,
+    seed: int = 0,
+    test_size: float = 0.3,
+    device: str = "cpu",
+    min_count: int = 10,
+    control_distribution: str = "empirical",
+    logistic: LogisticProbes | None = None,
+    verbose: bool = False,
+) -> pd.DataFrame:
+    """Probe x ranking x k x {top, bottom, random} on held-out sentences.
+
+    ``acts``: a :class:`~tl_neuronprobe.Activations`.  ``rankers``: names
+    (``"linear"``, ``"gaussian"``, ...), ranker instances, or a dict name -> instance (default:
+    all of :data:`DEFAULT_RANKERS`).  Classes with fewer than ``min_count`` words are dropped;
+    words are split into train/test *by sentence* (``test_size``, seeded); rankers and probes
+    see only the training sentences.  ``ks`` larger than the number of neurons are dropped.
+
+    Returns a tidy table, one row per (ranker, probe, selection, k), with ``accuracy``,
+    ``control_accuracy``, ``selectivity`` and the majority-class ``chance`` accuracy.
+    ``table.attrs`` keeps the fitted orders (``"orders"``), the ``"neurons"``, ``"classes"``
+    and fit times, for :func:`layer_distribution` and :func:`ranker_agreement`.
+    """
+    probes = tuple(probes)
+    for p in probes:
+        if p not in ("logistic", "gaussian"):
+            raise ValueError(f"unknown probe {p!r}; use 'logistic' and/or 'gaussian'")
+    X, y, classes, idx = acts.dataset(attribute, return_index=True, min_count=min_count)
+    X = to_numpy(X).astype(np.float32, copy=False)
+    y = to_numpy(y).astype(np.int64)
+    if len(classes) < 2:
+        raise ValueError(f"attribute {attribute!r} has fewer than 2 classes with at least {min_count} words")
+    groups = np.asarray(acts.sentence_ids)[idx]
+    words = [acts.words[i] for i in idx]
+    D = X.shape[1]
+    ks = sorted({int(k) for k in (ks if ks is not None else DEFAULT_KS)})
+    dropped = [k for k in ks if k > D]
+    ks = [check_k(k, D) for k in ks if k <= D]
+    if dropped:
+        warnings.warn(f"ks {dropped} exceed the {D} neurons and were dropped", stacklevel=2)
+    if not ks:
+        raise ValueError(f"no k fits the {D} neurons")
+    tr, te = split_indices(len(y), test_size, groups=groups, y=y, seed=seed, min_train_per_class=2)
+    rk = _resolve_rankers(rankers, seed)
+
+    orders: dict[str, np.ndarray] = {}
+    fit_seconds: dict[str, float] = {}
+    for name, r in rk.items():
+        t0 = time.perf_counter()
+        r.fit(X[tr], y[tr], groups=groups[tr])
+        fit_seconds[name] = time.perf_counter() - t0
+        orders[name] = r.order_.copy()
+        if verbose:
+            print(f"[encoded] {attribute}: ranked with {name} in {fit_seconds[name]:.1f}s")
+    perm = np.random.default_rng(seed).permutation(D)
+    subsets: list[tuple[str, str, np.ndarray]] = []  # (ranker, selection, prefix order)
+    for name, order in orders.items():
+        subsets.append((name, "top", order))
+        subsets.append((name, "bottom", order[::-1].copy()))
+    subsets.append(("*", "random", perm))
+
+    tasks = {"task": y}
+    if control:
+        ctrl = control_labels(words, y, distribution=control_distribution, seed=seed)
+        tasks["control"] = ctrl
+    results: dict[tuple, float] = {}
+    for task, labels in tasks.items():
+        for probe in probes:
+            if probe == "logistic":
+                lp = logistic if logistic is not None else LogisticProbes(device=device, random_state=seed)
+                flat = [(i, k) for i in range(len(subsets)) for k in ks]
+                lp.fit(X[tr], labels[tr], [subsets[i][2][:k] for i, k in flat], groups=groups[tr])
+                accs = lp.score(X[te], labels[te])
+                for (i, k), a in zip(flat, accs):
+                    results[(task, probe, i, k)] = float(a)
+            else:
+                rows = tr
+                vals, counts = np.unique(labels[tr], return_counts=True)
+                ok = vals[counts >= 2]
+                rows = tr[np.isin(labels[tr], ok)]
+                kmax = max(ks)
+                cols = np.unique(np.concatenate([s[2][:kmax] for s in subsets]))
+                pos = np.full(D, -1, dtype=np.int64)
+                pos[cols] = np.arange(len(cols))
+                gp = GaussianProbe(device=device).fit(X[rows][:, cols], labels[rows], n_dims_total=D)
+                Xte = X[te][:, cols]
+                for i, (_, _, order) in enumerate(subsets):
+                    accs = gp.prefix_scores(Xte, labels[te], pos[order[:kmax]], ks)
+                    for k, a in zip(ks, accs):
+                        results[(task, probe, i, k)] = float(a)
+    chance = float(np.bincount(y[te]).max() / len(te))
+    records = []
+    for probe in probes:
+        for i, (name, sel, _) in enumerate(subsets):
+            names = list(orders) if name == "*" else [name]
+            for nm in names:
+                for k in ks:
+                    acc = results[("task", probe, i, k)]
+                    cacc = results.get(("control", probe, i, k), np.nan)
+                    records.append(dict(attribute=attribute, ranker=nm, probe=probe, selection=sel, k=k,
+                                        accuracy=acc, control_accuracy=cacc, selectivity=acc - cacc,
+                                        chance=chance, n_neurons=D))
+    table = pd.DataFrame.from_records(records)
+    table["selection"] = pd.Categorical(table["selection"], categories=list(SELECTIONS))
+    table = table.sort_values(["probe", "ranker", "selection", "k"], kind="stable").reset_index(drop=True)
+    table["selection"] = table["selection"].astype(str)
+    table.attrs.update(orders=orders, neurons=list(getattr(acts, "neurons", [])), classes=list(classes),
+                       fit_seconds=fit_seconds, n_train=len(tr), n_test=len(te), attribute=attribute)
+    return table
+
+
+def plot_encoded(table: pd.DataFrame, path: Any = None, metrics: Sequence[str] = ("accuracy", "selectivity")):
+    """Accuracy (and selectivity) against k: one panel per probe and metric, one colour per
+    ranker; top-k solid, bottom-k dashed, random-k grey dotted.  Saved to ``path`` if given."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in metrics if m in table and table[m].notna().any()]
+    probes = list(dict.fromkeys(table["probe"]))
+    fig, axes = plt.subplots(len(metrics), len(probes), figsize=(5.5 * len(probes), 3.8 * len(metrics)),
+                             squeeze=False)
+    rankers = list(dict.fromkeys(table["ranker"]))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ci, probe in enumerate(probes):
+        for ri, metric in enumerate(metrics):
+            ax = axes[ri][ci]
+            sub = table[table.probe == probe]
+            for j, rn in enumerate(rankers):
+                col = colors[j % len(colors)]
+                for sel, ls in (("top", "-"), ("bottom", "--")):
+                    d = sub[(sub.ranker == rn) & (sub.selection == sel)].sort_values("k")
+                    if len(d):
+                        ax.plot(d.k, d[metric], ls, color=col, marker="o", ms=3,
+                                label=rn if sel == "top" else None)
+            d = sub[sub.selection == "random"].drop_duplicates("k").sort_values("k")
+            if len(d):
+                ax.plot(d.k, d[metric], ":", color="grey", label="random-k")
+            if metric == "accuracy" and "chance" in sub:
+                ax.axhline(float(sub["chance"].iloc[0]), color="black", lw=0.6, alpha=0.5)
+            ax.set_xscale("log")
+            ax.set_xlabel("k (neurons)")
+            ax.set_ylabel(metric)
+            attr = table["attribute"].iloc[0] if "attribute" in table else ""
+            ax.set_title(f"{attr}: {probe} probe")
+            ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def _as_orders(order: Any) -> dict[str, np.ndarray]:
+    if isinstance(order, pd.DataFrame):
+        order = order.attrs["orders"]
+    if isinstance(order, Mapping):
+        return {str(k): np.asarray(getattr(v, "order_", v)) for k, v in order.items()}
+    if isinstance(order, _rankers.NeuronRanker):
+        return {type(order).__name__.lower(): order.order_}
+    return {"ranking": np.asarray(to_numpy(order))}
+
+
+def layer_distribution(neurons: Any, order: Any, k: int) -> pd.DataFrame:
+    """Where the top-k neurons live: count and share per layer (and site).
+
+    ``neurons``: an Activations, or the list of :class:`~tl_neuronprobe.Neuron` (column order).
+    ``order``: an order array, a fitted ranker, a dict name -> order, or the table returned
+    by :func:`evaluate_encoded` (its fitted orders).  One row per (ranker, layer, site), with
+    the share of the layer's neurons (``layer_share``) for comparison.
+    """
+    neurons = list(getattr(neurons, "neurons", neurons))
+    orders = _as_orders(order)
+    records = []
+    layers = np.asarray([n.layer for n in neurons])
+    sites = np.asarray([n.site for n in neurons])
+    for name, o in orders.items():
+        kk = check_k(k, len(neurons))
+        top = o[:kk]
+        for (layer, site) in sorted(set(zip(layers.tolist(), sites.tolist()))):
+            in_layer = (layers == layer) & (sites == site)
+            cnt = int(in_layer[top].sum())
+            records.append(dict(ranker=name, layer=int(layer), site=site, count=cnt, share=cnt / kk,
+                                layer_share=float(in_layer.mean())))
+    return pd.DataFrame.from_records(records)
+
+
+def ranker_agreement(orders: Any, ks: Sequence[int] = (10, 50, 100)) -> pd.DataFrame:
+    """Agreement between every pair of rankings: overlap@k = |top-k(a) ∩ top-k(b)| / k, and
+    Spearman's rho and Kendall's tau between the full rankings."""
+    from scipy.stats import kendalltau, spearmanr
+
+    orders = _as_orders(orders)
+    names = list(orders)
+    n = len(next(iter(orders.values())))
+    ranks = {}
+    for nm, o in orders.items():
+        if len(o) != n:
+            raise ValueError("all rankings must cover the same neurons")
+        r = np.empty(n, dtype=np.int64)
+        r[o] = np.arange(n)
+        ranks[nm] = r
+    records = []
+    for a, b in combinations(names, 2):
+        rho = float(spearmanr(ranks[a], ranks[b]).statistic) if n > 1 else np.nan
+        tau = float(kendalltau(ranks[a], ranks[b]).statistic) if n > 1 else np.nan
+        for k in ks:
+            k = check_k(int(k), n)
+            ov = len(np.intersect1d(orders[a][:k], orders[b][:k])) / k
+            records.append(dict(ranker_a=a, ranker_b=b, k=k, overlap=ov, spearman=rho, kendall=tau))
+    return pd.DataFrame.from_records(records, columns=["ranker_a", "ranker_b", "k", "overlap", "spearman",
+                                                       "kendall"])
