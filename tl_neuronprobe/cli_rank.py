@@ -3,7 +3,6 @@ encoded part of the demo (:func:`demo_encoded`)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -17,10 +16,6 @@ __all__ = ["register", "cmd_rank", "cmd_evaluate_encoded", "demo_encoded", "top_
 
 def _split_list(s: str | None) -> list[str] | None:
     return [x.strip() for x in s.split(",") if x.strip()] if s else None
-
-
-def _ranker_params(args) -> dict[str, Any]:
-    return {}
 
 
 def top_neurons_table(neurons: Sequence[Any], orders: dict[str, np.ndarray], n: int = 10,
@@ -75,7 +70,7 @@ def cmd_rank(args) -> int:
 
 def cmd_evaluate_encoded(args) -> int:
     from .activations import Activations
-    from .encoded import evaluate_encoded, layer_distribution, plot_encoded, ranker_agreement
+    from .encoded import evaluate_encoded
 
     acts = Activations.load(args.activations)
     if args.layer is not None:
