@@ -16,6 +16,7 @@ Prints one line per (model, method) and writes JSON with ``--out``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import time
@@ -60,7 +61,7 @@ def sync_count(model, neurons, method: str, device: str) -> int | None:
     and the final read-out are outside the loop and not counted); None on a CPU."""
     if not device.startswith("cuda") or method == "corpus":
         return None
-    import tl_neuronprobe.textualize as T
+    T = importlib.import_module("tl_neuronprobe.textualize")  # the package exports a function of that name
 
     runner = T._RUNNERS[method]
     caught: list = []
