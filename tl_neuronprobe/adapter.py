@@ -20,6 +20,9 @@ HookFn = Callable[..., "torch.Tensor | None"]
 FwdHooks = list[tuple[str, HookFn]]
 
 
+_ENCODER_ARCHITECTURES = ("Bert", "Roberta", "Electra", "Albert", "Deberta", "XLMRoberta", "ModernBert")
+
+
 class _StopForward(Exception):
     """Raised inside a hook to end a forward pass once every wanted activation is captured."""
 
@@ -92,7 +95,10 @@ class ModelAdapter:
         self.model = model
         self.cfg = model.cfg
         self.tokenizer = getattr(model, "tokenizer", None)
-        self.is_encoder = getattr(self.cfg, "attention_dir", "causal") == "bidirectional"
+        arch = str(getattr(self.cfg, "architecture", None) or getattr(self.cfg, "original_architecture", None) or "")
+        # TransformerLens 3.x bridges report attention_dir="causal" for BERT-like models: trust the architecture
+        self.is_encoder = (getattr(self.cfg, "attention_dir", "causal") == "bidirectional"
+                           or any(a in arch for a in _ENCODER_ARCHITECTURES))
         default_bos = bool(getattr(self.cfg, "default_prepend_bos", True))
         self.prepend_bos = (not self.is_encoder and default_bos) if prepend_bos is None else prepend_bos
 
