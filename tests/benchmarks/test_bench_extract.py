@@ -61,14 +61,19 @@ def test_extraction_vs_bare_forward_minilm(benchmark, minilm):
 
 
 PEAK_SCRIPT = """
-import resource, sys, torch, tl_neuronprobe as tnp
+import sys, torch, tl_neuronprobe as tnp
+
+def status(key):  # kB; VmHWM belongs to this address space (ru_maxrss would carry the parent's peak over exec)
+    return int(open("/proc/self/status").read().split(key + ":")[1].split()[0])
+
 torch.set_num_threads(1)
 model = tnp.testing.tiny_model(d_model=64, d_mlp=2048, n_layers=4, n_heads=4, seed=0)
 corpus = tnp.Corpus.synthetic(int(sys.argv[2]), seed=0)
 out = sys.argv[1] if sys.argv[1] != "-" else None
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = status("VmRSS")
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
 acts = tnp.extract(model, corpus, out_dir=out, sentences_per_block=64, progress=False)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = status("VmHWM")
 print(acts.X.numel() * acts.X.element_size() / 2**20, (peak - base) / 1024)
 """
 
