@@ -67,6 +67,7 @@ class Batch:
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     word_of_token: torch.Tensor
+    padded: bool = True  # False when every row has the same length (known on the host, no device sync)
 
     @property
     def n_tokens(self) -> int:
@@ -276,9 +277,8 @@ class ModelAdapter:
             mask[row, : len(s)] = 1
             word[row, : len(s)] = s.word_of_token
         device = self.device
-        return Batch(
-            torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device), torch.from_numpy(word).to(device)
-        )
+        return Batch(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device),
+                     torch.from_numpy(word).to(device), padded=bool((mask == 0).any()))
 
     # --------------------------------------------------------------------------------------- running
     def forward(
@@ -299,11 +299,9 @@ class ModelAdapter:
             hooks.append((hook_name("resid.post", stop_after_layer), _raise_stop))
             return_type = None
         if isinstance(batch, Batch):
-            tokens, mask = batch.input_ids, batch.attention_mask
-        else:
+            tokens, mask = batch.input_ids, (batch.attention_mask if batch.padded else None)
+        else:  # a caller-supplied mask is used as given (checking it would cost a device sync)
             tokens, mask = batch, kwargs.pop("attention_mask", None)
-        if mask is not None and bool(mask.all()):
-            mask = None  # nothing to hide: let the model take its fastest path
         try:
             with self.hooks(hooks):
                 return self.model(tokens, return_type=return_type, attention_mask=mask, **kwargs)

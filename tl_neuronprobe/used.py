@@ -241,7 +241,8 @@ def _run(adapter: ModelAdapter, inp, hooks, readout: Readout, extra: Sequence = 
 
 
 def _repeat(batch: Batch, n: int) -> Batch:
-    return Batch(batch.input_ids.repeat(n, 1), batch.attention_mask.repeat(n, 1), batch.word_of_token.repeat(n, 1))
+    return Batch(batch.input_ids.repeat(n, 1), batch.attention_mask.repeat(n, 1), batch.word_of_token.repeat(n, 1),
+                 padded=batch.padded)
 
 
 def _make_readout(readout: "str | Readout", adapter: ModelAdapter, divergence: Sequence[str] | None,
