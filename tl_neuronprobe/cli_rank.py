@@ -31,15 +31,22 @@ def top_neurons_table(neurons: Sequence[Any], orders: dict[str, np.ndarray], n: 
     return pd.DataFrame(rows)
 
 
-def cmd_rank(args) -> int:
+def _load_activations(args):
+    """Saved activations (one layer if ``--layer``) and the output folder, created."""
     from .activations import Activations
-    from .rankers import make_ranker
 
     acts = Activations.load(args.activations)
     if args.layer is not None:
         acts = acts.select(layer=args.layer)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    return acts, out
+
+
+def cmd_rank(args) -> int:
+    from .rankers import make_ranker
+
+    acts, out = _load_activations(args)
     X, y, classes, idx = acts.dataset(args.attribute, return_index=True, min_count=args.min_count)
     groups = np.asarray(acts.sentence_ids)[idx]
     summary = dict(attribute=args.attribute, words=len(idx), neurons=acts.n_neurons, classes=classes, rankers={})
@@ -69,14 +76,9 @@ def cmd_rank(args) -> int:
 
 
 def cmd_evaluate_encoded(args) -> int:
-    from .activations import Activations
     from .encoded import evaluate_encoded
 
-    acts = Activations.load(args.activations)
-    if args.layer is not None:
-        acts = acts.select(layer=args.layer)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    acts, out = _load_activations(args)
     ks = [int(k) for k in _split_list(args.ks)] if args.ks else None
     table = evaluate_encoded(acts, args.attribute, rankers=_split_list(args.rankers), ks=ks,
                              probes=_split_list(args.probes) or ("logistic", "gaussian"), control=not args.no_control,

@@ -243,7 +243,7 @@ def extract(
                     rows = reducer.rows.cpu() - row_lo
                     for j, vals in captured.items():
                         dest[:, int(col[j]):int(col[j + 1])].index_copy_(0, rows, vals.to("cpu", dtype))
-                    bar.update(batch.n_tokens)
+                    bar.update(sum(len(u.tokens) for u in batch_units))  # host-side: no sync
                 if writer is not None:
                     writer.write_rows(row_lo, dest)
                 del dest
