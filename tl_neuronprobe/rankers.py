@@ -796,8 +796,10 @@ class Gaussian(NeuronRanker):
     B_z = L_z^{-1} Sigma_z[S, :], every candidate's conditional variance and every dev
     point's conditional mean are kept up to date by rank-1 (Schur complement) updates, so
     one step scores all candidates for all classes at once in O(C * N_dev * D), instead of
-    building C * D multivariate normals.  The scan runs in float32; the best ``refine``
-    candidates are re-scored exactly in float64 before choosing.
+    building C * D multivariate normals.  The scan runs in float32 over blocks of
+    ``chunk_size`` candidates stored contiguously (``[block, class, point, candidate]``), so
+    every elementwise pass streams memory once; the best ``refine`` candidates are re-scored
+    exactly in float64 before choosing.
 
     ``order_``: the ``max_features`` greedily selected neurons first (``selected_``), then
     the rest by their single-neuron dev MI, which is ``scores_``.
@@ -817,7 +819,7 @@ class Gaussian(NeuronRanker):
         kappa0: float = 0.01,
         nu0: float | None = None,
         refine: int = 8,
-        chunk_size: int = 64,
+        chunk_size: int = 32,
         max_memory_gb: float = 1.5,
         dtype: torch.dtype = torch.float64,
         n_threads: int | None = 1,
@@ -874,15 +876,26 @@ class Gaussian(NeuronRanker):
         mu = probe.means_
         v = probe.variances().clone()  # conditional variances given S, [C, D]
         h = torch.from_numpy(Xdev).to(dev, f64)
-        h32 = h.float()
         yd = torch.from_numpy(ydev).to(dev)
         logpi = probe.log_priors_
         lp = logpi[:, None].expand(C, Nd).clone()  # log pi_z + log N(h_S | z), [C, Nd]
         a = torch.zeros(C, Nd, 0, dtype=f64, device=dev)  # L^{-1}(h_S - mu_S)
         B = torch.zeros(C, 0, D, dtype=f64, device=dev)  # L^{-1} Sigma[S, :]
-        store = C * Nd * D * 4 <= self.max_memory_gb * 2**30
-        cmean = mu[:, None, :].expand(C, Nd, D).float().clone() if store else None  # conditional means
-        mu32 = mu.float()
+        # Candidates are scanned in blocks of ``cs``; every block's data is contiguous
+        # ([block, class, point, candidate]), so each elementwise pass streams memory once.
+        cs = max(1, min(int(self.chunk_size), D))
+        nb = -(-D // cs)
+        Dp = nb * cs
+
+        def blocked(t: torch.Tensor) -> torch.Tensor:  # [..., D] -> [nb, ..., cs], zero-padded
+            t = torch.nn.functional.pad(t, (0, Dp - D))
+            return t.unflatten(-1, (nb, cs)).movedim(-2, 0).contiguous()
+
+        h32 = blocked(h.float())  # [nb, Nd, cs]
+        store = C * Nd * Dp * 4 <= self.max_memory_gb * 2**30
+        # conditional means of every candidate for every class and dev point, kept up to date
+        mu_b = blocked(mu.float())  # [nb, C, cs]
+        cmean = mu_b[:, :, None, :].expand(nb, C, Nd, cs).contiguous() if store else None  # [nb, C, Nd, cs]
         priors = torch.as_tensor(probe.priors_, dtype=f64)
         H = float(-(priors * priors.log()).sum())
         avail_t = torch.from_numpy(avail.copy()).to(dev)
@@ -890,12 +903,15 @@ class Gaussian(NeuronRanker):
         selected, mis = [], []
         single = None
         log2pi = math.log(2 * math.pi)
+        ycol = yd.view(1, Nd, 1).expand(1, Nd, cs)
+        r = torch.empty(C, Nd, cs, device=dev)
+        q = torch.empty(C, Nd, cs, device=dev)
 
         def exact(cands: torch.Tensor) -> torch.Tensor:
             cm = mu[:, None, cands] + (a @ B[:, :, cands] if B.shape[1] else 0.0)
             vc = v[:, cands].clamp_min(tiny)
-            r = h[None, :, cands] - cm
-            delta = -0.5 * (log2pi + vc.log())[:, None, :] - 0.5 * r.square() / vc[:, None, :]
+            rr = h[None, :, cands] - cm
+            delta = -0.5 * (log2pi + vc.log())[:, None, :] - 0.5 * rr.square() / vc[:, None, :]
             joint = lp[:, :, None] + delta
             true = joint.gather(0, yd.view(1, Nd, 1).expand(1, Nd, len(cands)))[0]
             return (true - torch.logsumexp(joint, 0)).mean(0)
@@ -903,30 +919,29 @@ class Gaussian(NeuronRanker):
         for step in tqdm(range(m), desc="gaussian greedy", disable=not self.verbose):
             # ---- scan all candidates (float32): one log-sum-exp over classes per (point, candidate) ----
             v32 = v.clamp_min(tiny).float()
-            nhiv = -0.5 / v32
-            logg = -0.5 * (log2pi + v32.log())  # [C, D]
+            scale = blocked((0.5 / v32).sqrt())  # [nb, C, cs]
+            logg = blocked(-0.5 * (log2pi + v32.log()))  # [nb, C, cs]
             # log p(z | h_S): a per-point shift that cancels in the objective, keeps float32 small
-            lpf = (lp - torch.logsumexp(lp, 0)).float()  # [C, Nd]
-            obj = torch.empty(D, dtype=torch.float32, device=dev)
-            ycol = yd.view(1, Nd, 1)
-            Bf = None if store else B.float()
+            lpf = (lp - torch.logsumexp(lp, 0)).float()[:, :, None]  # [C, Nd, 1]
+            Bf = None if store else blocked(B.float())  # [nb, C, t, cs]
             af = None if store else a.float()
-            cs = int(self.chunk_size)
-            for s in range(0, D, cs):
-                e = slice(s, min(D, s + cs))
+            obj = torch.empty(nb, cs, dtype=torch.float32, device=dev)
+            for blk in range(nb):
                 if store:
-                    cm = cmean[:, :, e]
+                    cm = cmean[blk]
                 else:
-                    cm = mu32[:, None, e] + (af @ Bf[:, :, e] if Bf.shape[1] else 0.0)
-                r = torch.sub(h32[None, :, e], cm)
-                # joint log p(z, h_S, h_j) for every class, point and candidate
-                q = r.square_().mul_(nhiv[:, None, e]).add_(logg[:, None, e]).add_(lpf[:, :, None])
-                qt = q.gather(0, ycol.expand(1, Nd, q.shape[2]))[0]
-                m = q.max(0).values
-                # log-sum-exp over classes; the max term is exp(0) = 1, so no underflow; clamping
-                # at -60 (a change below 1e-26) keeps exp off its slow path for huge arguments
-                S = q.sub_(m).clamp_min_(-60.0).exp_().sum(0)
-                obj[e] = (qt - m - S.log()).mean(0)
+                    cm = mu_b[blk][:, None, :] + (af @ Bf[blk] if Bf.shape[2] else 0.0)
+                # joint log p(z, h_S, h_j) for every class, point and candidate:
+                # log p(z | h_S) + log N(h_j; conditional mean, conditional variance)
+                torch.sub(h32[blk][None], cm, out=r).mul_(scale[blk][:, None, :])
+                torch.add(lpf, logg[blk][:, None, :], out=q).addcmul_(r, r, value=-1.0)
+                qt = q.gather(0, ycol)[0]
+                mx = q.amax(0)
+                # log-sum-exp over classes; the max term is exp(0) = 1, so no underflow of the sum;
+                # clamping at -60 (a change below 1e-26) keeps exp off its slow path for huge arguments
+                S = q.sub_(mx).clamp_min_(-60.0).exp_().sum(0)
+                obj[blk] = (qt - mx - S.log()).mean(0)
+            obj = obj.flatten()[:D]
             bad = ~torch.isfinite(obj)
             obj = torch.where(avail_t, obj, torch.full_like(obj, -math.inf))
             fix = torch.nonzero(bad & avail_t).flatten()
@@ -951,8 +966,8 @@ class Gaussian(NeuronRanker):
             a_new = (h[:, j][None] - cm_j) / d[:, None]
             lp += -0.5 * (log2pi + 2 * d.log())[:, None] - 0.5 * a_new.square()
             v -= Brow.square()
-            if store:
-                cmean.addcmul_(a_new.float()[:, :, None], Brow.float()[:, None, :])
+            if store:  # cmean[z, n, :] += a_new[z, n] * Brow[z, :]
+                cmean.addcmul_(a_new.float()[None, :, :, None], blocked(Brow.float())[:, :, None, :])
             a = torch.cat([a, a_new[:, :, None]], 2)
             B = torch.cat([B, Brow[:, None, :]], 1)
             avail_t[j] = False

@@ -50,8 +50,9 @@ def _brute_force_greedy(X_tr, y_tr, X_dev, y_dev, C, steps):
     return selected, curve
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_greedy_equals_brute_force(seed):
+@pytest.mark.parametrize("seed,chunk_size", [(0, 32), (1, 32), (2, 32), (0, 4), (1, 5)])
+def test_greedy_equals_brute_force(seed, chunk_size):
+    """Also with candidate blocks that do not divide the 14 neurons (padded last block)."""
     rng = np.random.default_rng(seed)
     n, D, C = 500, 14, 3
     y = rng.integers(0, C, n)
@@ -59,7 +60,7 @@ def test_greedy_equals_brute_force(seed):
     X[:, :6] += rng.standard_normal((C, 6))[y] * 0.8  # informative, correlated neurons
     X[:, 7] = 0.6 * X[:, 0] + 0.4 * X[:, 8]
     X = X.astype(np.float32)
-    g = R.Gaussian(max_features=6, random_state=seed).fit(X, y)
+    g = R.Gaussian(max_features=6, random_state=seed, chunk_size=chunk_size).fit(X, y)
     tr, dv = g.train_index_, g.dev_index_
     ref, curve = _brute_force_greedy(X[tr], y[tr], X[dv], y[dv], C, 6)
     assert g.selected_.tolist() == ref
@@ -136,7 +137,7 @@ def test_gaussian_without_stored_conditional_means_matches():
     y = rng.integers(0, 3, 400)
     X = (rng.standard_normal((400, 16)) + rng.standard_normal((3, 16))[y] * 0.5).astype(np.float32)
     a = R.Gaussian(max_features=6).fit(X, y)
-    b = R.Gaussian(max_features=6, max_memory_gb=0.0).fit(X, y)  # recompute path
+    b = R.Gaussian(max_features=6, max_memory_gb=0.0, chunk_size=5).fit(X, y)  # recompute path
     assert a.selected_.tolist() == b.selected_.tolist()
     np.testing.assert_allclose(a.mi_, b.mi_, rtol=1e-9)
 
