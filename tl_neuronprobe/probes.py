@@ -51,13 +51,21 @@ def softmax_logits(
     """Logits ``[N, P, C]`` of P probes with weights ``W [P, C, U]`` on inputs ``X [N, U]``."""
     P, C, U = W.shape
     Wm = W.permute(2, 0, 1).reshape(U, P * C)
+    bm = b.reshape(P * C)
+    if mean is not None:  # ((x - m) / s) @ W + b = x @ (W / s) + (b - (m / s) @ W): X is never copied
+        Wm, bm = _fold_standardization(Wm, bm, mean.to(W.device), scale.to(W.device))
     out = []
     for s in range(0, X.shape[0], chunk):
         xb = X[s : s + chunk].to(W.device, torch.float32)
-        if mean is not None:
-            xb = (xb - mean) / scale
-        out.append((xb @ Wm).view(-1, P, C) + b)
+        out.append(torch.addmm(bm, xb, Wm).view(-1, P, C))
     return torch.cat(out) if out else torch.empty(0, P, C, device=W.device)
+
+
+def _fold_standardization(W: torch.Tensor, b: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor):
+    """Weights ``[U, K]`` and bias ``[K]`` on standardized inputs -> the same map on raw inputs."""
+    inv = scale.reciprocal()
+    Wr = W * inv[:, None]
+    return Wr, b - mean @ Wr
 
 
 def train_softmax(*args, **kwargs) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -75,6 +83,7 @@ def _train_softmax(
     n_classes: int,
     *,
     n_probes: int = 1,
+    rows: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
     mean: torch.Tensor | None = None,
     scale: torch.Tensor | None = None,
@@ -116,6 +125,10 @@ def _train_softmax(
     """
     dev = resolve_device(device)
     N, U = X.shape
+    if rows is not None:  # train on these rows of X (no copy of the training split)
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        y = y[rows] if len(y) == N else y
+        N = len(rows)
     P, C = int(n_probes), int(n_classes)
     gen = torch.Generator().manual_seed(int(seed))
     torch_gen_state = torch.random.get_rng_state()
@@ -145,6 +158,8 @@ def _train_softmax(
     use_l1, use_l2, use_l2s = bool((l1v > 0).any()), bool((l2v > 0).any()), bool((l2sv > 0).any())
     cw = class_weight.to(dev, torch.float32) if class_weight is not None else None
     if solver == "lbfgs":
+        if rows is not None:
+            X = X[rows]
         return _train_lbfgs(X, y, P, C, W, b, maskW, mean, scale, l1v, l2v, l2sv, cw, max_iter, l1_smoothing, dev)
     if solver != "adam":
         raise ValueError(f"solver must be 'adam' or 'lbfgs', got {solver!r}")
@@ -154,6 +169,7 @@ def _train_softmax(
         opt = torch.optim.Adam([W, b], lr=lr)
     Xd = X if X.device == dev else X.to(dev)
     yd = y.to(dev)
+    rows_d = rows.to(dev) if rows is not None else None
     meand = mean.to(dev) if mean is not None else None
     scaled = scale.to(dev) if scale is not None else None
     has_dev = X_dev is not None and y_dev is not None and len(y_dev) > 0
@@ -173,15 +189,19 @@ def _train_softmax(
     for epoch in tqdm(range(int(epochs)), desc=desc, disable=not verbose, leave=False):
         order = torch.randperm(N, generator=gen).to(dev) if shuffle else None
         for s in range(0, N, batch_size):
-            if order is None:
+            if order is None and rows_d is None:
                 xb, yb = Xd[s : s + batch_size], yd[s : s + batch_size]
             else:
-                idx = order[s : s + batch_size]
-                xb, yb = Xd[idx], yd[idx]
-            if meand is not None:
-                xb = (xb - meand) / scaled
+                pos = order[s : s + batch_size] if order is not None else slice(s, s + batch_size)
+                yb = yd[pos]
+                idx = rows_d[pos] if rows_d is not None else pos
+                xb = torch.index_select(Xd, 0, idx)
             Weff = W * maskW if maskW is not None else W
-            logits = (xb @ Weff + b).view(-1, P, C)
+            if meand is not None:  # standardized inputs, folded into the weights (no pass over xb)
+                Wx, bx = _fold_standardization(Weff, b, meand, scaled)
+            else:
+                Wx, bx = Weff, b
+            logits = torch.addmm(bx, xb, Wx).view(-1, P, C)
             lp = logits.log_softmax(-1)
             nll = -lp.gather(2, yb.view(-1, 1, 1).expand(-1, P, 1)).squeeze(2)  # [B, P]
             if cw is not None:
@@ -274,10 +294,31 @@ def _train_lbfgs(X, y, P, C, W, b, maskW, mean, scale, l1v, l2v, l2sv, cw, max_i
     return W_out, b_out, {"epochs": 0, "evaluations": n_eval[0]}
 
 
-def standardization(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Column mean, scale (std; 1 for constant columns) and the constant-column mask."""
-    X = X.float()
-    var, mean = torch.var_mean(X, 0, correction=0)
+def standardization(
+    X: torch.Tensor, rows: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Column mean, scale (std; 1 for constant columns) and the constant-column mask, over
+    ``rows`` of X (default all)."""
+    N = X.shape[0] if rows is None else len(rows)
+    if N == 0:
+        raise ValueError("no rows to standardize")
+
+    def chunk(i: int, j: int) -> torch.Tensor:
+        c = X[i:j] if rows is None else torch.index_select(X, 0, rows[i:j].to(X.device))
+        return c.float()
+
+    # chunked sums around a provisional mean: one cache-friendly pass, no catastrophic cancellation
+    # (torch.var_mean over dim 0 is several times slower on tall matrices)
+    shift = chunk(0, min(N, 512)).mean(0)
+    s1 = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
+    s2 = torch.zeros_like(s1)
+    for i in range(0, N, 256):
+        c = chunk(i, min(N, i + 256)) - shift
+        s1 += c.sum(0)
+        s2 += c.square_().sum(0)
+    m1 = s1 / N
+    var = (s2 / N - m1.square()).clamp_min_(0.0).float()
+    mean = (shift + m1).float()
     std = var.sqrt()
     constant = std <= 1e-6 * (1.0 + mean.abs())
     scale = torch.where(constant, torch.ones_like(std), std)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch._dynamo  # noqa: F401,E402  (the first torch.optim.Adam imports it: ~2 s that neither side should pay)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

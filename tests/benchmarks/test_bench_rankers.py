@@ -19,6 +19,7 @@ import time
 import numpy as np
 import pytest
 import torch
+import torch._dynamo  # noqa: F401,E402  (the first torch.optim.Adam imports it: ~2 s that neither side should pay)
 
 from rankers_reference import (neurox_mass_order, neurox_predict, neurox_probe, niw_covariances,
                                published_gaussian_greedy, sklearn_saga)

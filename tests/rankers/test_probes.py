@@ -85,3 +85,37 @@ def test_control_distribution():
     np.testing.assert_allclose(selectivity([0.9, 0.8], [0.5, 0.7]), [0.4, 0.1])
     with pytest.raises(ValueError):
         control_labels(words, labels[:10])
+
+
+def test_standardization_over_rows_matches_numpy():
+    from tl_neuronprobe.probes import standardization
+
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((1300, 7)) * [1, 10, 0.01, 1, 1, 1, 1] + [0, 1e3, 5, 0, 0, 0, 0]).astype(np.float32)
+    X[:, 3] = 2.5  # constant
+    rows = rng.permutation(1300)[:900]
+    mean, scale, const = standardization(torch.from_numpy(X), torch.from_numpy(rows))
+    ref_std = X[rows].astype(np.float64).std(0)
+    assert np.all(np.abs(mean.numpy() - X[rows].astype(np.float64).mean(0)) <= 1e-5 * ref_std + 1e-6 * np.abs(mean.numpy()))
+    np.testing.assert_allclose(scale.numpy()[~const.numpy()], ref_std[ref_std > 0], rtol=1e-4)
+    assert const.numpy().tolist() == [False, False, False, True, False, False, False]
+
+
+def test_training_on_rows_equals_training_on_the_copied_rows():
+    """``rows=`` trains on a subset of X without copying it, with the same result."""
+    from tl_neuronprobe.probes import standardization
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 600)
+    X = torch.from_numpy((rng.standard_normal((600, 12)) + rng.standard_normal((3, 12))[y]).astype(np.float32))
+    yt = torch.from_numpy(y)
+    rows = torch.from_numpy(rng.permutation(600)[:400])
+    mean, scale, _ = standardization(X[rows])
+    kw = dict(epochs=3, batch_size=32, lr=1e-2, l1=1e-3, l2=1e-3, mean=mean, scale=scale, patience=None, seed=3)
+    W1, b1, _ = train_softmax(X, yt, 3, rows=rows, **kw)
+    W2, b2, _ = train_softmax(X[rows], yt[rows], 3, **kw)
+    torch.testing.assert_close(W1, W2)
+    torch.testing.assert_close(b1, b2)
+    W3, _, _ = train_softmax(X, yt, 3, rows=rows, shuffle=False, **kw)
+    W4, _, _ = train_softmax(X[rows], yt[rows], 3, shuffle=False, **kw)
+    torch.testing.assert_close(W3, W4)
