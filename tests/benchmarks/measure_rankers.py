@@ -75,12 +75,19 @@ def linear_part(args, out):
     ref_order = neurox_mass_order(W.numpy())
     probe = LogisticProbes(random_state=0)
     orders = {"ours_mass": lin.order_, "ours_mean_abs": lin.order_mean_abs_, "reference_mass": ref_order}
+    for l1 in args.extra_l1:  # the ordering's dependence on the sparsity pressure
+        other = Linear(l1=l1, random_state=0).fit(X[tr], y[tr], groups=sid[tr])
+        acc_other = other.score(X[te], y[te])
+        out[f"linear_l1_{l1:g}_accuracy"] = acc_other
+        print(f"  Linear(l1={l1:g})        accuracy {acc_other:.4f}")
+        orders[f"l1={l1:g}_mass"] = other.order_
+        orders[f"l1={l1:g}_mean_abs"] = other.order_mean_abs_
     (probe), t_probe = timed(lambda: probe.fit(X[tr], y[tr], [o[:k] for o in orders.values() for k in ks],
                                                groups=sid[tr]))
     acc = probe.score(X[te], y[te]).reshape(len(orders), len(ks))
     print(f"  top-k retrained probes ({len(orders) * len(ks)} probes in {t_probe:.1f} s), k = {ks}")
     for (name, _), a in zip(orders.items(), acc):
-        print(f"    {name:16s} " + " ".join(f"{v:.3f}" for v in a) + f"   mean {a.mean():.4f}")
+        print(f"    {name:18s} " + " ".join(f"{v:.3f}" for v in a) + f"   mean {a.mean():.4f}")
         out[f"topk_{name}"] = dict(zip(ks, a.tolist()))
 
 
@@ -116,6 +123,8 @@ def main():
     p.add_argument("--skip-gaussian", action="store_true")
     p.add_argument("--ref-steps", type=int, default=2, help="steps of the published Gaussian loop to time")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--extra-l1", type=float, nargs="*", default=[],
+                   help="also rank with Linear(l1=...) for these values and retrain on their top-k")
     p.add_argument("--json", default=None, help="write the numbers here")
     p.add_argument("--threads", type=int, default=None, help="torch threads for everything (default: torch's)")
     args = p.parse_args()
