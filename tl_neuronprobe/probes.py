@@ -50,22 +50,21 @@ def softmax_logits(
 ) -> torch.Tensor:
     """Logits ``[N, P, C]`` of P probes with weights ``W [P, C, U]`` on inputs ``X [N, U]``."""
     P, C, U = W.shape
-    Wm = W.permute(2, 0, 1).reshape(U, P * C)
+    Wm = W.reshape(P * C, U)
     bm = b.reshape(P * C)
-    if mean is not None:  # ((x - m) / s) @ W + b = x @ (W / s) + (b - (m / s) @ W): X is never copied
+    if mean is not None:  # ((x - m) / s) W^T + b = x (W / s)^T + (b - W (m / s)): X is never copied
         Wm, bm = _fold_standardization(Wm, bm, mean.to(W.device), scale.to(W.device))
     out = []
     for s in range(0, X.shape[0], chunk):
         xb = X[s : s + chunk].to(W.device, torch.float32)
-        out.append(torch.addmm(bm, xb, Wm).view(-1, P, C))
+        out.append(torch.nn.functional.linear(xb, Wm, bm).view(-1, P, C))
     return torch.cat(out) if out else torch.empty(0, P, C, device=W.device)
 
 
 def _fold_standardization(W: torch.Tensor, b: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor):
-    """Weights ``[U, K]`` and bias ``[K]`` on standardized inputs -> the same map on raw inputs."""
-    inv = scale.reciprocal()
-    Wr = W * inv[:, None]
-    return Wr, b - mean @ Wr
+    """Weights ``[K, U]`` and bias ``[K]`` on standardized inputs -> the same map on raw inputs."""
+    Wr = W * scale.reciprocal()[None, :]
+    return Wr, b - Wr @ mean
 
 
 def train_softmax(*args, **kwargs) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -134,12 +133,14 @@ def _train_softmax(
     torch_gen_state = torch.random.get_rng_state()
     torch.manual_seed(int(seed))
     try:
+        # W is [P * C, U] (nn.Linear's layout): its gradient g^T x is a wide, fast matrix product,
+        # where the [U, P * C] layout's x^T g is several times slower for few classes
         if init == "zeros":
-            W = torch.zeros(U, P * C, device=dev)
+            W = torch.zeros(P * C, U, device=dev)
             b = torch.zeros(P * C, device=dev)
         elif init == "torch":  # nn.Linear's default: U(-1/sqrt(U), 1/sqrt(U))
             bound = 1.0 / math.sqrt(U)
-            W = (torch.rand(U, P * C, generator=gen) * 2 - 1).mul_(bound).to(dev)
+            W = (torch.rand(P * C, U, generator=gen) * 2 - 1).mul_(bound).to(dev)
             b = (torch.rand(P * C, generator=gen) * 2 - 1).mul_(bound).to(dev)
         else:
             raise ValueError(f"init must be 'zeros' or 'torch', got {init!r}")
@@ -149,7 +150,7 @@ def _train_softmax(
     b.requires_grad_(True)
     maskW = None
     if mask is not None:
-        maskW = mask.to(dev, torch.float32).t().unsqueeze(2).expand(U, P, C).reshape(U, P * C)
+        maskW = mask.to(dev, torch.float32).unsqueeze(1).expand(P, C, U).reshape(P * C, U)
         with torch.no_grad():
             W.mul_(maskW)
     l1v = _as_param_vector(l1, P, dev)
@@ -201,7 +202,7 @@ def _train_softmax(
                 Wx, bx = _fold_standardization(Weff, b, meand, scaled)
             else:
                 Wx, bx = Weff, b
-            logits = torch.addmm(bx, xb, Wx).view(-1, P, C)
+            logits = torch.nn.functional.linear(xb, Wx, bx).view(-1, P, C)
             lp = logits.log_softmax(-1)
             nll = -lp.gather(2, yb.view(-1, 1, 1).expand(-1, P, 1)).squeeze(2)  # [B, P]
             if cw is not None:
@@ -210,11 +211,11 @@ def _train_softmax(
             else:
                 loss = nll.sum(0).div(len(yb)).sum()
             if use_l1 or use_l2 or use_l2s:
-                W3 = Weff.view(U, P, C)
+                W3 = Weff.view(P, C, U)
                 if use_l1:
-                    loss = loss + (l1v * W3.abs().sum((0, 2))).sum()
+                    loss = loss + (l1v * W3.abs().sum((1, 2))).sum()
                 if use_l2 or use_l2s:
-                    sq = W3.square().sum((0, 2))
+                    sq = W3.square().sum((1, 2))
                     if use_l2:
                         loss = loss + (l2v * torch.sqrt(sq + 1e-12)).sum()
                     if use_l2s:
@@ -233,14 +234,13 @@ def _train_softmax(
             with torch.no_grad():
                 Wsrc, bsrc = (W_avg, b_avg) if average else (W.detach(), b.detach())
                 Wc = Wsrc * maskW if maskW is not None else Wsrc
-                W3 = Wc.view(U, P, C).permute(1, 2, 0)
-                logit = softmax_logits(Xv, W3, bsrc.view(P, C), meand, scaled)
+                logit = softmax_logits(Xv, Wc.view(P, C, U), bsrc.view(P, C), meand, scaled)
                 acc = (logit.argmax(-1) == yv[:, None]).float().mean(0)  # [P]
                 better = acc > best_acc
                 # ties keep the later (more trained) epoch, without resetting patience
                 keep = acc >= best_acc
                 cols = keep.repeat_interleave(C)
-                best_W[:, cols] = Wc[:, cols]
+                best_W[cols] = Wc[cols]
                 best_b[cols] = bsrc[cols]
                 best_acc = torch.maximum(best_acc, acc)
                 since = torch.where(better, torch.zeros_like(since), since + 1)
@@ -253,7 +253,7 @@ def _train_softmax(
             Wsrc, bsrc = (W_avg, b_avg) if average else (W.detach(), b.detach())
             Wf = Wsrc * maskW if maskW is not None else Wsrc
             bf = bsrc
-        W_out = Wf.view(U, P, C).permute(1, 2, 0).contiguous()
+        W_out = Wf.view(P, C, U).clone()
         b_out = bf.view(P, C).clone()
     info = {"epochs": epochs_run}
     if has_dev:
@@ -275,12 +275,12 @@ def _train_lbfgs(X, y, P, C, W, b, maskW, mean, scale, l1v, l2v, l2sv, cw, max_i
     def closure():
         opt.zero_grad(set_to_none=True)
         Weff = W * maskW if maskW is not None else W
-        lp = (Z @ Weff + b).view(-1, P, C).log_softmax(-1)
+        lp = torch.nn.functional.linear(Z, Weff, b).view(-1, P, C).log_softmax(-1)
         nll = -lp.gather(2, yd.view(-1, 1, 1).expand(-1, P, 1)).squeeze(2)
         loss = (nll * wts[:, None]).sum() / wts.sum() if wts is not None else nll.mean(0).sum()
-        W3 = Weff.view(U, P, C)
-        sq = W3.square().sum((0, 2))
-        loss = loss + (l1v * (torch.sqrt(W3.square() + smooth**2) - smooth).sum((0, 2))).sum()
+        W3 = Weff.view(P, C, U)
+        sq = W3.square().sum((1, 2))
+        loss = loss + (l1v * (torch.sqrt(W3.square() + smooth**2) - smooth).sum((1, 2))).sum()
         loss = loss + (l2v * torch.sqrt(sq + 1e-12)).sum() + (l2sv * sq).sum()
         loss.backward()
         n_eval[0] += 1
@@ -289,7 +289,7 @@ def _train_lbfgs(X, y, P, C, W, b, maskW, mean, scale, l1v, l2v, l2sv, cw, max_i
     opt.step(closure)
     with torch.no_grad():
         Wf = (W * maskW if maskW is not None else W).detach()
-        W_out = Wf.view(U, P, C).permute(1, 2, 0).contiguous()
+        W_out = Wf.view(P, C, U).clone()
         b_out = b.detach().view(P, C).clone()
     return W_out, b_out, {"epochs": 0, "evaluations": n_eval[0]}
 

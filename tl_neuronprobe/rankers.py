@@ -372,7 +372,7 @@ def weight_mass_order(W: Any, steps: int = 100) -> tuple[np.ndarray, np.ndarray,
 
 _PRESETS = {
     # cleaner default: standardized inputs, shuffled large batches, early stopping
-    "fast": dict(standardize=True, lr="auto", batch_size="auto", epochs=10, shuffle=True, early_stopping=True,
+    "fast": dict(standardize=True, lr="auto", batch_size="auto", epochs=10, shuffle=True, early_stopping=False,
                  init="zeros", min_steps=300, solver="auto", average=True),
     # NeuroX toolkit: 10 epochs, batch 32, Adam 1e-3, no shuffling, no standardization
     "neurox": dict(standardize=False, lr=1e-3, batch_size=32, epochs=10, shuffle=False, early_stopping=False,
@@ -435,6 +435,7 @@ class Linear(NeuronRanker):
         batch_size: int | None = None,
         lr: float | None = None,
         standardize: bool | None = None,
+        early_stopping: bool | None = None,
         dev_size: float = 0.1,
         patience: int = 2,
         solver: str | None = None,
@@ -457,6 +458,7 @@ class Linear(NeuronRanker):
         self.batch_size = batch_size
         self.lr = lr
         self.standardize = standardize
+        self.early_stopping = early_stopping
         self.dev_size = dev_size
         self.patience = patience
         self.device = device
@@ -467,7 +469,7 @@ class Linear(NeuronRanker):
         if self.preset not in _PRESETS:
             raise ValueError(f"preset must be one of {sorted(_PRESETS)}, got {self.preset!r}")
         s = dict(_PRESETS[self.preset])
-        for name in ("epochs", "batch_size", "lr", "standardize", "solver"):
+        for name in ("epochs", "batch_size", "lr", "standardize", "solver", "early_stopping"):
             v = getattr(self, name)
             if v is not None:
                 s[name] = v
@@ -498,8 +500,8 @@ class Linear(NeuronRanker):
         n_train = len(tr)
         if s["lr"] == "auto":  # Adam moves every weight ~lr per step; the logits move ~lr * sqrt(D)
             s["lr"] = 0.1 / np.sqrt(Xt.shape[1])
-        if s["batch_size"] == "auto":  # about 40 steps per epoch, batches of 32 to 256
-            s["batch_size"] = int(np.clip(round(n_train / 40), 32, 256))
+        if s["batch_size"] == "auto":  # about 80 steps per epoch, batches of 32 to 256
+            s["batch_size"] = int(np.clip(round(n_train / 80), 32, 256))
         steps_per_epoch = max(1, -(-n_train // s["batch_size"]))
         epochs = max(s["epochs"], min(200, -(-s["min_steps"] // steps_per_epoch)))
         W, b, info = train_softmax(

@@ -109,6 +109,9 @@ def test_linear_adam_path_finds_planted(planted_data):
     d = planted_data
     r = R.Linear(solver="adam", lr=1e-2).fit(d.X, d.y, groups=d.groups)
     assert set(r.order_[:4]) == set(d.planted)
+    assert r.dev_accuracy_ is None  # default: the full 10 epochs, no dev split
+    r = R.Linear(solver="adam", lr=1e-2, early_stopping=True).fit(d.X, d.y, groups=d.groups)
+    assert set(r.order_[:4]) == set(d.planted)
     assert r.dev_accuracy_ is not None and r.dev_accuracy_ > 0.7
 
 
@@ -117,7 +120,7 @@ def test_weight_mass_order_by_hand():
                   [0.0, 0.0, 1.0, 0.0, 9.0]])
     order, entry, share, score = R.weight_mass_order(W, steps=10)
     # class 0 shares .4 .3 .2 .1; class 1 shares 0 0 .1 0 .9
-    # p=0: top-1 of each class {0, 4}; neuron 0 (share .4) and 4 (share .9): tie broken by share -> 4 first
+    # p=0: top-1 of each class {0, 4}; neuron 0 (total |W| 4) and 4 (total 9): tie broken by total -> 4 first
     assert order[:2].tolist() == [4, 0]
     # neuron 1 enters once p > .4 (step 5), neuron 2 via class 1 once p > .9 or class 0 once p > .7 -> step 8,
     # neuron 3 once p > .9 -> step 10
@@ -183,3 +186,13 @@ def test_l1_sklearn_backend(planted_data):
     r = R.L1(backend="sklearn", max_iter=300).fit(d.X, d.y)
     assert set(r.order_[:4]) == set(d.planted)
     assert r.score(d.X, d.y) > 0.7
+
+
+def test_weight_mass_ties_go_to_the_larger_total_weight():
+    """The first step takes each class's top neuron; among them the neuron with more total |W|
+    comes first, not the one with the larger share of a (rare) class's mass."""
+    W = np.array([[4.0, 3.0, 0.0],
+                  [0.0, 0.0, 1.0]])
+    order, entry, _, _ = R.weight_mass_order(W, steps=10)
+    assert entry[0] == entry[2] == 0
+    assert order[:2].tolist() == [0, 2]  # share would put neuron 2 (share 1.0) first
