@@ -182,6 +182,7 @@ def _train_softmax(
         best_b = b.detach().clone()
         since = torch.zeros(P, dtype=torch.long, device=dev)
     epochs_run = 0
+    xbuf = torch.empty(min(batch_size, N), U, dtype=Xd.dtype, device=dev)
     steps_per_epoch = max(1, -(-N // batch_size))
     decay = 1.0 - 1.0 / steps_per_epoch
     W_avg = W.detach().clone() if average else None
@@ -193,10 +194,11 @@ def _train_softmax(
             if order is None and rows_d is None:
                 xb, yb = Xd[s : s + batch_size], yd[s : s + batch_size]
             else:
-                pos = order[s : s + batch_size] if order is not None else slice(s, s + batch_size)
+                pos = order[s : s + batch_size] if order is not None else torch.arange(s, min(N, s + batch_size))
                 yb = yd[pos]
                 idx = rows_d[pos] if rows_d is not None else pos
-                xb = torch.index_select(Xd, 0, idx)
+                # one reused buffer: a fresh multi-MB batch per step costs page faults every step
+                xb = torch.index_select(Xd, 0, idx, out=xbuf[: len(idx)])
             Weff = W * maskW if maskW is not None else W
             if meand is not None:  # standardized inputs, folded into the weights (no pass over xb)
                 Wx, bx = _fold_standardization(Weff, b, meand, scaled)
