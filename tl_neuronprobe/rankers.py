@@ -500,8 +500,8 @@ class Linear(NeuronRanker):
         n_train = len(tr)
         if s["lr"] == "auto":  # Adam moves every weight ~lr per step; the logits move ~lr * sqrt(D)
             s["lr"] = 0.1 / np.sqrt(Xt.shape[1])
-        if s["batch_size"] == "auto":  # about 80 steps per epoch, batches of 32 to 256
-            s["batch_size"] = int(np.clip(round(n_train / 80), 32, 256))
+        if s["batch_size"] == "auto":  # about 80 steps per epoch, batches of 64 to 256
+            s["batch_size"] = int(np.clip(round(n_train / 80), 64, 256))
         steps_per_epoch = max(1, -(-n_train // s["batch_size"]))
         epochs = max(s["epochs"], min(200, -(-s["min_steps"] // steps_per_epoch)))
         W, b, info = train_softmax(

@@ -125,3 +125,44 @@ def test_gaussian_vs_published_loop(benchmark):
     print("\nGaussian greedy:", info)
     assert g.selected_[:steps_ref].tolist() == sel_ref
     assert t_ours * 5 <= est_ref_50, info
+
+
+@pytest.mark.minilm
+def test_linear_topk_on_minilm_activations(benchmark, minilm):
+    """Real neurons: MiniLM's 9,216 MLP neurons on the synthetic UPOS corpus.  The labels are
+    easy (one tag per word type), so the top-k are compared where accuracy has not saturated
+    (k = 3 ... 25).  The issue's target (at least as good as the NeuroX-style order) is NOT met
+    robustly: +5.6 points (mean over k) with 2,400 sentences, -3.6 with these 1,200; the small-k
+    sets of both orders vary a lot with the data (docs/rankers.md).  This guards the gap."""
+    import tl_neuronprobe as tnp
+
+    acts = tnp.extract(minilm, tnp.Corpus.load("synthetic:1200"), device="cpu", progress=False)
+    X, y, classes, idx = acts.dataset("upos", return_index=True, min_count=10)
+    X, y = X.numpy(), y.numpy()
+    sid = np.asarray(acts.sentence_ids)[idx]
+    tr, te = split_indices(len(y), 0.2, groups=sid, seed=0, y=y, min_train_per_class=2)
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        (W, b), t_ref = _timed(lambda: neurox_probe(X[tr], y[tr], len(classes)))
+        lin = benchmark.pedantic(lambda: Linear(random_state=0).fit(X[tr], y[tr], groups=sid[tr]),
+                                 rounds=1, iterations=1)
+    finally:
+        torch.set_num_threads(prev)
+    t_ours = benchmark.stats.stats.mean
+    ks = [3, 5, 7, 10, 15, 25]
+    ref = neurox_mass_order(W.numpy())
+    probe = LogisticProbes(random_state=0)
+    probe.fit(X[tr], y[tr], [lin.order_[:k] for k in ks] + [ref[:k] for k in ks], groups=sid[tr])
+    acc = probe.score(X[te], y[te])
+    a_ours, a_ref = acc[: len(ks)], acc[len(ks):]
+    info = {f"k{k}_ours": float(a) for k, a in zip(ks, a_ours)} | {f"k{k}_ref": float(a) for k, a in zip(ks, a_ref)}
+    info |= dict(mean_gain=float(np.mean(a_ours - a_ref)), seconds_ours=t_ours, seconds_neurox=t_ref,
+                 accuracy_ours=lin.score(X[te], y[te]), accuracy_neurox=float((neurox_predict(W, b, X[te]) == y[te]).mean()),
+                 n_words=len(y))
+    benchmark.extra_info.update(info)
+    print("\nMiniLM top-k retrained:", {k: round(v, 3) for k, v in info.items()})
+    assert np.mean(a_ours) >= np.mean(a_ref) - 0.06, info
+    assert a_ours[-1] >= a_ref[-1] - 0.02, info
+    assert info["accuracy_ours"] >= info["accuracy_neurox"] - 0.005, info
+    assert t_ours <= t_ref * 1.25, info

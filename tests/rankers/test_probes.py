@@ -119,3 +119,36 @@ def test_training_on_rows_equals_training_on_the_copied_rows():
     W3, _, _ = train_softmax(X, yt, 3, rows=rows, shuffle=False, **kw)
     W4, _, _ = train_softmax(X[rows], yt[rows], 3, shuffle=False, **kw)
     torch.testing.assert_close(W3, W4)
+
+
+@pytest.mark.parametrize("standardize,masked,weighted", [(True, True, False), (False, False, True), (True, False, True)])
+def test_closed_form_gradients_equal_autograd(standardize, masked, weighted):
+    """The training step's hand-written gradients equal autograd on the written-out loss."""
+    from tl_neuronprobe.probes import _softmax_grads
+
+    g = torch.Generator().manual_seed(0)
+    B, U, P, C = 20, 7, 2, 3
+    xb = torch.randn(B, U, generator=g) * 3 + 1
+    yb = torch.randint(0, C, (B,), generator=g)
+    W = torch.randn(P * C, U, generator=g)
+    W[0, 0] = 0.0  # |w| at 0: subgradient 0 in both
+    b = torch.randn(P * C, generator=g)
+    mean, inv = (xb.mean(0), 1 / xb.std(0)) if standardize else (None, None)
+    maskW = (torch.rand(P, U, generator=g) > 0.3).float().repeat_interleave(C, 0) if masked else None
+    cw = torch.tensor([0.5, 2.0, 1.0]) if weighted else None
+    l1v, l2v, l2sv = torch.tensor([1e-2, 0.0]), torch.tensor([0.0, 3e-2]), torch.tensor([1e-3, 1e-3])
+    gW, gb = _softmax_grads(xb, yb, W, b, P, C, maskW, mean, inv, l1v.repeat_interleave(C)[:, None], l2v, l2sv, cw)
+
+    Wa, ba = W.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    Weff = Wa * maskW if masked else Wa
+    z = (xb - mean) * inv if standardize else xb
+    lp = (z @ Weff.t() + ba).view(B, P, C).log_softmax(-1)
+    nll = -lp.gather(2, yb.view(-1, 1, 1).expand(-1, P, 1)).squeeze(2)
+    w = cw[yb] if weighted else torch.ones(B)
+    loss = ((nll * w[:, None]).sum(0) / w.sum()).sum()
+    W3 = Weff.view(P, -1)
+    sq = W3.square().sum(1)
+    loss = loss + (l1v * W3.abs().sum(1)).sum() + (l2v * torch.sqrt(sq + 1e-12)).sum() + (l2sv * sq).sum()
+    loss.backward()
+    torch.testing.assert_close(gW, Wa.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gb, ba.grad, rtol=1e-5, atol=1e-6)
