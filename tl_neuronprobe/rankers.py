@@ -405,18 +405,21 @@ class Linear(NeuronRanker):
     Belinkov's code).  Both orders are always stored (``order_mass_``, ``order_mean_abs_``).
 
     ``preset="fast"`` (default) trains on standardized inputs (weights are then comparable
-    across neurons of different scale) with Adam on shuffled mini-batches and keeps the
-    epoch with the best accuracy on a dev split (``dev_size``, by group if ``groups`` is
-    given to ``fit``); at least ``300`` optimizer steps are taken on small data.  Its learning
-    rate is ``0.1 / sqrt(n_neurons)`` (2.6e-3 for 1,536 neurons, 1e-3 for 9,216: Adam moves
-    every weight by about lr per step, so the logits move by about lr * sqrt(D)), its batch
-    about 1/40 of the training words (32 to 256), and the weights are averaged over about one
-    epoch of steps (Polyak averaging, which smooths Adam's noise and allows the larger rate).  Problems with
+    across neurons of different scale) with Adam on shuffled mini-batches for the full 10
+    epochs (at least ``300`` optimizer steps on small data).  It does not stop early on dev
+    accuracy: accuracy plateaus long before the L1 term has pushed the weights of unneeded
+    neurons down, and the ranking needs that (``early_stopping=True`` keeps the epoch with
+    the best accuracy on a ``dev_size`` split instead, by group if ``groups`` is given).  Its
+    learning rate is ``0.1 / sqrt(n_neurons)`` (2.6e-3 for 1,536 neurons, 1e-3 for 9,216: Adam
+    moves every weight by about lr per step, so the logits move by about lr * sqrt(D)), its
+    batch about 1/80 of the training words (64 to 256), and the weights are averaged over
+    about one epoch of steps (Polyak averaging, which smooths Adam's noise).  Problems with
     at most ``lbfgs_below`` values in X (``solver="auto"``) are instead solved to convergence
     with full-batch L-BFGS (|w| smoothed, see :func:`~tl_neuronprobe.probes.train_softmax`),
     which is faster and exact there.  ``preset="neurox"`` reproduces the toolkit (raw inputs, Adam 1e-3,
     batch 32, 10 epochs, no shuffling, no dev split); ``"antverg"`` Antverg & Belinkov's
-    settings.  ``epochs``, ``batch_size``, ``lr`` and ``standardize`` override the preset.
+    settings.  ``epochs``, ``batch_size``, ``lr``, ``standardize`` and ``early_stopping``
+    override the preset.
 
     Fitted: ``coef_ [C, D]`` (on the standardized scale when standardized), ``intercept_``,
     ``order_``, ``scores_`` (descending order = ``order_``), ``per_class_ [C, D]`` (each
