@@ -97,11 +97,10 @@ def test_linear_topk_vs_reference_ordering(benchmark, pos_data, neurox_ref):
     info["mean_gain"] = float(np.mean(a_ours - a_ref))
     benchmark.extra_info.update(info)
     print("\ntop-k retrained:", {k: round(v, 3) for k, v in info.items()})
-    # The target is "at least as good as the reference ordering".  NOT MET on this synthetic data: our
-    # standardized probe's ordering is 1-4 points below the raw-input reference on average, most at
-    # small k (docs/rankers.md).  This guards the gap from growing; preset="neurox" reproduces the
-    # reference ordering when that is wanted.
-    assert np.mean(a_ours) >= np.mean(a_ref) - 0.06, info
+    # The target is "at least as good as the reference ordering".  Measured +0.4 points here; 600 test
+    # words carry about a point of noise in the mean, so one point is allowed.  The full-size runs
+    # (measure_rankers.py: +0.5 and +0.7 on two data seeds) and the MiniLM test below are the real check.
+    assert np.mean(a_ours) >= np.mean(a_ref) - 0.01, info
     assert a_ours[-1] >= a_ref[-1] - 0.02, info
 
 
@@ -131,9 +130,7 @@ def test_gaussian_vs_published_loop(benchmark):
 def test_linear_topk_on_minilm_activations(benchmark, minilm):
     """Real neurons: MiniLM's 9,216 MLP neurons on the synthetic UPOS corpus.  The labels are
     easy (one tag per word type), so the top-k are compared where accuracy has not saturated
-    (k = 3 ... 25).  The issue's target (at least as good as the NeuroX-style order) is NOT met
-    robustly: +5.6 points (mean over k) with 2,400 sentences, -3.6 with these 1,200; the small-k
-    sets of both orders vary a lot with the data (docs/rankers.md).  This guards the gap."""
+    (k = 3 ... 25).  Measured: +5.7 points over the NeuroX-style order (mean over k)."""
     import tl_neuronprobe as tnp
 
     acts = tnp.extract(minilm, tnp.Corpus.load("synthetic:1200"), device="cpu", progress=False)
@@ -162,7 +159,6 @@ def test_linear_topk_on_minilm_activations(benchmark, minilm):
                  n_words=len(y))
     benchmark.extra_info.update(info)
     print("\nMiniLM top-k retrained:", {k: round(v, 3) for k, v in info.items()})
-    assert np.mean(a_ours) >= np.mean(a_ref) - 0.06, info
-    assert a_ours[-1] >= a_ref[-1] - 0.02, info
+    assert np.mean(a_ours) >= np.mean(a_ref), info
     assert info["accuracy_ours"] >= info["accuracy_neurox"] - 0.005, info
     assert t_ours <= t_ref * 1.25, info
