@@ -338,8 +338,8 @@ def weight_mass_order(W: Any, steps: int = 100) -> tuple[np.ndarray, np.ndarray,
     neuron's total absolute weight over classes, then by index: the first step alone adds
     one neuron per class and the next ones add hundreds, so this decides the small-k sets.
     (The largest-share tie-break suggested in the methods notes favours rare classes, whose
-    weight sits on few neurons, and its top-k retrained 4-10 points worse at k <= 50 on the
-    benchmark data; docs/rankers.md.)  Neurons with zero weight everywhere come last.
+    weight sits on few neurons; on the synthetic benchmark its top-10 retrained up to 6 points
+    worse, docs/rankers.md.)  Neurons with zero weight everywhere come last.
 
     Returns ``(order, entry_step, share, score)``: ``share [C, D]`` is |W_c,i| / sum_i |W_c,i|,
     ``entry_step [D]`` the step at which each neuron enters (``steps + 1`` = never), and
