@@ -135,8 +135,8 @@ class Activations:
         y = torch.as_tensor([lookup[str(v)] for v in labels], dtype=torch.long)
         rows = torch.as_tensor(idx)
         if dtype == torch.float32:
-            # numpy's allocator asks the kernel for huge pages on large arrays; the probes' random
-            # row gathers (one mini-batch per step) run 25-50% faster on such memory
+            # numpy's allocator asks the kernel for huge pages on large arrays; random row gathers
+            # (one probe mini-batch per step) ran about 25% faster on such memory in a micro-benchmark
             X = torch.from_numpy(np.empty((len(idx), self.X.shape[1]), dtype=np.float32))
             for s in range(0, len(idx), 4096):
                 X[s : s + 4096] = self.X[rows[s : s + 4096]]

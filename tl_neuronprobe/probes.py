@@ -53,7 +53,7 @@ def softmax_logits(
     Wm = W.reshape(P * C, U)
     bm = b.reshape(P * C)
     if mean is not None:  # ((x - m) / s) W^T + b = x (W / s)^T + (b - W (m / s)): X is never copied
-        Wm, bm = _fold_standardization(Wm, bm, mean.to(W.device), scale.to(W.device))
+        Wm, bm = _fold_standardization(Wm, bm, mean.to(W.device), scale.to(W.device).reciprocal())
     out = []
     for s in range(0, X.shape[0], chunk):
         xb = X[s : s + chunk].to(W.device, torch.float32)
@@ -61,9 +61,9 @@ def softmax_logits(
     return torch.cat(out) if out else torch.empty(0, P, C, device=W.device)
 
 
-def _fold_standardization(W: torch.Tensor, b: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor):
-    """Weights ``[K, U]`` and bias ``[K]`` on standardized inputs -> the same map on raw inputs."""
-    Wr = W * scale.reciprocal()[None, :]
+def _fold_standardization(W: torch.Tensor, b: torch.Tensor, mean: torch.Tensor, inv_scale: torch.Tensor):
+    """Weights ``[K, U]`` and bias ``[K]`` on inputs ``(x - mean) * inv_scale`` -> the same map on x."""
+    Wr = W * inv_scale[None, :]
     return Wr, b - Wr @ mean
 
 
@@ -266,11 +266,7 @@ def _softmax_grads(
     [P*C, 1]`` is each row's L1 weight; None (no L1) and ``l2v = l2sv = None`` (no L2) skip
     those terms without a device sync."""
     Weff = W * maskW if maskW is not None else W
-    if mean is not None:
-        Wx = Weff * inv_scale
-        bx = b - Wx @ mean
-    else:
-        Wx, bx = Weff, b
+    Wx, bx = _fold_standardization(Weff, b, mean, inv_scale) if mean is not None else (Weff, b)
     G = torch.nn.functional.linear(xb, Wx, bx).view(-1, P, C).softmax(-1)  # p
     G.scatter_add_(2, yb.view(-1, 1, 1).expand(-1, P, 1), torch.full((len(yb), P, 1), -1.0, device=G.device))
     if cw is not None:  # class-weighted mean
