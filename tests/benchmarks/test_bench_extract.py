@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.extraction import _batches, _plan
+from tl_neuronprobe.data.extraction import _batches, _plan
 
 
 def best_time(fn, rounds: int) -> float:

@@ -24,7 +24,7 @@ import torch._dynamo  # noqa: F401,E402  (the first torch.optim.Adam imports it:
 from rankers_reference import (neurox_mass_order, neurox_predict, neurox_probe, niw_covariances,
                                published_gaussian_greedy, sklearn_saga)
 from rankers_synth import make_pos_like
-from tl_neuronprobe._validation import split_indices
+from tl_neuronprobe.core.validation import split_indices
 from tl_neuronprobe.probes import LogisticProbes
 from tl_neuronprobe.rankers import Gaussian, Linear
 

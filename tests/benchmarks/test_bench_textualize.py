@@ -1,6 +1,6 @@
 """Batched textualization of 64 neurons against 64 one-at-a-time runs of the same code, same steps, same run.
 
-Both sides call :func:`tl_neuronprobe.textualize` on the planted model with the same method, steps and
+Both sides call :func:`tl_neuronprobe.textualization` on the planted model with the same method, steps and
 restarts; the only difference is ``batch_size`` (64 neurons per batch against one). The ratio
 (sequential time / batched time) goes into ``benchmark.extra_info``.
 """
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualize import textualize
+from tl_neuronprobe.textualization import textualize
 
 NEURONS = [tnp.Neuron(1, i) for i in range(64)]
 

@@ -18,8 +18,8 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.agreement import train_agreement_decoder
-from tl_neuronprobe.used import evaluate_used
+from tl_neuronprobe.testbeds.agreement import train_agreement_decoder
+from tl_neuronprobe.evaluation.used import evaluate_used
 
 KS = [1, 2, 4, 8, 12, 16, 24, 32, 48, 64]
 

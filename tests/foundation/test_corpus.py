@@ -1,7 +1,7 @@
 import pytest
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe import synthetic
+from tl_neuronprobe.data import synthetic
 
 CONLLU = """# sent_id = s1
 # text = The cats don't sleep.

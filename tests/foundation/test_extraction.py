@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.adapter import ModelAdapter
+from tl_neuronprobe.core.adapter import ModelAdapter
 
 
 def small_corpus(n=40, seed=3):
@@ -95,14 +95,14 @@ def test_minilm_subword_aggregation_matches_hf(minilm):
     assert tok.word_of_token[0] == -1 and tok.word_of_token[-1] == -1
 
 
-def test_stop_after_layer_runs_no_later_block_nor_head(planted):
+def test_stop_at_layer_runs_no_later_block_nor_head(planted):
     ad = ModelAdapter(planted)
     batch = ad.collate(ad.tokenize_sentences([["the", "dog", "runs", "."]]))
     fired = []
     hooks = [("blocks.0.hook_resid_post", lambda a, hook: fired.append("b0")),
              ("blocks.1.hook_resid_pre", lambda a, hook: fired.append("b1")),
              ("ln_final.hook_normalized", lambda a, hook: fired.append("head"))]
-    assert ad.forward(batch, hooks, stop_after_layer=0) is None
+    assert ad.forward(batch, hooks, stop_at_layer=1) is None
     assert fired == ["b0"]
 
 

@@ -1,7 +1,7 @@
 import pytest
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.neurons import hook_name, site_of_hook
+from tl_neuronprobe.core.neurons import hook_name, site_of_hook
 
 
 def test_parse_short_and_hook_forms():

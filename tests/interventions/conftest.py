@@ -7,7 +7,7 @@ import torch
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe import interventions as iv
-from tl_neuronprobe.agreement import train_agreement_decoder
+from tl_neuronprobe.testbeds.agreement import train_agreement_decoder
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.agreement import gpt2_forward, train_agreement_weights
-from tl_neuronprobe.readouts import AgreementReadout
-from tl_neuronprobe.used import evaluate_used
+from tl_neuronprobe.testbeds.agreement import gpt2_forward, train_agreement_weights
+from tl_neuronprobe.interventions.readouts import AgreementReadout
+from tl_neuronprobe.evaluation.used import evaluate_used
 
 from used_helpers import mean_difference_order
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.used import evaluate_used
+from tl_neuronprobe.evaluation.used import evaluate_used
 
 from used_helpers import hook_count, mean_difference_order
 

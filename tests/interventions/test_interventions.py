@@ -65,7 +65,8 @@ def test_translate_mean_set_resample_arithmetic(planted, positions):
     s = iv.set_values(planted, neurons, vals, positions=m)
     edited, _ = capture(adapter, positions.batch, hooks=s.hooks())
     torch.testing.assert_close(edited[..., cols][m], vals[m])
-    assert iv.set is iv.set_values
+    with pytest.warns(DeprecationWarning, match="set_values"):
+        assert iv.set is iv.set_values
 
     pool = torch.arange(30, dtype=torch.float32).reshape(10, 3)
     r = iv.resample(planted, neurons, pool, positions=positions, seed=1)
@@ -170,8 +171,8 @@ def test_hooks_never_leak(planted, positions):
             adapter.forward(positions.batch)
     with pytest.raises(ValueError):
         bad.run(positions.batch)
-    from tl_neuronprobe.readouts import IdentityReadout
-    from tl_neuronprobe.used import evaluate_used
+    from tl_neuronprobe.interventions.readouts import IdentityReadout
+    from tl_neuronprobe.evaluation.used import evaluate_used
 
     class Exploding(IdentityReadout):
         def compare(self, *args, **kwargs):

@@ -11,8 +11,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.readouts import SAME, VALUE_CHANGED, WRONG_LEMMA, Lexicon
-from tl_neuronprobe.used import bootstrap_means, compare_encoded_used, evaluate_used, excess_over_random, plot_used
+from tl_neuronprobe.interventions.readouts import SAME, VALUE_CHANGED, WRONG_LEMMA, Lexicon
+from tl_neuronprobe.evaluation.used import bootstrap_means, compare_encoded_used, evaluate_used, excess_over_random, plot_used
 
 
 def value(table, ranking, selection, k, metric):
@@ -215,7 +215,7 @@ class _Tok:
 
 
 def test_identity_readout_judges_multi_token_words():
-    from tl_neuronprobe.readouts import IdentityReadout
+    from tl_neuronprobe.interventions.readouts import IdentityReadout
 
     corpus = tnp.Corpus.from_records([{"words": ["keys", "key", "cats", "cat", "dog"],
                                        "lemma": ["key", "key", "cat", "cat", "dog"],
@@ -246,7 +246,7 @@ def test_identity_readout_judges_multi_token_words():
 
 
 def test_a_readout_object_can_be_reused(planted, planted_corpus, planted_rankings):
-    from tl_neuronprobe.readouts import IdentityReadout
+    from tl_neuronprobe.interventions.readouts import IdentityReadout
 
     ro = IdentityReadout()
     kw = dict(readout=ro, progress=False, n_bootstrap=50, bottom=False, n_random=1)

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from tl_neuronprobe import cli_rank
+from tl_neuronprobe.cli import rank as cli_rank
 
 from test_encoded import planted_activations
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.encoded import evaluate_encoded, layer_distribution, plot_encoded, ranker_agreement
+from tl_neuronprobe.evaluation.encoded import evaluate_encoded, layer_distribution, plot_encoded, ranker_agreement
 
 from planted_arrays import make_planted
 
@@ -71,7 +71,7 @@ def test_same_seed_same_table():
 def test_split_is_by_sentence(monkeypatch):
     acts, _ = planted_activations(seed=2, n=600)
     seen = {}
-    import tl_neuronprobe.encoded as enc
+    import tl_neuronprobe.evaluation.encoded as enc
 
     real = enc.split_indices
 

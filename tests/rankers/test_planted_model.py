@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe import encoded, rankers
+from tl_neuronprobe import rankers
+from tl_neuronprobe.evaluation import encoded
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tl_neuronprobe.controls import control_labels, selectivity
+from tl_neuronprobe.evaluation.controls import control_labels, selectivity
 from tl_neuronprobe.probes import LogisticProbes, train_softmax
 
 from planted_arrays import make_planted

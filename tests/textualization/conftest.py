@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualize_testing import sequence_model
+from tl_neuronprobe.testbeds.sequence import sequence_model
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualize import COLUMNS, Problem, framing, textualize
+from tl_neuronprobe.textualization import COLUMNS, Problem, framing, textualize
 
 from textualize_helpers import activation_from_words, n_hooks
 
@@ -94,7 +94,7 @@ def test_hooks_never_left_behind(planted, monkeypatch):
                    progress=False)
     assert n_hooks(planted) == before
 
-    T = importlib.import_module("tl_neuronprobe.textualize")  # the package exports a function of that name
+    T = importlib.import_module("tl_neuronprobe.textualization")  # the package exports a function of that name
 
     class Stop(Exception):
         pass
@@ -148,7 +148,7 @@ def test_discrete_started_from_the_corpus_never_falls_below_it(planted):
 
 
 def test_ratio_needs_a_positive_corpus_maximum():
-    from tl_neuronprobe.textualize import NeuronText
+    from tl_neuronprobe.textualization import NeuronText
 
     r = NeuronText(tnp.Neuron(0, 1), "gumbel", ["a"], [5], "a", activation=0.5, corpus_max=-0.2)
     assert math.isnan(r.ratio) and r.beats_corpus

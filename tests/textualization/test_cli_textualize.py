@@ -6,7 +6,7 @@ import pandas as pd
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.cli import main
-from tl_neuronprobe.cli_textualize import demo_textualize, top_neurons
+from tl_neuronprobe.cli.textualize import demo_textualize, top_neurons
 
 
 def test_textualize_command(tmp_path, capsys):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualize import corpus_top_windows, textualize
+from tl_neuronprobe.textualization import corpus_top_windows, textualize
 
 
 def brute_force(model, sentences, neurons, window, position, prefix, suffix):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualize import TextualizeError, textualize
+from tl_neuronprobe.textualization import TextualizeError, textualize
 
 KW = dict(steps=2, corpus=None, progress=False)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualize import Problem, framing, textualize
+from tl_neuronprobe.textualization import Problem, framing, textualize
 
 
 @pytest.mark.minilm

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualize import textualize
-from tl_neuronprobe.textualize_testing import SEQUENCE_NEURON
+from tl_neuronprobe.textualization import textualize
+from tl_neuronprobe.testbeds.sequence import SEQUENCE_NEURON
 
 from textualize_helpers import activation_from_words
 
@@ -38,7 +38,7 @@ def test_two_token_sequence_is_found(sequence_planted, method):
 
 
 def test_sequence_model_fires_on_its_pair_only(sequence_planted):
-    from tl_neuronprobe.textualize_testing import _pair_preactivations, sequence_weights
+    from tl_neuronprobe.testbeds.sequence import _pair_preactivations, sequence_weights
 
     first, second = sequence_planted.planted_sequence[SEQUENCE_NEURON]
     _, words = sequence_weights(first, second)

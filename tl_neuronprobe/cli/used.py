@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from .neurons import Neuron, parse_neurons
+from ..core.neurons import Neuron, parse_neurons
 
 #: built-in models that need no weights (``agreement`` is trained on the spot, in seconds)
 BUILTIN_MODELS = ("planted", "agreement", "tiny")
@@ -25,11 +25,11 @@ BUILTIN_MODELS = ("planted", "agreement", "tiny")
 def load_model(name: str, device: str | None = None, seed: int = 0):
     """``planted`` / ``agreement`` (trained here) / ``tiny``, ``minilm``, or a Hugging Face folder or name."""
     if name.lower() == "agreement":
-        from .agreement import train_agreement_decoder
+        from ..testbeds.agreement import train_agreement_decoder
 
         model = train_agreement_decoder(seed=seed)
         return model.to(device) if device else model
-    from . import models
+    from .. import models
 
     return models.load(name, device=device)
 
@@ -86,8 +86,8 @@ def _ints(text: str) -> list[int]:
 
 
 def cmd_evaluate_used(args) -> int:
-    from .corpus import Corpus
-    from .used import evaluate_used, plot_used
+    from ..data.corpus import Corpus
+    from ..evaluation.used import evaluate_used, plot_used
 
     model = load_model(args.model, args.device, args.seed)
     corpus = Corpus.load(args.data, seed=args.seed)
@@ -117,7 +117,7 @@ def cmd_evaluate_used(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .used import compare_encoded_used
+    from ..evaluation.used import compare_encoded_used
 
     enc = pd.read_csv(args.encoded)
     used = pd.read_csv(args.used)
@@ -183,7 +183,7 @@ DEMO_KS = (1, 2, 5, 10, 20, 50, 100)
 
 
 def _encoded_for(acts, attribute: str, rankers: Sequence[str], ks: Sequence[int], seed: int) -> pd.DataFrame:
-    from .encoded import evaluate_encoded
+    from ..evaluation.encoded import evaluate_encoded
 
     return evaluate_encoded(acts, attribute, rankers=list(rankers), ks=list(ks), probes=("logistic",),
                             control=False, seed=seed)
@@ -194,8 +194,8 @@ def _one(model, name: str, corpus, attribute: str, layer: int, out: Path, seed: 
     """Encoded and used curves for one (model, attribute), their comparison, files under ``out``."""
     import matplotlib.pyplot as plt
 
-    from .extraction import extract
-    from .used import compare_encoded_used, evaluate_used, plot_used
+    from ..data.extraction import extract
+    from ..evaluation.used import compare_encoded_used, evaluate_used, plot_used
 
     t0 = time.perf_counter()
     acts = extract(model, corpus, site="mlp.post", layers=[layer], progress=progress)
@@ -228,9 +228,9 @@ def demo_used(out_dir: "str | Path", seed: int = 0, minilm_model=None, encoded_t
     curves are computed here with the same rankers on the same layer. Writes CSV/PNG/TXT files and
     ``used_summary.json`` under ``out_dir``; returns the summary.
     """
-    from .agreement import train_agreement_decoder
-    from .corpus import Corpus
-    from .readouts import AgreementReadout
+    from ..testbeds.agreement import train_agreement_decoder
+    from ..data.corpus import Corpus
+    from ..interventions.readouts import AgreementReadout
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -249,13 +249,13 @@ def demo_used(out_dir: "str | Path", seed: int = 0, minilm_model=None, encoded_t
     model = minilm_model
     if model is None:
         try:
-            from . import models
+            from .. import models
 
             model = models.load("minilm", device="cpu")
         except ImportError as exc:
             summary["minilm"] = f"skipped: {exc}"
     if model is not None:
-        from .adapter import ModelAdapter
+        from ..core.adapter import ModelAdapter
 
         adapter = ModelAdapter.wrap(model)
         name = "minilm" if adapter.is_encoder else adapter.name.replace("/", "_")

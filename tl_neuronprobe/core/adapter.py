@@ -8,6 +8,7 @@ package needs from a model goes through :class:`ModelAdapter`; no other module l
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -285,18 +286,25 @@ class ModelAdapter:
         self,
         batch: "Batch | torch.Tensor",
         fwd_hooks: FwdHooks = (),
-        stop_after_layer: int | None = None,
+        stop_at_layer: int | None = None,
         return_type: str | None = "logits",
+        stop_after_layer: int | None = None,
         **kwargs,
     ):
         """Run the model with ``fwd_hooks`` (removed afterwards, also on errors).
 
-        ``stop_after_layer=L`` ends the pass right after block L (returns None): later blocks and the
-        unembedding or MLM head never run. Padding is masked with the batch's attention mask.
+        ``stop_at_layer=L`` has TransformerLens's meaning (exclusive): blocks ``0 .. L-1`` run, then the pass
+        ends and returns None; later blocks and the unembedding or MLM head never run (``0``: embeddings only).
+        Padding is masked with the batch's attention mask. ``stop_after_layer=L`` (deprecated) is
+        ``stop_at_layer=L + 1``.
         """
-        hooks = list(fwd_hooks)
         if stop_after_layer is not None:
-            hooks.append((hook_name("resid.post", stop_after_layer), _raise_stop))
+            warnings.warn("stop_after_layer=L is deprecated; use TransformerLens's stop_at_layer=L + 1",
+                          DeprecationWarning, stacklevel=2)
+            stop_at_layer = stop_after_layer + 1
+        hooks = list(fwd_hooks)
+        if stop_at_layer is not None:
+            hooks.append((self.stop_hook_name(stop_at_layer), _raise_stop))
             return_type = None
         if isinstance(batch, Batch):
             tokens, mask = batch.input_ids, (batch.attention_mask if batch.padded else None)
@@ -307,6 +315,14 @@ class ModelAdapter:
                 return self.model(tokens, return_type=return_type, attention_mask=mask, **kwargs)
         except _StopForward:
             return None
+
+    def stop_hook_name(self, stop_at_layer: int) -> str:
+        """The hook after which a pass with ``stop_at_layer`` ends (``0``: before the first block)."""
+        if not 0 <= stop_at_layer <= self.n_layers:
+            raise ValueError(f"stop_at_layer={stop_at_layer} is outside 0..{self.n_layers} for {self.name}")
+        if stop_at_layer == 0:
+            return hook_name("resid.pre", 0)
+        return hook_name("resid.post", stop_at_layer - 1)
 
     @contextlib.contextmanager
     def hooks(self, fwd_hooks: FwdHooks) -> Iterator[None]:

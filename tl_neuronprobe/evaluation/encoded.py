@@ -17,10 +17,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import rankers as _rankers
-from ._validation import check_k, split_indices, to_numpy
+from .. import rankers as _rankers
+from ..core.validation import check_k, split_indices, to_numpy
 from .controls import control_labels
-from .probes import GaussianProbe, LogisticProbes
+from ..probes import GaussianProbe, LogisticProbes
 
 __all__ = ["evaluate_encoded", "plot_encoded", "layer_distribution", "ranker_agreement", "DEFAULT_RANKERS",
            "DEFAULT_KS"]

@@ -33,7 +33,7 @@ def top_neurons_table(neurons: Sequence[Any], orders: dict[str, np.ndarray], n: 
 
 def _load_activations(args):
     """Saved activations (one layer if ``--layer``) and the output folder, created."""
-    from .activations import Activations
+    from ..data.activations import Activations
 
     acts = Activations.load(args.activations)
     if args.layer is not None:
@@ -44,7 +44,7 @@ def _load_activations(args):
 
 
 def cmd_rank(args) -> int:
-    from .rankers import make_ranker
+    from ..rankers import make_ranker
 
     acts, out = _load_activations(args)
     X, y, classes, idx = acts.dataset(args.attribute, return_index=True, min_count=args.min_count)
@@ -76,7 +76,7 @@ def cmd_rank(args) -> int:
 
 
 def cmd_evaluate_encoded(args) -> int:
-    from .encoded import evaluate_encoded
+    from ..evaluation.encoded import evaluate_encoded
 
     acts, out = _load_activations(args)
     ks = [int(k) for k in _split_list(args.ks)] if args.ks else None
@@ -96,7 +96,7 @@ def _write_encoded(acts, table: pd.DataFrame, out: Path, prefix: str, k_layers: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .encoded import layer_distribution, plot_encoded, ranker_agreement
+    from ..evaluation.encoded import layer_distribution, plot_encoded, ranker_agreement
 
     table.to_csv(out / f"{prefix}.csv", index=False)
     fig = plot_encoded(table, out / f"{prefix}.png")
@@ -155,7 +155,7 @@ def demo_encoded(acts, out_dir, attributes: Sequence[str] = ("upos", "Number"), 
                  rankers: Sequence[str] = DEMO_RANKERS, ks: Sequence[int] | None = None) -> dict:
     """The demo's encoded stage: for each attribute, the encoded curves (CSV + PNG), where the
     top neurons live, ranker agreement, and the top neurons of every ranker (JSON + CSV)."""
-    from .encoded import evaluate_encoded
+    from ..evaluation.encoded import evaluate_encoded
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

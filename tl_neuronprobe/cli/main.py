@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 #: modules that add subcommands through ``register(subparsers)``
-SUBCOMMAND_MODULES = ("cli_rank", "cli_used", "cli_textualize")
+SUBCOMMAND_MODULES = ("rank", "used", "textualize")
 
 
 def layer_statistics(acts) -> "pandas.DataFrame":  # noqa: F821
@@ -61,9 +61,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_extract(args) -> int:
-    from . import models
-    from .corpus import Corpus
-    from .extraction import extract
+    from .. import models
+    from ..data.corpus import Corpus
+    from ..data.extraction import extract
 
     model = models.load(args.model, device=args.device)
     corpus = Corpus.load(args.data, seed=args.seed)
@@ -80,9 +80,9 @@ def cmd_extract(args) -> int:
 
 def cmd_demo(args) -> int:
     """MiniLM + synthetic corpus: extraction, per-layer statistics, then every later stage that is installed."""
-    from . import models
-    from .corpus import Corpus
-    from .extraction import extract
+    from .. import models
+    from ..data.corpus import Corpus
+    from ..data.extraction import extract
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,11 +99,11 @@ def cmd_demo(args) -> int:
     summary = dict(model=args.model, sentences=len(corpus), words=corpus.n_words, neurons=acts.n_neurons,
                    extract_seconds=round(seconds, 2))
     print(stats.to_string(index=False))
-    stages = [("cli_rank", "demo_encoded", lambda f: f(acts, out / "encoded", seed=args.seed)),
-              ("cli_used", "demo_used", lambda f: f(out / "used", seed=args.seed, minilm_model=model)),
-              ("cli_textualize", "demo_textualize", lambda f: f(model, None, corpus, out / "textualize", seed=args.seed))]
+    stages = [("rank", "demo_encoded", lambda f: f(acts, out / "encoded", seed=args.seed)),
+              ("used", "demo_used", lambda f: f(out / "used", seed=args.seed, minilm_model=model)),
+              ("textualize", "demo_textualize", lambda f: f(model, None, corpus, out / "textualize", seed=args.seed))]
     for module, func, call in stages:
-        if args.skip and module.split("_", 1)[1] in args.skip.split(","):
+        if args.skip and module in args.skip.split(","):
             continue
         try:
             fn = getattr(importlib.import_module(f".{module}", __package__), func)

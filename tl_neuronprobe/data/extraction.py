@@ -20,9 +20,9 @@ from einops import rearrange
 from tqdm.auto import tqdm
 
 from .activations import META_FILE, TENSOR_FILE, Activations, TensorFileWriter, _commit_dir, _staging_dir, write_meta
-from .adapter import Batch, ModelAdapter, TokenizedSentence
+from ..core.adapter import Batch, ModelAdapter, TokenizedSentence
 from .corpus import Corpus
-from .neurons import Neuron, check_site, hook_name
+from ..core.neurons import Neuron, check_site, hook_name
 
 AGGREGATIONS = ("first", "last", "mean")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -236,7 +236,7 @@ def extract(
                         return hook
 
                     hooks = [(hook_name(s, layer), make_hook(j)) for j, (s, layer) in enumerate(plan)]
-                    adapter.forward(batch, hooks, stop_after_layer=deepest)
+                    adapter.forward(batch, hooks, stop_at_layer=deepest + 1)
                     total = torch.stack([v.float().sum() for v in captured.values()]).sum()
                     if not bool(torch.isfinite(total)):  # one host sync per batch
                         _raise_non_finite(captured, plan, reducer, corpus, sentence_ids)

@@ -11,9 +11,9 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from .adapter import ModelAdapter
-from .neurons import Neuron, parse_neurons
-from .textualize import METHODS, TextualizeError, corpus_top_windows, textualize
+from ..core.adapter import ModelAdapter
+from ..core.neurons import Neuron, parse_neurons
+from ..textualization import METHODS, TextualizeError, corpus_top_windows, textualize
 
 SHOWN = ["neuron", "method", "text", "activation", "corpus_max", "ratio", "fluency", "similarity", "corpus_text"]
 
@@ -46,7 +46,7 @@ def register(subparsers) -> None:
 
 
 def cmd_textualize(args: argparse.Namespace) -> int:
-    from . import models
+    from .. import models
 
     neurons = parse_neurons(args.neurons)
     model = models.load(args.model, device=args.device)
@@ -86,8 +86,8 @@ def top_neurons(acts, attribute: str, k: int = 2, exclude: "set[Neuron] | None" 
 
 
 def _demo_neurons(model, corpus, out_dir: Path, per_attribute: int) -> dict[str, list[Neuron]]:
-    from .activations import Activations
-    from .extraction import extract
+    from ..data.activations import Activations
+    from ..data.extraction import extract
 
     saved = out_dir.parent / "activations"  # the main demo extracts there first
     try:

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .neurons import Neuron
+from ..core.neurons import Neuron
 
 TENSOR_FILE = "activations.safetensors"
 META_FILE = "meta.json"

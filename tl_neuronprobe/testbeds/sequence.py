@@ -17,8 +17,8 @@ import functools
 import numpy as np
 import torch
 
-from .neurons import Neuron
-from .testing import SPECIALS, build_model, planted_weights, word_tokenizer
+from ..core.neurons import Neuron
+from .planted import SPECIALS, build_model, planted_weights, word_tokenizer
 
 #: the layer-1 MLP neuron planted to fire on the pair (``first``, ``second``)
 SEQUENCE_NEURON = Neuron(1, 61)
@@ -87,7 +87,7 @@ def sequence_weights(first: str = DEFAULT_PAIR[0], second: str = DEFAULT_PAIR[1]
 
 def _pair_preactivations(model, words: list[str]) -> torch.Tensor:
     """Sequence-neuron pre-activation on ``BOS a b`` for every pair of non-special words [V', V']."""
-    from .adapter import ModelAdapter
+    from ..core.adapter import ModelAdapter
 
     adapter = ModelAdapter(model)
     ids = torch.as_tensor([i for i, w in enumerate(words) if w not in SPECIALS])
@@ -100,7 +100,7 @@ def _pair_preactivations(model, words: list[str]) -> torch.Tensor:
         out["pre"] = act[:, -1, SEQUENCE_NEURON.index].detach()
     with torch.no_grad():
         adapter.forward(tokens, [(f"blocks.{SEQUENCE_NEURON.layer}.mlp.hook_pre", grab)],
-                        stop_after_layer=SEQUENCE_NEURON.layer)
+                        stop_at_layer=SEQUENCE_NEURON.layer + 1)
     return out["pre"].reshape(len(ids), len(ids))
 
 
@@ -124,7 +124,7 @@ def _calibrated(first: str, second: str, seed: int, generation: str) -> tuple[fl
 def sequence_model(generation: str = "auto", first: str = DEFAULT_PAIR[0], second: str = DEFAULT_PAIR[1],
                    seed: int = 0):
     """The two-token planted model; ``model.planted_sequence`` maps :data:`SEQUENCE_NEURON` to the pair."""
-    from .testing import _resolve_generation
+    from .planted import _resolve_generation
 
     generation = _resolve_generation(generation)
     scale, bias, margin = _calibrated(first, second, seed, generation)

@@ -25,8 +25,8 @@ from typing import Any, Iterable, NamedTuple, Sequence
 import numpy as np
 import torch
 
-from .adapter import Batch, ModelAdapter, TokenizedSentence
-from .corpus import Corpus
+from ..core.adapter import Batch, ModelAdapter, TokenizedSentence
+from ..data.corpus import Corpus
 
 __all__ = ["Lexicon", "Readout", "IdentityReadout", "AgreementReadout", "DivergenceReadout", "Output",
            "CONTEXT_ATTRIBUTES", "READOUT_METRICS"]

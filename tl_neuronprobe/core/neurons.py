@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable
 
 #: site -> hook-name template. ``attn.z`` is flattened from [head, d_head] to head * d_head.
 SITES: dict[str, str] = {
@@ -28,6 +28,9 @@ _HOOK_TO_SITE = {
 }
 _SHORT = re.compile(r"^L(\d+)\.N(\d+)(?:@([\w.]+))?$")
 _HOOK = re.compile(r"^(blocks\.\d+\.[\w.]+):(\d+)$")
+
+
+_BLOCK = re.compile(r"blocks\.(\d+)\.")
 
 
 def check_site(site: str) -> str:
@@ -52,6 +55,12 @@ def site_of_hook(name: str) -> tuple[str, int]:
         f"hook {name!r} is not one of the supported sites; supported hook patterns: "
         + ", ".join(SITES.values())
     )
+
+
+def layer_of_hook(name: str) -> int:
+    """The block a hook name sits in: ``'blocks.3.attn.hook_z'`` -> 3; -1 for hooks before the first block."""
+    m = _BLOCK.match(name)
+    return int(m.group(1)) if m else -1
 
 
 @dataclass(frozen=True, order=True)
@@ -98,8 +107,3 @@ def parse_neurons(spec: "str | Iterable[str | Neuron]", site: str | None = None)
     """Parse a comma-separated string or an iterable of neuron specs."""
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     return [Neuron.parse(s, site=site) for s in items if not (isinstance(s, str) and not s.strip())]
-
-
-def neuron_block(site: str, layers: Sequence[int], widths: Sequence[int]) -> list[Neuron]:
-    """All neurons of ``site`` at ``layers`` (layer-major), ``widths[i]`` neurons at ``layers[i]``."""
-    return [Neuron(int(layer), i, site) for layer, w in zip(layers, widths) for i in range(int(w))]

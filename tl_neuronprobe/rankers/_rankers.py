@@ -34,8 +34,8 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from ._validation import few_threads, check_groups, check_k, check_X, check_y, resolve_device, split_indices, to_numpy
-from .probes import GaussianProbe, LogisticProbes, softmax_logits, standardization, train_softmax
+from ..core.validation import few_threads, check_groups, check_k, check_X, check_y, resolve_device, split_indices, to_numpy
+from ..probes import GaussianProbe, LogisticProbes, softmax_logits, standardization, train_softmax
 
 __all__ = [
     "NeuronRanker",

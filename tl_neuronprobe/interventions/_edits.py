@@ -1,4 +1,4 @@
-"""Interventions on neurons at TransformerLens hook points: zero, mean, resample, translate, set.
+"""Interventions on neurons at TransformerLens hook points: zero, mean, resample, translate, set_values.
 
 Every intervention acts on a chosen set of neurons (any site of :mod:`tl_neuronprobe.neurons`, several sites and
 layers at once) at chosen positions: every position (``"all"``), the tokens of the words that carry an attribute
@@ -30,13 +30,14 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .adapter import Batch, FwdHooks, ModelAdapter
-from .corpus import Corpus, Sentence
-from .neurons import Neuron
+from ..core.adapter import Batch, FwdHooks, ModelAdapter
+from ..data.corpus import Corpus, Sentence
+from ..core.neurons import Neuron
 
 __all__ = [
     "Intervention", "Compose", "WordPositions", "attribute_positions", "compose", "zero", "mean", "resample",
-    "translate", "set_values", "scaled_alpha", "translation_delta", "class_means", "group_by_hook",
+    "translate", "set_values", "scaled_alpha", "translation_delta", "class_means", "group_by_hook", "apply_edit",
+    "token_labels", "write_columns",
 ]
 
 Positions = "str | torch.Tensor | np.ndarray | WordPositions | None"
@@ -536,7 +537,3 @@ def translate(model, neurons, delta: Any = None, alpha: "float | str | Sequence[
             raise ValueError(f"n_ranked={total} is smaller than the number of neurons ({n})")
         alpha = scaled_alpha(total, beta, np.arange(n))
     return Translate(model, neurons, delta, alpha, positions, **kw)
-
-
-#: ``tnp.interventions.set`` as the issue names it (``set_values`` avoids shadowing the builtin here)
-globals()["set"] = set_values

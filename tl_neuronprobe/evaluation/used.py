@@ -28,11 +28,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import interventions as iv
-from .adapter import Batch, ModelAdapter
-from .corpus import Corpus
-from .neurons import Neuron, check_site, hook_name
-from .readouts import (READOUT_METRICS, AgreementReadout, DivergenceReadout, IdentityReadout, Output,
+from .. import interventions as iv
+from ..core.adapter import Batch, ModelAdapter
+from ..data.corpus import Corpus
+from ..core.neurons import Neuron, check_site, hook_name
+from ..interventions.readouts import (READOUT_METRICS, AgreementReadout, DivergenceReadout, IdentityReadout, Output,
                        Readout)
 
 __all__ = ["evaluate_used", "plot_used", "compare_encoded_used", "EncodedUsed", "METHODS", "READOUTS"]
@@ -107,7 +107,7 @@ def _columns_to_neurons(cols: Any, site: str, layer: int | None, adapter: ModelA
 
 def _fit_ranker(name: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int):
     try:
-        from . import rankers
+        from .. import rankers
     except ImportError as exc:  # the rankers module is optional for this one
         raise ImportError(f"ranking {name!r} is a ranker name but tl_neuronprobe.rankers is not available; "
                           "pass neuron orders (lists of Neuron, or column indices with layer=)") from exc
@@ -235,7 +235,7 @@ def _run(adapter: ModelAdapter, inp, hooks, readout: Readout, extra: Sequence = 
         def capture(act, hook=None):  # noqa: ARG001
             captured["h"] = act
         hooks.append((hook_name("resid.post", adapter.n_layers - 1), capture))
-    logits = adapter.forward(inp, hooks, stop_after_layer=None if readout.needs_logits else adapter.n_layers - 1,
+    logits = adapter.forward(inp, hooks, stop_at_layer=None if readout.needs_logits else adapter.n_layers,
                              return_type="logits" if readout.needs_logits else None, **kwargs)
     return Output(logits if readout.needs_logits else None, captured.get("h"))
 
@@ -392,7 +392,7 @@ def evaluate_used(
     classes: list[str] = sorted({v for v in fit_corpus.attribute(attribute) if v is not None}) \
         if attribute in fit_corpus.attribute_names else []
     if method != "zero" or pending:
-        from .extraction import extract
+        from ..data.extraction import extract
 
         sites = sorted({s for s, _ in blocks})
         layers = sorted({la for _, la in blocks})

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._validation import to_numpy
+from ..core.validation import to_numpy
 
 __all__ = ["control_labels", "selectivity"]
 

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import synthetic
-from .corpus import Corpus
+from ..data import synthetic
+from ..data.corpus import Corpus
 
 #: specials of :func:`tl_neuronprobe.testing.word_tokenizer`, in id order
 _SPECIALS = ("<pad>", "<bos>", "<unk>")
@@ -229,7 +229,7 @@ def train_agreement_decoder(seed: int = 0, steps: int = 200, generation: str = "
     ``model.agreement`` is an :class:`AgreementReport` measured through the built model (held-out sentences,
     half with attractors). Keyword arguments go to :func:`train_agreement_weights`.
     """
-    from .testing import build_model, word_tokenizer
+    from .planted import build_model, word_tokenizer
 
     n_heads = kwargs.get("n_heads", 4)
     weights, words, report = train_agreement_weights(seed=seed, steps=steps, progress=progress, **kwargs)

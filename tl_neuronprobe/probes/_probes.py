@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._validation import few_threads, check_X, check_groups, check_y, resolve_device, split_indices, to_numpy
+from ..core.validation import few_threads, check_X, check_groups, check_y, resolve_device, split_indices, to_numpy
 
 __all__ = ["train_softmax", "softmax_logits", "LogisticProbes", "GaussianProbe"]
 

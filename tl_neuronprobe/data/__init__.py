@@ -1,0 +1,1 @@
+"""Data: corpora (CoNLL-U, TSV, records, synthetic), word-aligned activations and their extraction."""

@@ -1,0 +1,1 @@
+"""Evaluation: control tasks, the "encoded" and "used" evaluations and their comparison."""

@@ -1,0 +1,334 @@
+"""Models with known ground truth, for tests and for checking a method before trusting it on a real model.
+
+- :func:`word_tokenizer`: a word-level fast tokenizer over a word list, saved and reloaded with
+  ``from_pretrained`` (TransformerBridge needs that).
+- :func:`tiny_model`: a random GPT-2- or BERT-shaped model from a config, as a ``HookedTransformer``
+  (TransformerLens 2.x/3.x) or a ``TransformerBridge`` (3.x/4.x), whichever is asked or available.
+- :func:`build_model`: any GPT-2-shaped model from hand-written weights in TransformerLens naming
+  (``embed.W_E``, ``blocks.0.mlp.W_in``, ...), for either generation, with identical outputs.
+- :func:`planted_model`: a hand-built model over the synthetic vocabulary in which chosen MLP neurons of the
+  last layer encode ``Number`` and ``upos``. The *used* Number neurons write the direction that the unembedding
+  reads to choose between the singular and plural form of the input word (the model "predicts the word
+  itself", like an MLM without [MASK]); the *unused* ones encode Number just as well but have zero output
+  weights. ``model.planted`` says which neurons are which.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from ..data import synthetic
+from ..data.corpus import Corpus
+from ..core.neurons import Neuron
+
+SPECIALS = ("<pad>", "<bos>", "<unk>")
+GENERATIONS = ("hooked", "bridge")
+
+
+def available_generations() -> list[str]:
+    """TransformerLens generations importable here: ``hooked`` (HookedTransformer) and/or ``bridge``."""
+    from ..core.adapter import _transformer_lens_classes
+
+    return [g for g in GENERATIONS if g in _transformer_lens_classes()]
+
+
+def _resolve_generation(generation: str) -> str:
+    avail = available_generations()
+    if generation == "auto":
+        return "hooked" if "hooked" in avail else "bridge"
+    if generation not in avail:
+        raise ValueError(f"TransformerLens generation {generation!r} is not available here (have {avail})")
+    return generation
+
+
+def word_tokenizer(words: Sequence[str], path: "str | Path | None" = None):
+    """A word-level fast tokenizer (specials ``<pad>``, ``<bos>``, ``<unk>``), saved to ``path`` and reloaded."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(list(SPECIALS) + [w for w in dict.fromkeys(words) if w not in SPECIALS])}
+    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<bos>", eos_token="<bos>", pad_token="<pad>",
+                                   unk_token="<unk>")
+    path = Path(path) if path is not None else Path(tempfile.mkdtemp(prefix="tnp-tokenizer-"))
+    fast.save_pretrained(path)
+    return AutoTokenizer.from_pretrained(path)
+
+
+def _config(n_layers, d_model, n_heads, d_mlp, n_ctx, d_vocab) -> dict:
+    return dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_head=d_model // n_heads, d_mlp=d_mlp,
+                n_ctx=n_ctx, d_vocab=d_vocab)
+
+
+def _boot_bridge(hf_model, tokenizer, folder: Path):
+    from transformer_lens.model_bridge import TransformerBridge
+
+    hf_model.config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    hf_model.eval()
+    return TransformerBridge.boot_transformers(str(folder), hf_model=hf_model, tokenizer=tokenizer,
+                                               device=str(next(hf_model.parameters()).device))
+
+
+def tiny_model(generation: str = "auto", architecture: str = "gpt2", n_layers: int = 2, d_model: int = 32,
+               n_heads: int = 4, d_mlp: int = 64, n_ctx: int = 64, vocab: Sequence[str] | None = None,
+               seed: int = 0):
+    """A random model from a config (no download) with a word-level tokenizer over ``vocab``.
+
+    ``architecture='bert'`` gives an encoder (TransformerBridge only); ``'gpt2'`` a decoder.
+    """
+    generation = _resolve_generation(generation)
+    vocab = list(vocab) if vocab is not None else synthetic.vocabulary()
+    folder = Path(tempfile.mkdtemp(prefix="tnp-tiny-"))
+    tok = word_tokenizer(vocab, folder)
+    torch.manual_seed(seed)
+    if architecture == "bert":
+        if generation != "bridge":
+            raise ValueError("encoder (bert) tiny models need TransformerBridge (TransformerLens >= 3)")
+        from transformers import BertConfig, BertForMaskedLM
+
+        cfg = BertConfig(vocab_size=len(tok), hidden_size=d_model, num_hidden_layers=n_layers,
+                         num_attention_heads=n_heads, intermediate_size=d_mlp, max_position_embeddings=n_ctx,
+                         pad_token_id=tok.pad_token_id)
+        return _boot_bridge(BertForMaskedLM(cfg), tok, folder)
+    if architecture != "gpt2":
+        raise ValueError(f"architecture must be 'gpt2' or 'bert', got {architecture!r}")
+    cfg = _config(n_layers, d_model, n_heads, d_mlp, n_ctx, len(tok))
+    if generation == "hooked":
+        from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+        model = HookedTransformer(HookedTransformerConfig(**cfg, act_fn="gelu_new", normalization_type="LN",
+                                                          seed=seed), tokenizer=tok)
+        model.eval()
+        return model
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=n_ctx, n_embd=d_model, n_layer=n_layers,
+                                    n_head=n_heads, n_inner=d_mlp, activation_function="gelu_new",
+                                    bos_token_id=tok.bos_token_id, eos_token_id=tok.bos_token_id,
+                                    tie_word_embeddings=False, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+    return _boot_bridge(hf, tok, folder)
+
+
+def build_model(weights: dict[str, torch.Tensor], tokenizer, n_heads: int, generation: str = "auto"):
+    """A GPT-2-shaped model (pre-LN, learned positions, gelu_new) from weights in TransformerLens naming.
+
+    Keys: ``embed.W_E`` [V, D], ``pos_embed.W_pos`` [n_ctx, D], per block ``ln1.w/b``, ``attn.W_Q/W_K/W_V``
+    [H, D, dh], ``attn.b_Q/b_K/b_V`` [H, dh], ``attn.W_O`` [H, dh, D], ``attn.b_O``, ``ln2.w/b``, ``mlp.W_in``
+    [D, M], ``mlp.b_in``, ``mlp.W_out`` [M, D], ``mlp.b_out``; ``ln_final.w/b``, ``unembed.W_U`` [D, V],
+    ``unembed.b_U``. Both generations compute the same function.
+    """
+    generation = _resolve_generation(generation)
+    W_E, W_pos = weights["embed.W_E"], weights["pos_embed.W_pos"]
+    d_vocab, d_model = W_E.shape
+    n_layers = 1 + max(int(k.split(".")[1]) for k in weights if k.startswith("blocks."))
+    d_mlp = weights["blocks.0.mlp.W_in"].shape[1]
+    cfg = _config(n_layers, d_model, n_heads, d_mlp, W_pos.shape[0], d_vocab)
+    if generation == "hooked":
+        from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+        model = HookedTransformer(HookedTransformerConfig(**cfg, act_fn="gelu_new", normalization_type="LN"),
+                                  tokenizer=tokenizer)
+        state = model.state_dict()
+        missing = [k for k in weights if k not in state]
+        if missing:
+            raise KeyError(f"unknown weight names {missing}")
+        state.update({k: v.to(state[k].dtype) for k, v in weights.items()})
+        model.load_state_dict(state)
+        model.eval()
+        return model
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=d_vocab, n_positions=W_pos.shape[0], n_embd=d_model,
+                                    n_layer=n_layers, n_head=n_heads, n_inner=d_mlp, activation_function="gelu_new",
+                                    bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.bos_token_id,
+                                    tie_word_embeddings=False, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+    sd = {"transformer.wte.weight": W_E, "transformer.wpe.weight": W_pos,
+          "transformer.ln_f.weight": weights["ln_final.w"], "transformer.ln_f.bias": weights["ln_final.b"],
+          "lm_head.weight": weights["unembed.W_U"].T}
+    for layer in range(n_layers):
+        w = {k.split(".", 2)[2]: v for k, v in weights.items() if k.startswith(f"blocks.{layer}.")}
+        p = f"transformer.h.{layer}."
+        qkv_w = [rearrange(w[f"attn.W_{x}"], "h d e -> d (h e)") for x in "QKV"]
+        qkv_b = [rearrange(w[f"attn.b_{x}"], "h e -> (h e)") for x in "QKV"]
+        sd.update({
+            p + "ln_1.weight": w["ln1.w"], p + "ln_1.bias": w["ln1.b"],
+            p + "attn.c_attn.weight": torch.cat(qkv_w, dim=1), p + "attn.c_attn.bias": torch.cat(qkv_b),
+            p + "attn.c_proj.weight": rearrange(w["attn.W_O"], "h e d -> (h e) d"), p + "attn.c_proj.bias": w["attn.b_O"],
+            p + "ln_2.weight": w["ln2.w"], p + "ln_2.bias": w["ln2.b"],
+            p + "mlp.c_fc.weight": w["mlp.W_in"], p + "mlp.c_fc.bias": w["mlp.b_in"],
+            p + "mlp.c_proj.weight": w["mlp.W_out"], p + "mlp.c_proj.bias": w["mlp.b_out"],
+        })
+    missing, unexpected = hf.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if not k.endswith((".attn.bias", ".attn.masked_bias"))]
+    if missing or unexpected:
+        raise KeyError(f"weight conversion left missing={missing} unexpected={unexpected}")
+    if "unembed.b_U" in weights and bool(weights["unembed.b_U"].abs().sum() > 0):
+        raise ValueError("the bridge path (GPT-2) has no unembedding bias; keep unembed.b_U at zero")
+    return _boot_bridge(hf, tokenizer, Path(tempfile.mkdtemp(prefix="tnp-built-")))
+
+
+# ------------------------------------------------------------------------------------ planted model
+@dataclass
+class Planted(dict):
+    """``planted[attribute]``: every neuron planted to encode it; ``used`` / ``unused`` split them by whether
+    the model's output reads them; ``trigger`` maps a neuron to the token that alone drives it."""
+
+    used: dict[str, list[Neuron]] = field(default_factory=dict)
+    unused: dict[str, list[Neuron]] = field(default_factory=dict)
+    trigger: dict[Neuron, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for attr in set(self.used) | set(self.unused):
+            self[attr] = self.used.get(attr, []) + self.unused.get(attr, [])
+
+    def __hash__(self) -> int:  # dataclass(eq) on a dict subclass
+        return id(self)
+
+
+def _number_sign(word: str) -> int:
+    """+1 for singular forms, -1 for plural (and non-3sg present) forms, 0 for words without Number."""
+    for sg, pl in synthetic.NOUNS.values():
+        if word in (sg, pl):
+            return 1 if word == sg else -1
+    for third, other, _ in synthetic.VERBS.values():
+        if word in (third, other):
+            return 1 if word == third else -1
+    if word in ("is", "was"):
+        return 1
+    if word in ("are", "were"):
+        return -1
+    if word in synthetic.PRONOUNS:
+        return 1 if synthetic.PRONOUNS[word][1] == "Sing" else -1
+    n = synthetic.DETERMINERS.get(word)
+    return {"Sing": 1, "Plur": -1}.get(n, 0)
+
+
+def _lexicon() -> dict[str, tuple[str, str]]:
+    """word -> (lemma, upos) for the synthetic vocabulary."""
+    lex: dict[str, tuple[str, str]] = {}
+    for lemma, forms in synthetic.NOUNS.items():
+        lex.update({f: (lemma, "NOUN") for f in forms})
+    for lemma, forms in synthetic.VERBS.items():
+        lex.update({f: (lemma, "VERB") for f in forms})
+    lex.update({f: ("be", "AUX") for pair in synthetic.BE.values() for f in pair})
+    lex.update({w: (w, "PRON") for w in synthetic.PRONOUNS})
+    lex.update({w: (w, "ADJ") for w in synthetic.ADJECTIVES})
+    lex.update({w: (w, "ADP") for w in synthetic.PREPOSITIONS})
+    lex.update({w: (w, "ADV") for w in synthetic.ADVERBS})
+    lex.update({w: (w, "DET") for w in synthetic.DETERMINERS})
+    lex["."] = (".", "PUNCT")
+    return lex
+
+
+#: neuron indices (last layer) of the default planted model
+PLANTED_USED_NUMBER = (5, 23)
+PLANTED_UNUSED_NUMBER = (11, 40)
+PLANTED_UPOS = {"NOUN": 30, "VERB": 50}
+PLANTED_TRIGGER = {57: "cabinet"}
+
+
+def planted_weights(seed: int = 0, n_layers: int = 2, d_model: int = 64, d_mlp: int = 64, n_heads: int = 2,
+                    n_ctx: int = 32, noise: float = 0.05):
+    """Weights (TransformerLens naming), tokenizer words and :class:`Planted` of the default planted model.
+
+    Every planted neuron sits in the last layer's MLP; attention writes nothing (W_O = 0) and positions are
+    zero, so a word's activations depend on the word alone. Directions in the residual stream are orthonormal
+    and orthogonal to the all-ones vector, so LayerNorm only rescales them.
+    """
+    rng = np.random.default_rng(seed)
+    words = list(SPECIALS) + synthetic.vocabulary()
+    lex = _lexicon()
+    upos_tags = sorted({u for _, u in lex.values()})
+    lemmas = sorted({lemma for lemma, _ in lex.values()})
+    # orthonormal basis orthogonal to the ones vector
+    raw = rng.standard_normal((d_model, d_model))
+    raw[:, 0] = 1.0
+    q, _ = np.linalg.qr(raw)
+    basis = q[:, 1:].T  # rows: directions, each orthogonal to ones
+    dir_num, dir_out = basis[0], basis[1]
+    dir_upos = {u: basis[2 + i] for i, u in enumerate(upos_tags)}
+    free = basis[2 + len(upos_tags):]  # the lemma subspace
+    lemma_vec = {lemma: (rng.standard_normal(len(free)) @ free) for lemma in lemmas}
+    lemma_vec = {k: 2.0 * v / np.linalg.norm(v) for k, v in lemma_vec.items()}
+
+    V = len(words)
+    W_E = np.zeros((V, d_model))
+    W_U = np.zeros((d_model, V))
+    for i, w in enumerate(words):
+        if w in SPECIALS:
+            W_E[i] = 0.5 * (rng.standard_normal(len(free)) @ free)
+            continue
+        lemma, upos = lex[w]
+        s = _number_sign(w)
+        form = rng.standard_normal(len(free)) @ free
+        form /= np.linalg.norm(form)
+        W_E[i] = 2.0 * s * dir_num + 1.5 * dir_upos[upos] + lemma_vec[lemma] + (noise + 0.6) * form
+        # the lemma picks the word; Number (from the used neurons) picks the form; forms without Number by identity
+        W_U[:, i] = 1.5 * lemma_vec[lemma] + 3.0 * s * dir_out + (2.0 * form if s == 0 else 0.0)
+
+    weights: dict[str, np.ndarray] = {"embed.W_E": W_E, "pos_embed.W_pos": np.zeros((n_ctx, d_model)),
+                                      "ln_final.w": np.ones(d_model), "ln_final.b": np.zeros(d_model),
+                                      "unembed.W_U": W_U, "unembed.b_U": np.zeros(V)}
+    d_head = d_model // n_heads
+    used, unused, upos_neurons, trigger = {}, {}, [], {}
+    for layer in range(n_layers):
+        p = f"blocks.{layer}."
+        W_in = (0.3 * rng.standard_normal((d_mlp, len(free))) @ free).T  # [D, M], lemma subspace only
+        W_out = 0.003 * rng.standard_normal((d_mlp, len(free))) @ free  # [M, D], lemma subspace only
+        b_in = np.zeros(d_mlp)
+        if layer == n_layers - 1:
+            for j, sign in zip(PLANTED_USED_NUMBER, (1, -1)):
+                W_in[:, j] = 3.0 * sign * dir_num
+                W_out[j] = 1.5 * sign * dir_out
+            for j, sign in zip(PLANTED_UNUSED_NUMBER, (1, -1)):
+                W_in[:, j] = 3.0 * sign * dir_num
+                W_out[j] = 0.0
+            for tag, j in PLANTED_UPOS.items():
+                W_in[:, j] = 3.0 * dir_upos[tag]
+                W_out[j] = 0.0
+                upos_neurons.append(Neuron(layer, j))
+            for j, w in PLANTED_TRIGGER.items():  # fires on one token only: its embedding direction, biased
+                e = W_E[words.index(w)]  # LayerNorm maps e to sqrt(D) e / |e|: the preactivation is 40 (cos - 0.9)
+                W_in[:, j] = 40.0 * e / np.linalg.norm(e) / np.sqrt(d_model)
+                b_in[j] = -36.0
+                W_out[j] = 0.0
+                trigger[Neuron(layer, j)] = w
+            used["Number"] = [Neuron(layer, j) for j in PLANTED_USED_NUMBER]
+            unused["Number"] = [Neuron(layer, j) for j in PLANTED_UNUSED_NUMBER]
+        weights.update({
+            p + "ln1.w": np.ones(d_model), p + "ln1.b": np.zeros(d_model),
+            p + "attn.W_Q": 0.1 * rng.standard_normal((n_heads, d_model, d_head)),
+            p + "attn.W_K": 0.1 * rng.standard_normal((n_heads, d_model, d_head)),
+            p + "attn.W_V": 0.1 * rng.standard_normal((n_heads, d_model, d_head)),
+            p + "attn.b_Q": np.zeros((n_heads, d_head)), p + "attn.b_K": np.zeros((n_heads, d_head)),
+            p + "attn.b_V": np.zeros((n_heads, d_head)),
+            p + "attn.W_O": np.zeros((n_heads, d_head, d_model)), p + "attn.b_O": np.zeros(d_model),
+            p + "ln2.w": np.ones(d_model), p + "ln2.b": np.zeros(d_model),
+            p + "mlp.W_in": W_in, p + "mlp.b_in": b_in, p + "mlp.W_out": W_out, p + "mlp.b_out": np.zeros(d_model),
+        })
+    planted = Planted(used=used, unused={**unused, "upos": upos_neurons}, trigger=trigger)
+    tensors = {k: torch.tensor(v, dtype=torch.float32) for k, v in weights.items()}
+    return tensors, words, planted
+
+
+def planted_model(generation: str = "auto", seed: int = 0, **kwargs):
+    """The planted testbed model (see the module docstring); ``model.planted`` lists the planted neurons."""
+    weights, words, planted = planted_weights(seed=seed, **kwargs)
+    tok = word_tokenizer(words)
+    model = build_model(weights, tok, n_heads=kwargs.get("n_heads", 2), generation=generation)
+    model.planted = planted
+    return model
+
+
+def planted_corpus(n_sentences: int = 400, seed: int = 0) -> Corpus:
+    """Synthetic sentences over the planted model's vocabulary."""
+    return synthetic.generate(n_sentences=n_sentences, seed=seed)
