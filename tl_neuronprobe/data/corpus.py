@@ -144,9 +144,10 @@ class Corpus:
 
     @classmethod
     def from_conllu(cls, path: "str | Path", feats: bool = True) -> "Corpus":
-        """Read a Universal Dependencies CoNLL-U file.
+        """Read a Universal Dependencies CoNLL-U file (plain, ``.gz`` or ``.xz``).
 
-        Attributes: ``upos``, ``xpos``, ``deprel``, ``lemma`` and, with ``feats``, every FEATS key. Words are the
+        Attributes: ``upos``, ``xpos``, ``deprel``, ``lemma``, ``head_upos`` (the UPOS of the word's syntactic
+        head, ``ROOT`` for the root) and, with ``feats``, every FEATS key. Words are the
         syntactic words (integer ids): multiword-token ranges (``1-2``) are surface forms and empty nodes
         (``8.1``) belong to the enhanced graph, so neither is a word of the linear sentence, as UD specifies.
         """
@@ -154,8 +155,7 @@ class Corpus:
 
         path = Path(path)
         sentences: list[Sentence] = []
-        with open(path, encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
+        lines = read_text(path).splitlines()
         block: list[str] = []
         block_start = 1
         for lineno, line in enumerate(lines + [""], 1):
@@ -173,15 +173,23 @@ class Corpus:
 
     @classmethod
     def load(cls, spec: "str | Path", seed: int = 0) -> "Corpus":
-        """``synthetic`` or ``synthetic:N`` (N sentences), a ``.conllu`` file, or a ``word<TAB>label`` file."""
+        """``ud-english`` or ``ud-english:N`` (the shipped slice of UD English EWT, first N sentences),
+        ``synthetic`` or ``synthetic:N``, a ``.conllu`` file (also ``.conllu.gz`` / ``.conllu.xz``), or a
+        ``word<TAB>label`` file."""
         spec = str(spec)
-        if spec == "synthetic" or spec.startswith("synthetic:"):
-            n = int(spec.split(":", 1)[1]) if ":" in spec else 1000
-            return cls.synthetic(n, seed=seed)
+        name, _, count = spec.partition(":")
+        if name in ("synthetic", "ud-english") and (not count or count.isdigit()):
+            if name == "synthetic":
+                return cls.synthetic(int(count) if count else 1000, seed=seed)
+            from .treebank import ud_english
+
+            return ud_english(int(count) if count else None)
         path = Path(spec)
         if not path.exists():
-            raise FileNotFoundError(f"corpus file {path} does not exist (or use 'synthetic[:N]')")
-        return cls.from_conllu(path) if path.suffix.lower() in (".conllu", ".conll") else cls.from_tsv(path)
+            raise FileNotFoundError(f"corpus file {path} does not exist (or use 'ud-english[:N]' or 'synthetic[:N]')")
+        suffixes = [x.lower() for x in path.suffixes]
+        conllu = any(x in (".conllu", ".conll") for x in suffixes)
+        return cls.from_conllu(path) if conllu else cls.from_tsv(path)
 
     @classmethod
     def synthetic(cls, n_sentences: int = 1000, seed: int = 0, **kwargs) -> "Corpus":
@@ -240,12 +248,37 @@ def _conllu_sentence(conllu, path: Path, block: list[str], start: int, feats: bo
             row[key] = _value(val)
         words.append(token["form"])
         rows.append(row)
+    upos_of = {t["id"]: _value(t["upos"]) for t in tokenlist if isinstance(t["id"], int)}
+    heads = [t["head"] for t in tokenlist if isinstance(t["id"], int)]
+    for row, head in zip(rows, heads):
+        row["head_upos"] = "ROOT" if head in (0, "0") else upos_of.get(_int_or_none(head))
     names: dict[str, None] = {}
     for row in rows:
         names.update(dict.fromkeys(row))
     attrs = {n: [row.get(n) for row in rows] for n in names}
     attrs = {n: v for n, v in attrs.items() if any(x is not None for x in v)}
     return Sentence(words, attrs, sent_id or f"{path.name}:{start}")
+
+
+def _int_or_none(v) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of ``path``, decompressed when it ends in ``.gz`` or ``.xz``."""
+    suffix = path.suffix.lower()
+    if suffix in (".gz", ".xz"):
+        import gzip
+        import lzma
+
+        opener = gzip.open if suffix == ".gz" else lzma.open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            return fh.read()
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
 
 
 def _value(v) -> str | None:
