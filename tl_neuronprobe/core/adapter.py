@@ -24,6 +24,10 @@ FwdHooks = list[tuple[str, HookFn]]
 _ENCODER_ARCHITECTURES = ("Bert", "Roberta", "Electra", "Albert", "Deberta", "XLMRoberta", "ModernBert")
 
 
+class LongSentenceError(ValueError):
+    """A sentence has more tokens than the model's context."""
+
+
 class _StopForward(Exception):
     """Raised inside a hook to end a forward pass once every wanted activation is captured."""
 
@@ -266,6 +270,33 @@ class ModelAdapter:
                 sword = np.concatenate([[-1], sword])
             out.append(TokenizedSentence(sid, sword, int(n_words[i])))
         return out
+
+    def tokenize_checked(self, sentences: Sequence, long_sentences: str = "error"
+                         ) -> tuple[list[TokenizedSentence], list[int]]:
+        """Tokenize corpus sentences (objects with ``.words`` and ``.id``) and check each against the model.
+
+        Every word must produce at least one token (``ValueError`` naming sentence and word). A sentence over the
+        context is never truncated: ``long_sentences="error"`` raises :class:`LongSentenceError` naming it;
+        ``"skip"`` and ``"keep"`` return it and list its index in the second return value (the caller skips it
+        or splits it into windows).
+        """
+        if long_sentences not in ("error", "skip", "keep", "window"):
+            raise ValueError(f"long_sentences must be 'error', 'window' or 'skip', got {long_sentences!r}")
+        tokenized = self.tokenize_sentences([s.words for s in sentences])
+        too_long: list[int] = []
+        for index, (sent, tok) in enumerate(zip(sentences, tokenized)):
+            missing = np.bincount(tok.word_of_token[tok.word_of_token >= 0], minlength=len(sent.words)) == 0
+            if missing.any():
+                j = int(np.argmax(missing))
+                raise ValueError(f"sentence {sent.id!r}: word {j} ({sent.words[j]!r}) produced no token "
+                                 f"with this tokenizer; remove or replace it")
+            if len(tok) > self.n_ctx:
+                if long_sentences == "error":
+                    raise LongSentenceError(
+                        f"sentence {sent.id!r} has {len(tok)} tokens but {self.name} has a context of "
+                        f"{self.n_ctx}; pass long_sentences='window' to split it into windows, or 'skip'")
+                too_long.append(index)
+        return tokenized, too_long
 
     def collate(self, sentences: Sequence[TokenizedSentence]) -> Batch:
         """Right-pad tokenized sentences into one batch on the model's device."""

@@ -20,16 +20,12 @@ from einops import rearrange
 from tqdm.auto import tqdm
 
 from .activations import META_FILE, TENSOR_FILE, Activations, TensorFileWriter, _commit_dir, _staging_dir, write_meta
-from ..core.adapter import Batch, ModelAdapter, TokenizedSentence
+from ..core.adapter import Batch, LongSentenceError, ModelAdapter, TokenizedSentence
 from .corpus import Corpus
 from ..core.neurons import Neuron, check_site, hook_name
 
 AGGREGATIONS = ("first", "last", "mean")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-class LongSentenceError(ValueError):
-    """A sentence has more tokens than the model's context."""
 
 
 class NonFiniteActivationError(ValueError):
@@ -69,29 +65,18 @@ def _windows(adapter: ModelAdapter, words: list[str], tokens: TokenizedSentence,
 
 def _plan(adapter: ModelAdapter, corpus: Corpus, long_sentences: str) -> tuple[list[_Unit], list[int]]:
     """Tokenize the corpus into runnable units; returns them and the indices of skipped sentences."""
-    tokenized = adapter.tokenize_sentences([s.words for s in corpus.sentences])
+    tokenized, too_long = adapter.tokenize_checked(corpus.sentences, long_sentences)
+    long = set(too_long)
     units: list[_Unit] = []
     skipped: list[int] = []
     first = 0
     for index, (sent, tok) in enumerate(zip(corpus.sentences, tokenized)):
-        missing = np.bincount(tok.word_of_token[tok.word_of_token >= 0], minlength=len(sent.words)) == 0
-        if missing.any():
-            j = int(np.argmax(missing))
-            raise ValueError(f"sentence {sent.id!r}: word {j} ({sent.words[j]!r}) produced no token "
-                             f"with this tokenizer; remove or replace it")
-        if len(tok) > adapter.n_ctx:
-            if long_sentences == "error":
-                raise LongSentenceError(
-                    f"sentence {sent.id!r} has {len(tok)} tokens but {adapter.name} has a context of "
-                    f"{adapter.n_ctx}; pass long_sentences='window' to split it into windows, or 'skip'")
-            if long_sentences == "window":
-                units += _windows(adapter, sent.words, tok, first)
-            elif long_sentences == "skip":
-                skipped.append(index)
-            else:
-                raise ValueError(f"long_sentences must be 'error', 'window' or 'skip', got {long_sentences!r}")
-        else:
+        if index not in long:
             units.append(_Unit(tok, first))
+        elif long_sentences == "window":
+            units += _windows(adapter, sent.words, tok, first)
+        else:
+            skipped.append(index)
         first += len(sent.words)
     return units, skipped
 

@@ -109,10 +109,7 @@ def attribute_positions(model, sentences: "Corpus | Sequence[Sentence]", attribu
         labels = [[0] * len(s) for s in sents]
     else:
         labels = [[lookup.get(v, -1) if v is not None else -1 for v in vals] for vals in values]
-    tokenized = adapter.tokenize_sentences([s.words for s in sents])
-    for s, t in zip(sents, tokenized):
-        if len(t) > adapter.n_ctx:
-            raise ValueError(f"sentence {s.id!r} has {len(t)} tokens, more than the context of {adapter.n_ctx}")
+    tokenized, _ = adapter.tokenize_checked(sents, long_sentences="error")
     batch = adapter.collate(tokenized)
     lab = token_labels(batch.word_of_token, labels)
     return WordPositions(batch, lab >= 0, lab, batch.word_of_token, list(classes))
