@@ -1,0 +1,192 @@
+"""Encoded versus used: set probing curves beside intervention curves and say where the rankings disagree.
+
+Not for computing either curve (:func:`~tl_neuronprobe.evaluate_encoded`, :func:`~tl_neuronprobe.evaluate_used`).
+Antverg & Belinkov (2022) found that the ranking that encodes an attribute best is not the one the model uses
+most; :func:`compare_encoded_used` checks that per k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from ..core.plotting import pyplot, save
+from ..interventions.readouts import READOUT_METRICS
+
+__all__ = ["EncodedUsed", "compare_encoded_used"]
+
+_ENCODED_METRICS = ("accuracy", "f1", "macro_f1", "selectivity", "score", "mutual_information")
+#: older spellings of the column that names an ordering (the glossary's word is ``ranking``)
+_RANKING_ALIASES = ("ranker", "method_name", "name")
+
+
+@dataclass
+class EncodedUsed:
+    """The comparison: per (ranking, k) encoded and used scores and ranks, per-k agreement, a summary."""
+
+    table: pd.DataFrame
+    per_k: pd.DataFrame
+    summary: str
+    figure: Any = None
+
+    def __str__(self) -> str:
+        return self.summary
+
+
+def _select(t: pd.DataFrame, column: str, value: Any, only_if_present: bool = True) -> pd.DataFrame:
+    if value is None or column not in t.columns or (only_if_present and value not in set(t[column])):
+        return t
+    return t[t[column] == value]
+
+
+def _curve(table: pd.DataFrame, metric: str | None, preferred: Sequence[str], what: str, selection: str,
+           attribute: str | None, probe: str | None = None) -> tuple[pd.DataFrame, str]:
+    """(ranking, k, value) of one metric from a tidy (metric/value) or wide table."""
+    t = table.copy()
+    if "ranking" not in t.columns:
+        alias = next((c for c in _RANKING_ALIASES if c in t.columns), None)
+        t = t.rename(columns={alias: "ranking"}) if alias else t
+    if "ranking" not in t.columns or "k" not in t.columns:
+        raise ValueError(f"the {what} table needs 'ranking' and 'k' columns, has {list(table.columns)}")
+    t = _select(_select(t, "selection", selection, only_if_present=False), "probe", probe)
+    t = _select(t, "attribute", attribute)
+    if "metric" in t.columns and "value" in t.columns:
+        have = list(dict.fromkeys(t["metric"]))
+        metric = metric or next((m for m in preferred if m in have), have[0] if have else None)
+        if metric not in have:
+            raise ValueError(f"the {what} table has no metric {metric!r}; it has {have}")
+        t, col = t[t["metric"] == metric], "value"
+    else:
+        numeric = [c for c in t.columns if c not in ("k",) and pd.api.types.is_numeric_dtype(t[c])]
+        metric = metric or next((m for m in preferred if m in numeric), numeric[0] if numeric else None)
+        if metric not in t.columns:
+            raise ValueError(f"the {what} table has no column {metric!r}; numeric columns: {numeric}")
+        col = metric
+    out = t.groupby(["ranking", "k"], as_index=False)[col].mean().rename(columns={col: "value"})
+    if out.empty:
+        raise ValueError(f"the {what} table has no rows for selection {selection!r}")
+    return out, metric
+
+
+def _per_k(merged: pd.DataFrame, tol: float) -> pd.DataFrame:
+    """Per k: Spearman correlation of the two orderings, the best ranking by each, rankings at random level."""
+    from scipy.stats import spearmanr
+
+    rows = []
+    for k, g in merged.groupby("k"):
+        rho = float("nan")
+        if len(g) >= 2 and g["encoded"].nunique() > 1 and g["used"].nunique() > 1:
+            rho = float(spearmanr(g["encoded"], g["used"]).statistic)
+        be, bu = g.loc[g["encoded"].idxmax()], g.loc[g["used"].idxmax()]
+        best_encoded_used = float(g.loc[g["ranking"] == be["ranking"], "used"].iloc[0])
+        row = dict(k=int(k), n_rankings=len(g), spearman=rho, best_encoded=be["ranking"],
+                   best_encoded_score=float(be["encoded"]), best_used=bu["ranking"], best_used_score=float(bu["used"]),
+                   disagree=bool(be["ranking"] != bu["ranking"] and best_encoded_used < bu["used"] - tol))
+        if "used_minus_random" in g:
+            row["at_or_below_random"] = ", ".join(g.loc[g["used_minus_random"] <= tol, "ranking"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _merge(enc: pd.DataFrame, used: pd.DataFrame, rand: pd.DataFrame | None) -> pd.DataFrame:
+    merged = enc.merge(used, on=["ranking", "k"], suffixes=("_encoded", "_used"))
+    if merged.empty:
+        raise ValueError("the encoded and used tables share no (ranking, k): rankings "
+                         f"{sorted(set(enc['ranking']))} vs {sorted(set(used['ranking']))}, "
+                         f"k {sorted(set(enc['k']))} vs {sorted(set(used['k']))}")
+    merged = merged.rename(columns={"value_encoded": "encoded", "value_used": "used"})
+    if rand is not None:
+        merged = merged.merge(rand, on="k", how="left")
+        merged["used_minus_random"] = merged["used"] - merged["random"]
+    merged["encoded_rank"] = merged.groupby("k")["encoded"].rank(ascending=False, method="min")
+    merged["used_rank"] = merged.groupby("k")["used"].rank(ascending=False, method="min")
+    return merged
+
+
+def compare_encoded_used(encoded_table: pd.DataFrame, used_table: pd.DataFrame, encoded_metric: str | None = None,
+                         used_metric: str | None = None, selection: str = "top", probe: str | None = "logistic",
+                         path: "str | Path | None" = None, tol: float = 0.02) -> EncodedUsed:
+    """Put encoded (probing) and used (intervention) curves side by side and say where they disagree.
+
+    Per k present in both tables, the rankings are ordered by their encoded score and by their used score;
+    ``per_k`` gives the Spearman correlation of the two orderings, the best ranking by each, and how far each
+    ranking's used score is above random-k (when the used table has random rows). ``summary`` says it in
+    words; ``figure`` shows the two panels (saved to ``path`` if given). Scores within ``tol`` count as ties.
+    ``encoded_table`` may be tidy (``metric``/``value``) or wide (one column per metric, as
+    :func:`~tl_neuronprobe.evaluate_encoded` gives; ``probe`` picks its probe); its ordering column is
+    ``ranking`` (or the older ``ranker``).
+    """
+    attribute = None
+    if "attribute" in used_table.columns and used_table["attribute"].nunique() == 1:
+        attribute = str(used_table["attribute"].iloc[0])
+    readout = str(used_table["readout"].iloc[0]) if "readout" in used_table.columns and len(used_table) else None
+    enc, enc_metric = _curve(encoded_table, encoded_metric, _ENCODED_METRICS, "encoded", selection, attribute,
+                             probe)
+    used, use_metric = _curve(used_table, used_metric, READOUT_METRICS.get(readout, ()), "used", selection,
+                              attribute)
+    rand = None
+    if "selection" in used_table.columns and (used_table["selection"] == "random").any():
+        rand, _ = _curve(used_table, use_metric, (), "used", "random", attribute)
+        rand = rand.groupby("k", as_index=False)["value"].mean().rename(columns={"value": "random"})
+    merged = _merge(enc, used, rand)
+    per_k = _per_k(merged, tol)
+    summary = _summary(per_k, merged, enc_metric, use_metric, attribute, tol)
+    fig = _plot_compare(merged, enc_metric, use_metric, attribute, path)
+    return EncodedUsed(merged.sort_values(["k", "ranking"]).reset_index(drop=True), per_k, summary, fig)
+
+
+def _summary(per_k: pd.DataFrame, merged: pd.DataFrame, enc_metric: str, use_metric: str,
+             attribute: str | None, tol: float) -> str:
+    what = f" for {attribute}" if attribute else ""
+    lines = [f"Encoded ({enc_metric}) versus used ({use_metric}){what}, {len(set(merged['ranking']))} rankings, "
+             f"k in {sorted(set(int(k) for k in merged['k']))}."]
+    dis = per_k[per_k["disagree"]]
+    if len(dis):
+        ks = ", ".join(str(k) for k in dis["k"])
+        r = dis.iloc[0]
+        lines.append(f"Encoded and used disagree at k = {ks}: e.g. at k={r['k']} {r['best_encoded']} encodes best "
+                     f"({r['best_encoded_score']:.3f}) but {r['best_used']} changes the model most "
+                     f"({r['best_used_score']:.3f}).")
+    else:
+        lines.append("The ranking that encodes best is also the one the model uses most at every k (within "
+                     f"{tol}).")
+    rho = per_k["spearman"].dropna()
+    if len(rho):
+        lines.append(f"Spearman correlation between the encoded and used orderings of the rankings: mean "
+                     f"{rho.mean():+.2f} (from {rho.min():+.2f} to {rho.max():+.2f}).")
+    if "at_or_below_random" in per_k:
+        weak = sorted({n for s in per_k["at_or_below_random"] for n in s.split(", ") if n})
+        if weak:
+            counts = {n: int(sum(n in s.split(", ") for s in per_k["at_or_below_random"])) for n in weak}
+            desc = ", ".join(f"{n} ({c}/{len(per_k)} k values)" for n, c in counts.items())
+            lines.append(f"No better than random neurons of the same k: {desc}.")
+        else:
+            lines.append("Every ranking's top-k neurons change the model more than random neurons of the same k.")
+    return " ".join(lines)
+
+
+def _plot_compare(merged: pd.DataFrame, enc_metric: str, use_metric: str, attribute: str | None, path):
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, g) in enumerate(merged.groupby("ranking", sort=False)):
+        g = g.sort_values("k")
+        axes[0].plot(g["k"], g["encoded"], "-o", ms=3, color=colors[i % len(colors)], label=name)
+        axes[1].plot(g["k"], g["used"], "-o", ms=3, color=colors[i % len(colors)], label=name)
+    if "random" in merged:
+        r = merged.groupby("k", as_index=False)["random"].mean()
+        axes[1].plot(r["k"], r["random"], "--", color="0.45", label="random")
+    axes[0].set_title(f"encoded: {enc_metric}")
+    axes[1].set_title(f"used: {use_metric}")
+    for ax in axes:
+        ax.set_xlabel("k")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"encoded versus used{': ' + attribute if attribute else ''}")
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        save(fig, path)
+    return fig
