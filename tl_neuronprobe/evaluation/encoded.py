@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, Mapping, Sequence
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .. import rankers as _rankers
+from ..core.plotting import pyplot, save
 from ..core.validation import check_k, split_indices, to_numpy
 from .controls import control_labels
 from ..probes import GaussianProbe, LogisticProbes
@@ -58,6 +60,104 @@ def _resolve_rankers(rankers: Any, seed: int) -> dict[str, _rankers.NeuronRanker
     return out
 
 
+@dataclass
+class _WordData:
+    """The words of one attribute: activations, labels, classes, their sentences (groups) and forms."""
+
+    X: np.ndarray
+    y: np.ndarray
+    classes: list
+    groups: np.ndarray
+    words: list
+
+
+def _word_data(acts: Any, attribute: str, min_count: int) -> _WordData:
+    X, y, classes, idx = acts.dataset(attribute, return_index=True, min_count=min_count)
+    if len(classes) < 2:
+        raise ValueError(f"attribute {attribute!r} has fewer than 2 classes with at least {min_count} words")
+    return _WordData(to_numpy(X).astype(np.float32, copy=False), to_numpy(y).astype(np.int64), list(classes),
+                     np.asarray(acts.sentence_ids)[idx], [acts.words[i] for i in idx])
+
+
+def _fitting_ks(ks: Sequence[int] | None, D: int) -> list[int]:
+    """The ks that fit ``D`` neurons (a warning names the others)."""
+    ks = sorted({int(k) for k in (ks if ks is not None else DEFAULT_KS)})
+    dropped = [k for k in ks if k > D]
+    ks = [check_k(k, D) for k in ks if k <= D]
+    if dropped:
+        warnings.warn(f"ks {dropped} exceed the {D} neurons and were dropped", stacklevel=3)
+    if not ks:
+        raise ValueError(f"no k fits the {D} neurons")
+    return ks
+
+
+def _fit_orders(rankers: dict, data: _WordData, tr: np.ndarray, attribute: str, progress: bool
+                ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Each ranker fitted on the training words: its order and fit time."""
+    orders: dict[str, np.ndarray] = {}
+    fit_seconds: dict[str, float] = {}
+    for name, r in rankers.items():
+        t0 = time.perf_counter()
+        r.fit(data.X[tr], data.y[tr], groups=data.groups[tr])
+        fit_seconds[name] = time.perf_counter() - t0
+        orders[name] = r.order_.copy()
+        if progress:
+            print(f"[encoded] {attribute}: ranked with {name} in {fit_seconds[name]:.1f}s")
+    return orders, fit_seconds
+
+
+def _subsets(orders: dict[str, np.ndarray], D: int, seed: int) -> list[tuple[str, str, np.ndarray]]:
+    """(ranking, selection, prefix order): top and bottom per ranking, one seeded random order for all."""
+    subsets = []
+    for name, order in orders.items():
+        subsets.append((name, "top", order))
+        subsets.append((name, "bottom", order[::-1].copy()))
+    subsets.append(("*", "random", np.random.default_rng(seed).permutation(D)))
+    return subsets
+
+
+def _score_logistic(lp: LogisticProbes, data: _WordData, labels: np.ndarray, tr, te, subsets, ks) -> dict:
+    flat = [(i, k) for i in range(len(subsets)) for k in ks]
+    lp.fit(data.X[tr], labels[tr], [subsets[i][2][:k] for i, k in flat], groups=data.groups[tr])
+    return {(i, k): float(a) for (i, k), a in zip(flat, lp.score(data.X[te], labels[te]))}
+
+
+def _score_gaussian(data: _WordData, labels: np.ndarray, tr, te, subsets, ks, device: str) -> dict:
+    """One Gaussian probe over the union of the top-kmax columns, scored on every prefix (no refit)."""
+    D = data.X.shape[1]
+    vals, counts = np.unique(labels[tr], return_counts=True)
+    rows = tr[np.isin(labels[tr], vals[counts >= 2])]
+    kmax = max(ks)
+    cols = np.unique(np.concatenate([s[2][:kmax] for s in subsets]))
+    pos = np.full(D, -1, dtype=np.int64)
+    pos[cols] = np.arange(len(cols))
+    gp = GaussianProbe(device=device).fit(data.X[rows][:, cols], labels[rows], n_dims_total=D)
+    Xte = data.X[te][:, cols]
+    out = {}
+    for i, (_, _, order) in enumerate(subsets):
+        for k, a in zip(ks, gp.prefix_scores(Xte, labels[te], pos[order[:kmax]], ks)):
+            out[(i, k)] = float(a)
+    return out
+
+
+def _records(results: dict, probes, subsets, orders, ks, attribute: str, chance: float, D: int) -> pd.DataFrame:
+    records = []
+    for probe in probes:
+        for i, (name, sel, _) in enumerate(subsets):
+            for nm in (list(orders) if name == "*" else [name]):  # random rows repeat under every ranking
+                for k in ks:
+                    acc = results[("task", probe, i, k)]
+                    cacc = results.get(("control", probe, i, k), np.nan)
+                    records.append(dict(attribute=attribute, ranking=nm, probe=probe, selection=sel, k=k,
+                                        accuracy=acc, control_accuracy=cacc, selectivity=acc - cacc,
+                                        chance=chance, n_neurons=D))
+    table = pd.DataFrame.from_records(records)
+    table["selection"] = pd.Categorical(table["selection"], categories=list(SELECTIONS))
+    table = table.sort_values(["probe", "ranking", "selection", "k"], kind="stable").reset_index(drop=True)
+    table["selection"] = table["selection"].astype(str)
+    return table
+
+
 def evaluate_encoded(
     acts: Any,
     attribute: str,
@@ -71,7 +171,8 @@ def evaluate_encoded(
     min_count: int = 10,
     control_distribution: str = "empirical",
     logistic: LogisticProbes | None = None,
-    verbose: bool = False,
+    progress: bool = False,
+    verbose: bool | None = None,
 ) -> pd.DataFrame:
     """Probe x ranking x k x {top, bottom, random} on held-out sentences.
 
@@ -80,141 +181,85 @@ def evaluate_encoded(
     all of :data:`DEFAULT_RANKERS`).  Classes with fewer than ``min_count`` words are dropped;
     words are split into train/test *by sentence* (``test_size``, seeded); rankers and probes
     see only the training sentences.  ``ks`` larger than the number of neurons are dropped.
+    ``progress`` prints each ranker's fit time (``verbose`` is its deprecated name).
 
-    Returns a tidy table, one row per (ranker, probe, selection, k), with ``accuracy``,
-    ``control_accuracy``, ``selectivity`` and the majority-class ``chance`` accuracy.
+    Returns a tidy table, one row per (ranking, probe, selection, k), with ``accuracy``,
+    ``control_accuracy``, ``selectivity`` and the majority-class ``chance`` accuracy; the column
+    ``ranking`` names the ordering (the glossary's word; it was ``ranker``).
     ``table.attrs`` keeps the fitted orders (``"orders"``), the ``"neurons"``, ``"classes"``
     and fit times, for :func:`layer_distribution` and :func:`ranker_agreement`.
     """
+    if verbose is not None:
+        warnings.warn("evaluate_encoded(verbose=) is deprecated; use progress=", DeprecationWarning, stacklevel=2)
+        progress = bool(verbose)
     probes = tuple(probes)
     for p in probes:
         if p not in ("logistic", "gaussian"):
             raise ValueError(f"unknown probe {p!r}; use 'logistic' and/or 'gaussian'")
-    X, y, classes, idx = acts.dataset(attribute, return_index=True, min_count=min_count)
-    X = to_numpy(X).astype(np.float32, copy=False)
-    y = to_numpy(y).astype(np.int64)
-    if len(classes) < 2:
-        raise ValueError(f"attribute {attribute!r} has fewer than 2 classes with at least {min_count} words")
-    groups = np.asarray(acts.sentence_ids)[idx]
-    words = [acts.words[i] for i in idx]
-    D = X.shape[1]
-    ks = sorted({int(k) for k in (ks if ks is not None else DEFAULT_KS)})
-    dropped = [k for k in ks if k > D]
-    ks = [check_k(k, D) for k in ks if k <= D]
-    if dropped:
-        warnings.warn(f"ks {dropped} exceed the {D} neurons and were dropped", stacklevel=2)
-    if not ks:
-        raise ValueError(f"no k fits the {D} neurons")
-    tr, te = split_indices(len(y), test_size, groups=groups, y=y, seed=seed, min_train_per_class=2)
-    rk = _resolve_rankers(rankers, seed)
-
-    orders: dict[str, np.ndarray] = {}
-    fit_seconds: dict[str, float] = {}
-    for name, r in rk.items():
-        t0 = time.perf_counter()
-        r.fit(X[tr], y[tr], groups=groups[tr])
-        fit_seconds[name] = time.perf_counter() - t0
-        orders[name] = r.order_.copy()
-        if verbose:
-            print(f"[encoded] {attribute}: ranked with {name} in {fit_seconds[name]:.1f}s")
-    perm = np.random.default_rng(seed).permutation(D)
-    subsets: list[tuple[str, str, np.ndarray]] = []  # (ranker, selection, prefix order)
-    for name, order in orders.items():
-        subsets.append((name, "top", order))
-        subsets.append((name, "bottom", order[::-1].copy()))
-    subsets.append(("*", "random", perm))
-
-    tasks = {"task": y}
+    data = _word_data(acts, attribute, min_count)
+    D = data.X.shape[1]
+    ks = _fitting_ks(ks, D)
+    tr, te = split_indices(len(data.y), test_size, groups=data.groups, y=data.y, seed=seed, min_train_per_class=2)
+    orders, fit_seconds = _fit_orders(_resolve_rankers(rankers, seed), data, tr, attribute, progress)
+    subsets = _subsets(orders, D, seed)
+    tasks = {"task": data.y}
     if control:
-        ctrl = control_labels(words, y, distribution=control_distribution, seed=seed)
-        tasks["control"] = ctrl
+        tasks["control"] = control_labels(data.words, data.y, distribution=control_distribution, seed=seed)
     results: dict[tuple, float] = {}
     for task, labels in tasks.items():
         for probe in probes:
             if probe == "logistic":
                 lp = logistic if logistic is not None else LogisticProbes(device=device, random_state=seed)
-                flat = [(i, k) for i in range(len(subsets)) for k in ks]
-                lp.fit(X[tr], labels[tr], [subsets[i][2][:k] for i, k in flat], groups=groups[tr])
-                accs = lp.score(X[te], labels[te])
-                for (i, k), a in zip(flat, accs):
-                    results[(task, probe, i, k)] = float(a)
+                scores = _score_logistic(lp, data, labels, tr, te, subsets, ks)
             else:
-                rows = tr
-                vals, counts = np.unique(labels[tr], return_counts=True)
-                ok = vals[counts >= 2]
-                rows = tr[np.isin(labels[tr], ok)]
-                kmax = max(ks)
-                cols = np.unique(np.concatenate([s[2][:kmax] for s in subsets]))
-                pos = np.full(D, -1, dtype=np.int64)
-                pos[cols] = np.arange(len(cols))
-                gp = GaussianProbe(device=device).fit(X[rows][:, cols], labels[rows], n_dims_total=D)
-                Xte = X[te][:, cols]
-                for i, (_, _, order) in enumerate(subsets):
-                    accs = gp.prefix_scores(Xte, labels[te], pos[order[:kmax]], ks)
-                    for k, a in zip(ks, accs):
-                        results[(task, probe, i, k)] = float(a)
-    chance = float(np.bincount(y[te]).max() / len(te))
-    records = []
-    for probe in probes:
-        for i, (name, sel, _) in enumerate(subsets):
-            names = list(orders) if name == "*" else [name]
-            for nm in names:
-                for k in ks:
-                    acc = results[("task", probe, i, k)]
-                    cacc = results.get(("control", probe, i, k), np.nan)
-                    records.append(dict(attribute=attribute, ranker=nm, probe=probe, selection=sel, k=k,
-                                        accuracy=acc, control_accuracy=cacc, selectivity=acc - cacc,
-                                        chance=chance, n_neurons=D))
-    table = pd.DataFrame.from_records(records)
-    table["selection"] = pd.Categorical(table["selection"], categories=list(SELECTIONS))
-    table = table.sort_values(["probe", "ranker", "selection", "k"], kind="stable").reset_index(drop=True)
-    table["selection"] = table["selection"].astype(str)
-    table.attrs.update(orders=orders, neurons=list(getattr(acts, "neurons", [])), classes=list(classes),
+                scores = _score_gaussian(data, labels, tr, te, subsets, ks, device)
+            results.update({(task, probe, i, k): a for (i, k), a in scores.items()})
+    chance = float(np.bincount(data.y[te]).max() / len(te))
+    table = _records(results, probes, subsets, orders, ks, attribute, chance, D)
+    table.attrs.update(orders=orders, neurons=list(getattr(acts, "neurons", [])), classes=list(data.classes),
                        fit_seconds=fit_seconds, n_train=len(tr), n_test=len(te), attribute=attribute)
     return table
 
 
+def _encoded_panel(ax, sub: pd.DataFrame, metric: str, rankings: list, colors: list) -> None:
+    for j, rn in enumerate(rankings):
+        for sel, ls in (("top", "-"), ("bottom", "--")):
+            d = sub[(sub["ranking"] == rn) & (sub.selection == sel)].sort_values("k")
+            if len(d):
+                ax.plot(d.k, d[metric], ls, color=colors[j % len(colors)], marker="o", ms=3,
+                        label=rn if sel == "top" else None)
+    d = sub[sub.selection == "random"].drop_duplicates("k").sort_values("k")
+    if len(d):
+        ax.plot(d.k, d[metric], ":", color="grey", label="random-k")
+    if metric == "accuracy" and "chance" in sub:
+        ax.axhline(float(sub["chance"].iloc[0]), color="black", lw=0.6, alpha=0.5)
+
+
 def plot_encoded(table: pd.DataFrame, path: Any = None, metrics: Sequence[str] = ("accuracy", "selectivity")):
     """Accuracy (and selectivity) against k: one panel per probe and metric, one colour per
-    ranker; top-k solid, bottom-k dashed, random-k grey dotted.  Saved to ``path`` if given."""
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    ranking; top-k solid, bottom-k dashed, random-k grey dotted.  Saved to ``path`` (and closed) if given."""
+    plt = pyplot()
+    if "ranking" not in table and "ranker" in table:  # a table from before the glossary
+        table = table.rename(columns={"ranker": "ranking"})
     metrics = [m for m in metrics if m in table and table[m].notna().any()]
     probes = list(dict.fromkeys(table["probe"]))
     fig, axes = plt.subplots(len(metrics), len(probes), figsize=(5.5 * len(probes), 3.8 * len(metrics)),
                              squeeze=False)
-    rankers = list(dict.fromkeys(table["ranker"]))
+    rankings = list(dict.fromkeys(table["ranking"]))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    attr = table["attribute"].iloc[0] if "attribute" in table else ""
     for ci, probe in enumerate(probes):
         for ri, metric in enumerate(metrics):
             ax = axes[ri][ci]
-            sub = table[table.probe == probe]
-            for j, rn in enumerate(rankers):
-                col = colors[j % len(colors)]
-                for sel, ls in (("top", "-"), ("bottom", "--")):
-                    d = sub[(sub.ranker == rn) & (sub.selection == sel)].sort_values("k")
-                    if len(d):
-                        ax.plot(d.k, d[metric], ls, color=col, marker="o", ms=3,
-                                label=rn if sel == "top" else None)
-            d = sub[sub.selection == "random"].drop_duplicates("k").sort_values("k")
-            if len(d):
-                ax.plot(d.k, d[metric], ":", color="grey", label="random-k")
-            if metric == "accuracy" and "chance" in sub:
-                ax.axhline(float(sub["chance"].iloc[0]), color="black", lw=0.6, alpha=0.5)
+            _encoded_panel(ax, table[table.probe == probe], metric, rankings, colors)
             ax.set_xscale("log")
             ax.set_xlabel("k (neurons)")
             ax.set_ylabel(metric)
-            attr = table["attribute"].iloc[0] if "attribute" in table else ""
             ax.set_title(f"{attr}: {probe} probe")
             ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
+        save(fig, path)
     return fig
 
 
@@ -233,7 +278,7 @@ def layer_distribution(neurons: Any, order: Any, k: int) -> pd.DataFrame:
 
     ``neurons``: an Activations, or the list of :class:`~tl_neuronprobe.Neuron` (column order).
     ``order``: an order array, a fitted ranker, a dict name -> order, or the table returned
-    by :func:`evaluate_encoded` (its fitted orders).  One row per (ranker, layer, site), with
+    by :func:`evaluate_encoded` (its fitted orders).  One row per (ranking, layer, site), with
     the share of the layer's neurons (``layer_share``) for comparison.
     """
     neurons = list(getattr(neurons, "neurons", neurons))
@@ -247,7 +292,7 @@ def layer_distribution(neurons: Any, order: Any, k: int) -> pd.DataFrame:
         for (layer, site) in sorted(set(zip(layers.tolist(), sites.tolist()))):
             in_layer = (layers == layer) & (sites == site)
             cnt = int(in_layer[top].sum())
-            records.append(dict(ranker=name, layer=int(layer), site=site, count=cnt, share=cnt / kk,
+            records.append(dict(ranking=name, layer=int(layer), site=site, count=cnt, share=cnt / kk,
                                 layer_share=float(in_layer.mean())))
     return pd.DataFrame.from_records(records)
 
@@ -274,6 +319,6 @@ def ranker_agreement(orders: Any, ks: Sequence[int] = (10, 50, 100)) -> pd.DataF
         for k in ks:
             k = check_k(int(k), n)
             ov = len(np.intersect1d(orders[a][:k], orders[b][:k])) / k
-            records.append(dict(ranker_a=a, ranker_b=b, k=k, overlap=ov, spearman=rho, kendall=tau))
-    return pd.DataFrame.from_records(records, columns=["ranker_a", "ranker_b", "k", "overlap", "spearman",
+            records.append(dict(ranking_a=a, ranking_b=b, k=k, overlap=ov, spearman=rho, kendall=tau))
+    return pd.DataFrame.from_records(records, columns=["ranking_a", "ranking_b", "k", "overlap", "spearman",
                                                        "kendall"])
