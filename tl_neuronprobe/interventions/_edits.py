@@ -24,6 +24,7 @@ the position mask and the neuron's weight (``alpha`` for translation, 1 otherwis
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -511,7 +512,8 @@ def translate(model, neurons, delta: Any = None, alpha: "float | str | Sequence[
     source classes ``labels [batch, pos]`` (-1: leave alone; a :class:`WordPositions` passed as ``positions``
     supplies them), with ``target`` ``'next'`` (cyclic), a class index or ``[batch, pos]`` classes.
     ``alpha``: a constant, one value per neuron, or ``'scaled'``: ``beta * (1e-3/beta) ** (rank/(n-1))`` with
-    ``neurons`` given in rank order and ``n = n_ranked`` (default: ``len(neurons)``).
+    ``neurons`` given in rank order and ``n = n_ranked``, the length of the ranking they come from (without it,
+    ``n = len(neurons)`` and a warning says so: two neurons would get alphas [beta, 0.001]).
     """
     if positions is None:
         positions = "all" if labels is None else torch.as_tensor(labels) >= 0
@@ -529,6 +531,11 @@ def translate(model, neurons, delta: Any = None, alpha: "float | str | Sequence[
     if isinstance(alpha, str):
         if alpha != "scaled":
             raise ValueError(f"alpha must be a number, one value per neuron or 'scaled', got {alpha!r}")
+        if n_ranked is None and n > 1:
+            warnings.warn(f"translate(alpha='scaled') without n_ranked= scales over the {n} neurons passed (alphas "
+                          f"from {beta:g} down to 0.001 at the last of them); pass n_ranked= (the length of the "
+                          "ranking they come from) for Antverg & Belinkov's decay over the whole ranking",
+                          UserWarning, stacklevel=2)
         total = n if n_ranked is None else int(n_ranked)
         if total < n:
             raise ValueError(f"n_ranked={total} is smaller than the number of neurons ({n})")

@@ -10,7 +10,9 @@
   last layer encode ``Number`` and ``upos``. The *used* Number neurons write the direction that the unembedding
   reads to choose between the singular and plural form of the input word (the model "predicts the word
   itself", like an MLM without [MASK]); the *unused* ones encode Number just as well but have zero output
-  weights. ``model.planted`` says which neurons are which.
+  weights; the *cancelled* one (layer 0) writes Number into the very direction the unembedding reads, and a
+  *canceller* in layer 1 writes it back out, so it has non-zero output weights and no net effect.
+  ``model.planted`` says which neurons are which.
 """
 
 from __future__ import annotations
@@ -185,10 +187,15 @@ class Planted(dict):
     used: dict[str, list[Neuron]] = field(default_factory=dict)
     unused: dict[str, list[Neuron]] = field(default_factory=dict)
     trigger: dict[Neuron, str] = field(default_factory=dict)
+    #: encoded, written (non-zero output weights) and cancelled downstream: no net effect on the output
+    cancelled: dict[str, list[Neuron]] = field(default_factory=dict)
+    #: the later-layer neurons that undo what ``cancelled`` writes (they read it, so they encode it too)
+    canceller: dict[str, list[Neuron]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for attr in set(self.used) | set(self.unused):
-            self[attr] = self.used.get(attr, []) + self.unused.get(attr, [])
+        for attr in set(self.used) | set(self.unused) | set(self.cancelled) | set(self.canceller):
+            self[attr] = (self.used.get(attr, []) + self.unused.get(attr, []) + self.cancelled.get(attr, [])
+                          + self.canceller.get(attr, []))
 
     def __hash__(self) -> int:  # dataclass(eq) on a dict subclass
         return id(self)
@@ -234,6 +241,48 @@ PLANTED_USED_NUMBER = (5, 23)
 PLANTED_UNUSED_NUMBER = (11, 40)
 PLANTED_UPOS = {"NOUN": 30, "VERB": 50}
 PLANTED_TRIGGER = {57: "cabinet"}
+#: the Number neuron whose write is cancelled (last layer but one) and the one cancelling it (last layer)
+PLANTED_CANCELLED_NUMBER = 13
+PLANTED_CANCELLER_NUMBER = 61
+#: the canceller's bias: gelu_new is the identity (in float32) around it, so the canceller is linear
+_LINEAR_BIAS = 20.0
+
+
+def _gelu_new(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+def _layer_norm(x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    x = x - x.mean(-1, keepdims=True)
+    return x / np.sqrt((x ** 2).mean(-1, keepdims=True) + eps)
+
+
+def _plant_cancelled(weights: dict, W_E: np.ndarray, plural_rows: np.ndarray, dir_num, dir_out,
+                     n_layers: int) -> tuple[Neuron, Neuron]:
+    """A layer-0 neuron that reads plural Number and writes it into the form direction ``dir_out`` (which the
+    unembedding reads), and a layer-1 neuron that reads ``dir_out`` and writes its negative.
+
+    The canceller sits at a bias where gelu_new is exactly linear, so it writes ``-g * LN(r) . dir_out``; ``g``
+    is set from the residual norm of the plural words (attention writes nothing, positions are zero), so the
+    write is undone up to the spread of that norm: non-zero weights, no net effect. The write is kept small
+    because LayerNorm rescales every later input by the residual norm, which a large write would change.
+    """
+    (lw, jw), (lc, jc) = (n_layers - 2, PLANTED_CANCELLED_NUMBER), (n_layers - 1, PLANTED_CANCELLER_NUMBER)
+    w, c = f"blocks.{lw}.", f"blocks.{lc}."
+    weights[w + "mlp.W_in"][:, jw] = -1.5 * dir_num  # fires on plural forms, silent on singular ones
+    weights[w + "mlp.W_out"][jw] = -0.03 * dir_out  # pushes the plural form (0.2 units of dir_out, 1% of the used write)
+    resid = W_E[plural_rows]
+    for layer in range(lc):  # the residual stream the canceller reads (attention writes nothing)
+        b = f"blocks.{layer}.mlp."
+        hidden = _gelu_new(_layer_norm(resid) @ weights[b + "W_in"] + weights[b + "b_in"])
+        resid = resid + hidden @ weights[b + "W_out"] + weights[b + "b_out"]
+    gain = float(np.linalg.norm(resid, axis=1).mean()) / np.sqrt(W_E.shape[1])
+    read = 10.0  # a strong read, a weak write: the canceller's Number signal stands out among layer-1 neurons
+    weights[c + "mlp.W_in"][:, jc] = -read * dir_out
+    weights[c + "mlp.b_in"][jc] = _LINEAR_BIAS
+    weights[c + "mlp.W_out"][jc] = gain / read * dir_out
+    weights[c + "mlp.b_out"] = weights[c + "mlp.b_out"] - _LINEAR_BIAS * gain / read * dir_out
+    return Neuron(lw, jw), Neuron(lc, jc)
 
 
 def planted_weights(seed: int = 0, n_layers: int = 2, d_model: int = 64, d_mlp: int = 64, n_heads: int = 2,
@@ -315,7 +364,13 @@ def planted_weights(seed: int = 0, n_layers: int = 2, d_model: int = 64, d_mlp: 
             p + "ln2.w": np.ones(d_model), p + "ln2.b": np.zeros(d_model),
             p + "mlp.W_in": W_in, p + "mlp.b_in": b_in, p + "mlp.W_out": W_out, p + "mlp.b_out": np.zeros(d_model),
         })
-    planted = Planted(used=used, unused={**unused, "upos": upos_neurons}, trigger=trigger)
+    cancelled, canceller = {}, {}
+    if n_layers >= 2 and d_mlp > max(PLANTED_CANCELLED_NUMBER, PLANTED_CANCELLER_NUMBER):
+        plural = np.asarray([i for i, w in enumerate(words) if w not in SPECIALS and _number_sign(w) < 0])
+        writer, undo = _plant_cancelled(weights, W_E, plural, dir_num, dir_out, n_layers)
+        cancelled, canceller = {"Number": [writer]}, {"Number": [undo]}
+    planted = Planted(used=used, unused={**unused, "upos": upos_neurons}, trigger=trigger, cancelled=cancelled,
+                      canceller=canceller)
     tensors = {k: torch.tensor(v, dtype=torch.float32) for k, v in weights.items()}
     return tensors, words, planted
 
