@@ -285,6 +285,30 @@ def _plant_cancelled(weights: dict, W_E: np.ndarray, plural_rows: np.ndarray, di
     return Neuron(lw, jw), Neuron(lc, jc)
 
 
+def _plant_last_layer(layer: int, W_in, W_out, b_in, W_E, words, dir_num, dir_out, dir_upos
+                      ) -> tuple[list[Neuron], dict[Neuron, str]]:
+    """Write the used and unused Number neurons, the upos neurons and the trigger into the last layer's MLP."""
+    upos_neurons, trigger = [], {}
+    d_model = W_E.shape[1]
+    for j, sign in zip(PLANTED_USED_NUMBER, (1, -1)):
+        W_in[:, j] = 3.0 * sign * dir_num
+        W_out[j] = 1.5 * sign * dir_out
+    for j, sign in zip(PLANTED_UNUSED_NUMBER, (1, -1)):
+        W_in[:, j] = 3.0 * sign * dir_num
+        W_out[j] = 0.0
+    for tag, j in PLANTED_UPOS.items():
+        W_in[:, j] = 3.0 * dir_upos[tag]
+        W_out[j] = 0.0
+        upos_neurons.append(Neuron(layer, j))
+    for j, w in PLANTED_TRIGGER.items():  # fires on one token only: its embedding direction, biased
+        e = W_E[words.index(w)]  # LayerNorm maps e to sqrt(D) e / |e|: the preactivation is 40 (cos - 0.9)
+        W_in[:, j] = 40.0 * e / np.linalg.norm(e) / np.sqrt(d_model)
+        b_in[j] = -36.0
+        W_out[j] = 0.0
+        trigger[Neuron(layer, j)] = w
+    return upos_neurons, trigger
+
+
 def planted_weights(seed: int = 0, n_layers: int = 2, d_model: int = 64, d_mlp: int = 64, n_heads: int = 2,
                     n_ctx: int = 32, noise: float = 0.05):
     """Weights (TransformerLens naming), tokenizer words and :class:`Planted` of the default planted model.
@@ -328,29 +352,15 @@ def planted_weights(seed: int = 0, n_layers: int = 2, d_model: int = 64, d_mlp: 
                                       "ln_final.w": np.ones(d_model), "ln_final.b": np.zeros(d_model),
                                       "unembed.W_U": W_U, "unembed.b_U": np.zeros(V)}
     d_head = d_model // n_heads
-    used, unused, upos_neurons, trigger = {}, {}, [], {}
+    used, unused = {}, {}
     for layer in range(n_layers):
         p = f"blocks.{layer}."
         W_in = (0.3 * rng.standard_normal((d_mlp, len(free))) @ free).T  # [D, M], lemma subspace only
         W_out = 0.003 * rng.standard_normal((d_mlp, len(free))) @ free  # [M, D], lemma subspace only
         b_in = np.zeros(d_mlp)
         if layer == n_layers - 1:
-            for j, sign in zip(PLANTED_USED_NUMBER, (1, -1)):
-                W_in[:, j] = 3.0 * sign * dir_num
-                W_out[j] = 1.5 * sign * dir_out
-            for j, sign in zip(PLANTED_UNUSED_NUMBER, (1, -1)):
-                W_in[:, j] = 3.0 * sign * dir_num
-                W_out[j] = 0.0
-            for tag, j in PLANTED_UPOS.items():
-                W_in[:, j] = 3.0 * dir_upos[tag]
-                W_out[j] = 0.0
-                upos_neurons.append(Neuron(layer, j))
-            for j, w in PLANTED_TRIGGER.items():  # fires on one token only: its embedding direction, biased
-                e = W_E[words.index(w)]  # LayerNorm maps e to sqrt(D) e / |e|: the preactivation is 40 (cos - 0.9)
-                W_in[:, j] = 40.0 * e / np.linalg.norm(e) / np.sqrt(d_model)
-                b_in[j] = -36.0
-                W_out[j] = 0.0
-                trigger[Neuron(layer, j)] = w
+            upos_neurons, trigger = _plant_last_layer(layer, W_in, W_out, b_in, W_E, words, dir_num, dir_out,
+                                                      dir_upos)
             used["Number"] = [Neuron(layer, j) for j in PLANTED_USED_NUMBER]
             unused["Number"] = [Neuron(layer, j) for j in PLANTED_UNUSED_NUMBER]
         weights.update({
