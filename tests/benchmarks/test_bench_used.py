@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
+from tl_neuronprobe import interventions as iv
 from tl_neuronprobe.evaluation.used import evaluate_used
 from tl_neuronprobe.testbeds.agreement import train_agreement_decoder
 
@@ -84,7 +85,8 @@ def test_batched_used_curve_vs_naive_loop(benchmark, one_thread):
     corpus = tnp.Corpus.synthetic(96, seed=11)
     acts = tnp.extract(model, corpus, site="mlp.post", layers=[1], progress=False)
     X, y, _ = acts.dataset("Number")
-    score = (X[y == 0].mean(0) - X[y == 1].mean(0)).abs().numpy()
+    means = iv.class_means(X, y, 2)
+    score = (means[0] - means[1]).abs().numpy()
     best = [acts.neurons[i] for i in np.argsort(-score, kind="stable")]
     shuffled = [best[i] for i in np.random.default_rng(0).permutation(len(best))]
     rankings = {"mean_difference": best, "reversed": best[::-1], "shuffled": shuffled}

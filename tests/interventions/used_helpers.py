@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 import tl_neuronprobe as tnp
+from tl_neuronprobe import interventions as iv
 
 
 def hook_count(model: torch.nn.Module) -> int:
@@ -16,7 +17,7 @@ def hook_count(model: torch.nn.Module) -> int:
 def mean_difference_order(acts: "tnp.Activations", attribute: str) -> list:
     """Probeless order (sum over class pairs of |mean difference|), computed here so the tests need no rankers."""
     X, y, classes = acts.dataset(attribute)
-    means = torch.stack([X[y == c].mean(0) for c in range(len(classes))])
+    means = iv.class_means(X, y, len(classes))
     score = sum((means[a] - means[b]).abs() for a in range(len(classes)) for b in range(a + 1, len(classes)))
     order = np.argsort(-score.numpy(), kind="stable")
     return [acts.neurons[i] for i in order]
