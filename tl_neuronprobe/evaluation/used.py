@@ -41,6 +41,7 @@ __all__ = ["evaluate_used", "plot_used", "compare_encoded_used", "EncodedUsed", 
            "UsedSettings", "Resolved", "Tables", "Plan", "resolve", "build_tables", "plan", "choose_readout",
            "tabulate"]
 
+#: the table's selections: a ranking's first k, its last k, random k of the same site and layers
 SELECTIONS = ("top", "bottom", "random")
 
 # ------------------------------------------------------------------------------------------- 3. plan
@@ -80,7 +81,7 @@ def plan(adapter: ModelAdapter, orders: dict[str, list[Neuron]], ks: list[int], 
     specs: list[Spec] = []
     index: dict[tuple, list[int]] = {}
     pool_of = {name: tuple(sorted({(n.site, n.layer) for n in order})) for name, order in orders.items()}
-    selections = ("top", "bottom") if settings.bottom else ("top",)
+    selections = SELECTIONS[:2] if settings.bottom else SELECTIONS[:1]
     for name, order in orders.items():
         for sel in selections:
             o = order if sel == "top" else order[::-1]

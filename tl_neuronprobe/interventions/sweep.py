@@ -15,7 +15,7 @@ same arithmetic as the public interventions (:func:`~tl_neuronprobe.intervention
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
@@ -72,7 +72,6 @@ class SweepResult:
     forward_passes: int
     batches: int
     seconds: float
-    extra: dict = field(default_factory=dict)
 
 
 class Sweep:
