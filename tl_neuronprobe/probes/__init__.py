@@ -1,9 +1,9 @@
 """Probes: batched softmax training, logistic probes over many neuron subsets, the Gaussian probe."""
 
-from ._checks import checked_X, renamed_param
+from ._checks import checked_X, checked_y, renamed_param
 from ._gaussian import GaussianProbe
 from ._logistic import LogisticProbes
 from ._softmax import softmax_logits, standardization, train_softmax
 
 __all__ = ["train_softmax", "softmax_logits", "standardization", "LogisticProbes", "GaussianProbe",
-           "checked_X", "renamed_param"]
+           "checked_X", "checked_y", "renamed_param"]

@@ -10,8 +10,8 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..core.validation import check_y, resolve_device, to_numpy
-from ._checks import checked_X
+from ..core.validation import resolve_device, to_numpy
+from ._checks import checked_X, checked_y
 
 __all__ = ["GaussianProbe"]
 
@@ -48,7 +48,7 @@ class GaussianProbe(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any, n_dims_total: int | None = None) -> "GaussianProbe":
         Xn = checked_X(self, X, reset=True)
-        y_enc, classes = check_y(y, Xn.shape[0], min_count=2)
+        y_enc, classes = checked_y(self, y, Xn.shape[0], min_count=2, classifier=True)
         self.dtype_ = getattr(torch, self.dtype) if isinstance(self.dtype, str) else self.dtype
         dev = resolve_device(self.device)
         N, D = Xn.shape

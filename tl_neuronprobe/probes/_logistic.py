@@ -11,8 +11,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from ..core.validation import check_groups, check_y, resolve_device, split_indices, to_numpy
-from ._checks import checked_X, renamed_param
+from ..core.validation import check_groups, resolve_device, split_indices, to_numpy
+from ._checks import checked_X, checked_y, renamed_param
 from ._softmax import softmax_logits, standardization, train_softmax
 
 __all__ = ["LogisticProbes"]
@@ -104,7 +104,7 @@ class LogisticProbes(ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any, subsets: Sequence[Any] | None = None, groups: Any = None) -> "LogisticProbes":
         """Train one probe per subset of neurons (columns of X)."""
         Xn = checked_X(self, X, reset=True)
-        y_enc, self.classes_ = check_y(y, Xn.shape[0], min_count=1)
+        y_enc, self.classes_ = checked_y(self, y, Xn.shape[0], min_count=1, classifier=True)
         groups = check_groups(groups, Xn.shape[0])
         self.seed_ = int(renamed_param(self, "seed", "random_state"))
         progress = renamed_param(self, "progress", "verbose")
@@ -157,7 +157,8 @@ class LogisticProbes(ClassifierMixin, BaseEstimator):
 
     def subset_predict(self, X: Any) -> np.ndarray:
         """Predicted labels of every probe, ``[n_subsets, N]``."""
-        return self.classes_[self.subset_decision_function(X).argmax(-1)]
+        logits = self.subset_decision_function(X)
+        return self.classes_[logits.argmax(-1)]
 
     def subset_scores(self, X: Any, y: Any) -> np.ndarray:
         """Accuracy of every probe, ``[n_subsets]``."""
@@ -173,12 +174,17 @@ class LogisticProbes(ClassifierMixin, BaseEstimator):
         return per_subset
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Logits ``[N, n_classes]`` of the probe (one subset)."""
-        return self._single(self.subset_decision_function(X), "decision_function")
+        """Logits ``[N, n_classes]`` of the probe (one subset); with two classes scikit-learn's
+        ``[N]``, the second class's logit minus the first's."""
+        logits = self._single(self.subset_decision_function(X), "decision_function")
+        if len(self.classes_) == 2 and len(self.subsets_) == 1:
+            return logits[:, 1] - logits[:, 0]
+        return logits
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``[N, n_classes]`` of the probe (one subset)."""
-        return torch.from_numpy(np.asarray(self.decision_function(X))).softmax(-1).numpy()
+        logits = self._single(self.subset_decision_function(X), "predict_proba")
+        return torch.from_numpy(np.asarray(logits)).softmax(-1).numpy()
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted labels ``[N]`` of the probe (one subset)."""

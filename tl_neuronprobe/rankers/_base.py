@@ -28,8 +28,8 @@ from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..core.validation import check_groups, check_k, check_y
-from ..probes import checked_X, renamed_param
+from ..core.validation import check_groups, check_k
+from ..probes import checked_X, checked_y, renamed_param
 
 __all__ = ["NeuronRanker"]
 
@@ -74,7 +74,7 @@ class NeuronRanker(SelectorMixin, BaseEstimator):
         train/dev split.
         """
         Xn = checked_X(self, X, reset=True)
-        y_enc, self.classes_ = check_y(y, Xn.shape[0], min_count=self._min_class_count)
+        y_enc, self.classes_ = checked_y(self, y, Xn.shape[0], min_count=self._min_class_count)
         groups = check_groups(groups, Xn.shape[0])
         check_k(self.k, Xn.shape[1])
         self.seed_ = int(renamed_param(self, "seed", "random_state"))

@@ -130,10 +130,13 @@ class Gaussian(NeuronRanker):
     def predict_proba(self, X: Any, neurons: Any = None) -> np.ndarray:
         """Class probabilities from the Gaussians sliced to ``neurons`` (default: the
         top-k if ``k`` is set, else the greedily selected neurons)."""
-        return self.probe_.predict_proba(X, self._neurons(neurons))
+        neurons = self._neurons(neurons)
+        return self.probe_.predict_proba(X, neurons)
 
     def predict(self, X: Any, neurons: Any = None) -> np.ndarray:
-        return self.probe_.predict(X, self._neurons(neurons))
+        neurons = self._neurons(neurons)
+        return self.probe_.predict(X, neurons)
 
     def score(self, X: Any, y: Any, neurons: Any = None) -> float:
-        return self.probe_.score(X, y, self._neurons(neurons))
+        neurons = self._neurons(neurons)
+        return self.probe_.score(X, y, neurons)

@@ -238,6 +238,7 @@ class Linear(_ProbeMixin, NeuronRanker):
         self.l1_, self.l2_ = float(s["l1"]), float(s["l2"])
         self._set_probe(W[0], b[0], mean, scale)
         self.n_epochs_ = info["epochs"]
+        self.n_iter_ = info.get("evaluations", info["epochs"])  # L-BFGS: loss evaluations; Adam: epochs
         self.dev_accuracy_ = float(info["dev_accuracy"][0]) if "dev_accuracy" in info else None
 
     def _set_probe(self, W: torch.Tensor, b: torch.Tensor, mean, scale) -> None:
@@ -327,7 +328,7 @@ class L1(_ProbeMixin, NeuronRanker):
             self.coef_, self.intercept_ = self._saga(((Xt - mean) / scale).numpy(), y, C)
         elif self.backend == "torch":
             cw = len(y) / (C * np.bincount(y, minlength=C))  # balanced classes
-            W, b, _ = train_softmax(
+            W, b, info = train_softmax(
                 Xt, torch.from_numpy(y), C, mean=mean, scale=scale,
                 l1=1.0 / (self.C * len(y)), class_weight=torch.as_tensor(cw, dtype=torch.float32),
                 epochs=self.epochs, batch_size=256, lr=3e-3, patience=None,
@@ -335,6 +336,7 @@ class L1(_ProbeMixin, NeuronRanker):
             )
             self.coef_ = W[0].cpu().numpy()
             self.intercept_ = b[0].cpu().numpy()
+            self.n_iter_ = info["epochs"]
         else:
             raise ValueError(f"backend must be 'torch' or 'sklearn', got {self.backend!r}")
         self._mean, self._scale = mean, scale
@@ -348,6 +350,7 @@ class L1(_ProbeMixin, NeuronRanker):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             clf.fit(Z, y)
+        self.n_iter_ = int(np.max(clf.n_iter_))
         if clf.coef_.shape[0] > 1:
             return clf.coef_, np.broadcast_to(clf.intercept_, (C,)).copy()
         coef, icpt = clf.coef_[0], clf.intercept_[0]  # binary: one row, for the second class
