@@ -31,8 +31,8 @@ def weight_mass_order(W: Any, steps: int = 100) -> tuple[np.ndarray, np.ndarray,
     neuron's total absolute weight over classes, then by index: the first step alone adds
     one neuron per class and the next ones add hundreds, so this decides the small-k sets.
     (The largest-share tie-break suggested in the methods notes favours rare classes, whose
-    weight sits on few neurons; on the synthetic benchmark its top-10 retrained up to 6 points
-    worse, docs/rankers.md.)  Neurons with zero weight everywhere come last.
+    weight sits on few neurons; docs/rankers.md has the comparison.)  Neurons with zero weight
+    everywhere come last.
 
     Returns ``(order, entry_step, share, score)``: ``share [C, D]`` is |W_c,i| / sum_i |W_c,i|,
     ``entry_step [D]`` the step at which each neuron enters (``steps + 1`` = never), and
@@ -64,7 +64,7 @@ def weight_mass_order(W: Any, steps: int = 100) -> tuple[np.ndarray, np.ndarray,
 
 
 _PRESETS = {
-    # cleaner default: standardized inputs, shuffled large batches, early stopping
+    # cleaner default: standardized inputs, shuffled batches, the full epochs (no early stopping)
     # l2 = 0.1 (Fan et al. 2023's value): the L2 part of the elastic net gives correlated neurons
     # similar weights, which makes the weight-mass ranking stable across seeds (docs/rankers.md)
     "fast": dict(l1=1e-3, l2=0.1, standardize=True, lr="auto", batch_size="auto", epochs=10, shuffle=True, early_stopping=False,
@@ -109,8 +109,7 @@ class Linear(_ProbeMixin, NeuronRanker):
     Belinkov's code).  Both orders are always stored (``order_mass_``, ``order_mean_abs_``).
     ``l1``/``l2`` default to the preset's: ``1e-3``/``0.1`` for ``"fast"`` (the l2 of Fan et al.
     2023: the L2 part gives correlated neurons similar weights, so the ranking no longer
-    depends on the seed's shuffling; the retrained top-k of seeds 0/1/2 went from
-    0.754/0.831/0.830 at ``l2=1e-3`` to 0.847/0.858/0.859 on MiniLM), ``1e-3``/``1e-3`` for
+    depends on the seed's shuffling; figures in docs/rankers.md), ``1e-3``/``1e-3`` for
     ``"neurox"`` (the toolkit's demo), ``1e-3``/``1e-2`` for ``"antverg"``; the values used are
     ``l1_``/``l2_``.
 
