@@ -30,7 +30,7 @@ import torch._dynamo  # noqa: F401,E402  (the first torch.optim.Adam imports it:
 from rankers_reference import (neurox_mass_order, neurox_predict, neurox_probe, niw_covariances,
                                published_gaussian_greedy, sklearn_saga)
 from rankers_synth import make_pos_like
-from tl_neuronprobe.core.validation import split_indices
+from tl_neuronprobe.core.validation import few_threads, split_indices
 from tl_neuronprobe.probes import LogisticProbes
 from tl_neuronprobe.rankers import Gaussian, Linear
 
@@ -40,10 +40,8 @@ ROUNDS = 3
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Every side on one thread (torch's default 2 threads stall small ops on a busy 2-core machine)."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+    with few_threads(0, n_threads=1):
+        yield
 
 
 def best_of_interleaved(sides: dict[str, Callable[[], Any]], rounds: int = ROUNDS):

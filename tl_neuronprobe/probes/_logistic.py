@@ -88,18 +88,9 @@ class LogisticProbes(ClassifierMixin, BaseEstimator):
         random_state: int | None = None,
         verbose: bool | None = None,
     ):
-        self.l2 = l2
-        self.lr = lr
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.dev_size = dev_size
-        self.standardize = standardize
-        self.device = device
-        self.seed = seed
-        self.progress = progress
-        self.random_state = random_state
-        self.verbose = verbose
+        params = dict(locals())  # every argument kept untouched under its own name (scikit-learn's rule)
+        del params["self"]
+        vars(self).update(params)
 
     def fit(self, X: Any, y: Any, subsets: Sequence[Any] | None = None, groups: Any = None) -> "LogisticProbes":
         """Train one probe per subset of neurons (columns of X)."""

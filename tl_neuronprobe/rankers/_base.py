@@ -59,9 +59,13 @@ class NeuronRanker(SelectorMixin, BaseEstimator):
     _min_class_count = 2
 
     def __init__(self, k: int | None = None, seed: int = 0, random_state: int | None = None):
-        self.k = k
-        self.seed = seed
-        self.random_state = random_state
+        self._store(locals())
+
+    def _store(self, params: dict[str, Any]) -> None:
+        """Keep every constructor argument untouched, under its own name (scikit-learn's rule)."""
+        for name, value in params.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
 
     def _rank(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> None:
         """Set ``scores_`` (and ``per_class_``); may set ``order_`` itself."""

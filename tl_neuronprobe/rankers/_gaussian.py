@@ -50,36 +50,12 @@ class Gaussian(NeuronRanker):
     """
 
     def __init__(
-        self,
-        k: int | None = None,
-        max_features: int = 50,
-        dev_size: float = 0.1,
-        kappa0: float = 0.01,
-        nu0: float | None = None,
-        refine: int = 8,
-        chunk_size: int = 32,
-        max_memory_gb: float = 1.5,
-        dtype: str | torch.dtype = "float64",
-        n_threads: int | None = 1,
-        device: str = "cpu",
-        seed: int = 0,
-        progress: bool = False,
-        random_state: int | None = None,
-        verbose: bool | None = None,
+        self, k: int | None = None, max_features: int = 50, dev_size: float = 0.1, kappa0: float = 0.01,
+        nu0: float | None = None, refine: int = 8, chunk_size: int = 32, max_memory_gb: float = 1.5,
+        dtype: str | torch.dtype = "float64", n_threads: int | None = 1, device: str = "cpu", seed: int = 0,
+        progress: bool = False, random_state: int | None = None, verbose: bool | None = None,
     ):
-        super().__init__(k=k, seed=seed, random_state=random_state)
-        self.n_threads = n_threads
-        self.max_features = max_features
-        self.dev_size = dev_size
-        self.kappa0 = kappa0
-        self.nu0 = nu0
-        self.refine = refine
-        self.chunk_size = chunk_size
-        self.max_memory_gb = max_memory_gb
-        self.dtype = dtype
-        self.device = device
-        self.progress = progress
-        self.verbose = verbose
+        self._store(locals())
 
     def _rank(self, X, y, groups):
         tr, dv = split_indices(len(y), self.dev_size, groups=groups, y=y, seed=self.seed_, min_train_per_class=2)

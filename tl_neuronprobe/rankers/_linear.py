@@ -136,48 +136,14 @@ class Linear(_ProbeMixin, NeuronRanker):
     """
 
     def __init__(
-        self,
-        k: int | None = None,
-        l1: float | None = None,
-        l2: float | None = None,
-        ordering: str = "mass",
-        mass_steps: int = 100,
-        preset: str = "fast",
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        lr: float | None = None,
-        standardize: bool | None = None,
-        early_stopping: bool | None = None,
-        dev_size: float = 0.1,
-        patience: int = 2,
-        solver: str | None = None,
-        max_iter: int = 100,
-        lbfgs_below: int = 2_000_000,
-        device: str = "cpu",
-        seed: int = 0,
-        progress: bool = False,
-        random_state: int | None = None,
-        verbose: bool | None = None,
+        self, k: int | None = None, l1: float | None = None, l2: float | None = None, ordering: str = "mass",
+        mass_steps: int = 100, preset: str = "fast", epochs: int | None = None, batch_size: int | None = None,
+        lr: float | None = None, standardize: bool | None = None, early_stopping: bool | None = None,
+        dev_size: float = 0.1, patience: int = 2, solver: str | None = None, max_iter: int = 100,
+        lbfgs_below: int = 2_000_000, device: str = "cpu", seed: int = 0, progress: bool = False,
+        random_state: int | None = None, verbose: bool | None = None,
     ):
-        super().__init__(k=k, seed=seed, random_state=random_state)
-        self.solver = solver
-        self.max_iter = max_iter
-        self.lbfgs_below = lbfgs_below
-        self.l1 = l1
-        self.l2 = l2
-        self.ordering = ordering
-        self.mass_steps = mass_steps
-        self.preset = preset
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.standardize = standardize
-        self.early_stopping = early_stopping
-        self.dev_size = dev_size
-        self.patience = patience
-        self.device = device
-        self.progress = progress
-        self.verbose = verbose
+        self._store(locals())
 
     # -- training --------------------------------------------------------------------------
     def _settings(self) -> dict:
@@ -301,23 +267,9 @@ class L1(_ProbeMixin, NeuronRanker):
     ``LogisticRegression(l1_ratio=1, solver="saga")``.
     """
 
-    def __init__(
-        self,
-        k: int | None = None,
-        C: float = 0.1,
-        backend: str = "torch",
-        epochs: int = 20,
-        max_iter: int = 200,
-        device: str = "cpu",
-        seed: int = 0,
-        random_state: int | None = None,
-    ):
-        super().__init__(k=k, seed=seed, random_state=random_state)
-        self.C = C
-        self.backend = backend
-        self.epochs = epochs
-        self.max_iter = max_iter
-        self.device = device
+    def __init__(self, k: int | None = None, C: float = 0.1, backend: str = "torch", epochs: int = 20,
+                 max_iter: int = 200, device: str = "cpu", seed: int = 0, random_state: int | None = None):
+        self._store(locals())
 
     def _rank(self, X, y, groups):
         C = len(self.classes_)

@@ -47,8 +47,7 @@ class MeanDifference(NeuronRanker):
 
     def __init__(self, k: int | None = None, standardize: bool = False, seed: int = 0,
                  random_state: int | None = None):
-        super().__init__(k=k, seed=seed, random_state=random_state)
-        self.standardize = standardize
+        self._store(locals())
 
     def _rank(self, X, y, groups):
         C = len(self.classes_)
@@ -90,9 +89,7 @@ class MutualInformation(NeuronRanker):
 
     def __init__(self, k: int | None = None, n_bins: int = 16, estimator: str = "binned", seed: int = 0,
                  random_state: int | None = None):
-        super().__init__(k=k, seed=seed, random_state=random_state)
-        self.n_bins = n_bins
-        self.estimator = estimator
+        self._store(locals())
 
     def _rank(self, X, y, groups):
         if self.estimator == "sklearn":
@@ -165,8 +162,7 @@ class AveragePrecision(NeuronRanker):
 
     def __init__(self, k: int | None = None, direction: str = "both", seed: int = 0,
                  random_state: int | None = None):
-        super().__init__(k=k, seed=seed, random_state=random_state)
-        self.direction = direction
+        self._store(locals())
 
     def _rank(self, X, y, groups):
         if self.direction not in ("both", "positive"):
