@@ -55,7 +55,7 @@ def linear_part(args, out):
     X, y, sid = load_data(args, 14_000, 9_216)
     tr, te = split_indices(len(y), 0.2, groups=sid, seed=0, y=y, min_train_per_class=2)
     print(f"linear: {len(tr)} train / {len(te)} test words x {X.shape[1]} neurons, {len(np.unique(y))} classes")
-    lin, t_ours = timed(lambda: Linear(random_state=0).fit(X[tr], y[tr], groups=sid[tr]))
+    lin, t_ours = timed(lambda: Linear(seed=0).fit(X[tr], y[tr], groups=sid[tr]))
     out["linear_seconds"] = t_ours
     out["linear_accuracy"] = lin.score(X[te], y[te])
     out["linear_epochs"] = lin.n_epochs_
@@ -73,10 +73,10 @@ def linear_part(args, out):
     print(f"  speed-up vs NeuroX-style {t_ref / t_ours:.1f}x")
     ks = args.ks
     ref_order = neurox_mass_order(W.numpy())
-    probe = LogisticProbes(random_state=0)
+    probe = LogisticProbes(seed=0)
     orders = {"ours_mass": lin.order_, "ours_mean_abs": lin.order_mean_abs_, "reference_mass": ref_order}
     for l1 in args.extra_l1:  # the ordering's dependence on the sparsity pressure
-        other = Linear(l1=l1, random_state=0).fit(X[tr], y[tr], groups=sid[tr])
+        other = Linear(l1=l1, seed=0).fit(X[tr], y[tr], groups=sid[tr])
         acc_other = other.score(X[te], y[te])
         out[f"linear_l1_{l1:g}_accuracy"] = acc_other
         print(f"  Linear(l1={l1:g})        accuracy {acc_other:.4f}")
@@ -84,7 +84,7 @@ def linear_part(args, out):
         orders[f"l1={l1:g}_mean_abs"] = other.order_mean_abs_
     (probe), t_probe = timed(lambda: probe.fit(X[tr], y[tr], [o[:k] for o in orders.values() for k in ks],
                                                groups=sid[tr]))
-    acc = probe.score(X[te], y[te]).reshape(len(orders), len(ks))
+    acc = probe.subset_scores(X[te], y[te]).reshape(len(orders), len(ks))
     print(f"  top-k retrained probes ({len(orders) * len(ks)} probes in {t_probe:.1f} s), k = {ks}")
     for (name, _), a in zip(orders.items(), acc):
         print(f"    {name:18s} " + " ".join(f"{v:.3f}" for v in a) + f"   mean {a.mean():.4f}")
@@ -95,7 +95,7 @@ def gaussian_part(args, out):
     X, y, sid = load_data(args, 12_600, 1_536, layer=args.layer)
     C = len(np.unique(y))
     print(f"gaussian: {len(y)} words x {X.shape[1]} neurons, {C} classes")
-    g, t_ours = timed(lambda: Gaussian(max_features=50, random_state=0).fit(X, y, groups=sid))
+    g, t_ours = timed(lambda: Gaussian(max_features=50, seed=0).fit(X, y, groups=sid))
     out["gaussian_seconds_50_steps"] = t_ours
     out["gaussian_selected"] = g.selected_.tolist()
     print(f"  ours: 50 steps in {t_ours:.2f} s (dev {len(g.dev_index_)} words); MI (bits) after 1/10/50 steps: "

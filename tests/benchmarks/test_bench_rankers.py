@@ -1,4 +1,4 @@
-"""Rankers against what a user would otherwise run, measured in the same run.
+"""Rankers against what a user would otherwise run, at test size, measured in the same run.
 
 * ``Linear.fit`` vs scikit-learn's saga elastic net (10 iterations, standardized inputs) and
   vs the NeuroX-style torch probe (10 epochs, batch 32, Adam 1e-3, raw inputs): time and
@@ -6,15 +6,21 @@
 * The top-k of ``Linear``'s ordering vs the reference probe's weight-mass ordering: a fresh
   probe trained on each top-k.
 * The vectorized Gaussian greedy selection vs the published loop (a multivariate normal per
-  candidate per class per step): time per step, and the same neurons.
+  candidate per class per step): time, and the same neurons.
 
-Sizes are small so the file runs in about a minute; ``measure_rankers.py`` runs the full
-sizes.  Ratios are printed and stored in ``benchmark.extra_info``.
+Timings are taken with ``time.perf_counter``, both sides interleaved for several rounds, and
+the best of each side compared, so machine load does not flip a comparison; the ``benchmark``
+fixture only records (the tests also run under ``--benchmark-disable``).  Tolerances are the
+noise measured over data seeds, stated beside each assertion.  The target on real data (the
+ordering on held-out English) is checked elsewhere; the full-size figures are in docs/rankers.md
+(``measure_rankers.py``).
 """
 
 from __future__ import annotations
 
+import math
 import time
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -24,9 +30,37 @@ import torch._dynamo  # noqa: F401,E402  (the first torch.optim.Adam imports it:
 from rankers_reference import (neurox_mass_order, neurox_predict, neurox_probe, niw_covariances,
                                published_gaussian_greedy, sklearn_saga)
 from rankers_synth import make_pos_like
-from tl_neuronprobe.core.validation import split_indices
+from tl_neuronprobe.core.validation import few_threads, split_indices
 from tl_neuronprobe.probes import LogisticProbes
 from tl_neuronprobe.rankers import Gaussian, Linear
+
+ROUNDS = 3
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Every side on one thread (torch's default 2 threads stall small ops on a busy 2-core machine)."""
+    with few_threads(0, n_threads=1):
+        yield
+
+
+def best_of_interleaved(sides: dict[str, Callable[[], Any]], rounds: int = ROUNDS):
+    """Run the sides in turn for ``rounds`` rounds; the best time of each side and its last result."""
+    best = {name: math.inf for name in sides}
+    out: dict[str, Any] = {}
+    for _ in range(rounds):
+        for name, fn in sides.items():
+            t0 = time.perf_counter()
+            out[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best, out
+
+
+def record(benchmark, info: dict, fn: Callable[[], Any] = lambda: None) -> None:
+    """Store the measured numbers with the benchmark (and time ``fn`` once, for its table)."""
+    benchmark.extra_info.update(info)
+    benchmark.pedantic(fn, rounds=1, iterations=1)
+    print("\n", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in info.items()})
 
 
 @pytest.fixture(scope="module")
@@ -37,128 +71,74 @@ def pos_data():
     return X, y, sid, tr, te
 
 
-def _timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
-
-
 @pytest.fixture(scope="module")
-def neurox_ref(pos_data):
-    """The NeuroX-style probe, timed on one thread like ours (torch's default 2 threads is
-    several times slower on a busy 2-core machine: small ops stall)."""
+def linear_runs(pos_data):
     X, y, sid, tr, te = pos_data
-    prev = torch.get_num_threads()
     torch.set_num_threads(1)
-    try:
-        (W, b), t_ref = _timed(lambda: neurox_probe(X[tr], y[tr], 17))
-    finally:
-        torch.set_num_threads(prev)
-    return W, b, t_ref
+    return best_of_interleaved({
+        "ours": lambda: Linear(seed=0).fit(X[tr], y[tr], groups=sid[tr]),
+        "neurox": lambda: neurox_probe(X[tr], y[tr], 17),
+        "saga": lambda: sklearn_saga(X[tr], y[tr], max_iter=10),
+    })
 
 
-def test_linear_vs_saga_and_neurox(benchmark, pos_data, neurox_ref):
+def test_linear_vs_saga_and_neurox(benchmark, pos_data, linear_runs):
     X, y, sid, tr, te = pos_data
-    (Z, clf), t_saga = _timed(lambda: sklearn_saga(X[tr], y[tr], max_iter=10))
-    acc_saga = clf.score(Z.transform(X[te]), y[te])
-    W, b, t_ref = neurox_ref
-    acc_ref = float((neurox_predict(W, b, X[te]) == y[te]).mean())
-
-    lin = benchmark.pedantic(lambda: Linear(random_state=0).fit(X[tr], y[tr], groups=sid[tr]),
-                             rounds=1, iterations=1)
-    t_ours = benchmark.stats.stats.mean
-    acc_ours = lin.score(X[te], y[te])
-    info = dict(seconds_ours=t_ours, seconds_saga=t_saga, seconds_neurox=t_ref, accuracy_ours=acc_ours,
-                accuracy_saga=acc_saga, accuracy_neurox=acc_ref, speedup_vs_saga=t_saga / t_ours,
-                speedup_vs_neurox=t_ref / t_ours)
-    benchmark.extra_info.update(info)
-    print("\nLinear.fit:", {k: round(v, 3) for k, v in info.items()})
-    assert t_ours * 10 <= t_saga, info
-    assert t_ours <= t_ref, info
-    assert acc_ours >= acc_saga - 0.005, info  # 600 test words: half a point of noise allowed here
-    assert acc_ours >= acc_ref, info
+    t, out = linear_runs
+    Z, clf = out["saga"]
+    W, b = out["neurox"]
+    info = dict(seconds_ours=t["ours"], seconds_saga=t["saga"], seconds_neurox=t["neurox"],
+                accuracy_ours=out["ours"].score(X[te], y[te]), accuracy_saga=clf.score(Z.transform(X[te]), y[te]),
+                accuracy_neurox=float((neurox_predict(W, b, X[te]) == y[te]).mean()),
+                speedup_vs_saga=t["saga"] / t["ours"], speedup_vs_neurox=t["neurox"] / t["ours"])
+    record(benchmark, info, lambda: Linear(seed=0).fit(X[tr], y[tr], groups=sid[tr]))
+    assert t["ours"] * 10 <= t["saga"], info  # target: 10x faster than saga (measured 18x)
+    assert t["ours"] <= t["neurox"], info  # target: no slower than the NeuroX-style probe (measured 1.9x faster)
+    # target: saga's accuracy.  Ours - saga over data seeds 0-5 (600 test words each): +0.0067, +0.0017,
+    # +0.0067, +0.0117, -0.0017, +0.0017, standard deviation 0.005: that is the tolerance.
+    assert info["accuracy_ours"] >= info["accuracy_saga"] - 0.005, info
+    # target: the NeuroX-style probe's accuracy; ours was higher on all six data seeds (+0.007 to +0.027)
+    assert info["accuracy_ours"] >= info["accuracy_neurox"], info
 
 
-def test_linear_topk_vs_reference_ordering(benchmark, pos_data, neurox_ref):
+def test_linear_topk_vs_reference_ordering(benchmark, pos_data, linear_runs):
     X, y, sid, tr, te = pos_data
+    _, out = linear_runs
     ks = [10, 25, 50, 100, 200]
-    ours = Linear(random_state=0).fit(X[tr], y[tr], groups=sid[tr]).order_
-    W, b, _ = neurox_ref
-    ref = neurox_mass_order(W.numpy())
-
-    def retrain():
-        probe = LogisticProbes(random_state=0)
-        probe.fit(X[tr], y[tr], [ours[:k] for k in ks] + [ref[:k] for k in ks], groups=sid[tr])
-        return probe.score(X[te], y[te])
-
-    acc = benchmark.pedantic(retrain, rounds=1, iterations=1)
+    ours, ref = out["ours"].order_, neurox_mass_order(out["neurox"][0].numpy())
+    probe = LogisticProbes(seed=0).fit(X[tr], y[tr], [ours[:k] for k in ks] + [ref[:k] for k in ks], groups=sid[tr])
+    acc = probe.subset_scores(X[te], y[te])
     a_ours, a_ref = acc[: len(ks)], acc[len(ks):]
     info = {f"k{k}_ours": float(a) for k, a in zip(ks, a_ours)} | {f"k{k}_ref": float(a) for k, a in zip(ks, a_ref)}
     info["mean_gain"] = float(np.mean(a_ours - a_ref))
-    benchmark.extra_info.update(info)
-    print("\ntop-k retrained:", {k: round(v, 3) for k, v in info.items()})
-    # The target is "at least as good as the reference ordering".  Measured +0.4 points here; 600 test
-    # words carry about a point of noise in the mean, so one point is allowed.  The full-size runs
-    # (measure_rankers.py: +0.5 and +0.7 on two data seeds) and the MiniLM test below are the real check.
-    assert np.mean(a_ours) >= np.mean(a_ref) - 0.01, info
-    assert a_ours[-1] >= a_ref[-1] - 0.02, info
+    record(benchmark, info)
+    # Target: at least as good as the reference ordering.  The gain (mean over k, accuracy points)
+    # over data seeds 0-5 was +3.3, +0.4, +2.2, +1.6, -1.4, +0.3 (mean +1.1, standard deviation 1.65):
+    # the tolerance is that standard deviation.  This file uses data seed 1.
+    assert info["mean_gain"] >= -0.0165, info
+    # at k = 200 the gains were -0.2, +0.2, +0.7, -1.8, -0.5, 0.0 points (standard deviation 0.87)
+    assert a_ours[-1] >= a_ref[-1] - 0.0087, info
 
 
 def test_gaussian_vs_published_loop(benchmark):
     X, y, sid, _ = make_pos_like(n_words=2000, n_neurons=128, n_classes=8, n_types=600, seed=2)
     X, y = X.numpy(), y.numpy()
-    steps_ref = 2
-    g = benchmark.pedantic(lambda: Gaussian(max_features=50, random_state=0).fit(X, y, groups=sid),
-                           rounds=1, iterations=1)
-    t_ours = benchmark.stats.stats.mean
+    g = Gaussian(max_features=50, seed=0).fit(X, y, groups=sid)
     tr, dv = g.train_index_, g.dev_index_
     means, covs, pri = niw_covariances(X[tr], y[tr], 8)
+
+    def published_first_step():
+        with torch.no_grad():
+            return published_gaussian_greedy(means, covs, pri, X[dv], y[dv], 1)
+
+    t, out = best_of_interleaved({"ours_50_steps": lambda: Gaussian(max_features=50, seed=0).fit(X, y, groups=sid),
+                                  "published_first_step": published_first_step})
+    # the published loop's steps get slower as the subset grows: 50 steps cost at least 50 x its first step
+    info = dict(seconds_ours_50_steps=t["ours_50_steps"], seconds_published_first_step=t["published_first_step"],
+                speedup_lower_bound=50 * t["published_first_step"] / t["ours_50_steps"])
+    record(benchmark, info)
     with torch.no_grad():
-        sel_ref, times = published_gaussian_greedy(means, covs, pri, X[dv], y[dv], steps_ref, time_steps=True)
-    # the published loop's steps get slower as the subset grows; 50 steps cost at least 50 x its first step
-    est_ref_50 = 50 * times[0]
-    info = dict(seconds_ours_50_steps=t_ours, seconds_published_first_steps=times,
-                published_50_steps_lower_bound=est_ref_50, speedup_lower_bound=est_ref_50 / t_ours,
-                same_first_neurons=g.selected_[:steps_ref].tolist() == sel_ref)
-    benchmark.extra_info.update(info)
-    print("\nGaussian greedy:", info)
-    assert g.selected_[:steps_ref].tolist() == sel_ref
-    assert t_ours * 5 <= est_ref_50, info
-
-
-@pytest.mark.minilm
-def test_linear_topk_on_minilm_activations(benchmark, minilm):
-    """Real neurons: MiniLM's 9,216 MLP neurons on the synthetic UPOS corpus.  The labels are
-    easy (one tag per word type), so the top-k are compared where accuracy has not saturated
-    (k = 3 ... 25).  Measured: +5.7 points over the NeuroX-style order (mean over k)."""
-    import tl_neuronprobe as tnp
-
-    acts = tnp.extract(minilm, tnp.Corpus.load("synthetic:1200"), device="cpu", progress=False)
-    X, y, classes, idx = acts.dataset("upos", return_index=True, min_count=10)
-    X, y = X.numpy(), y.numpy()
-    sid = np.asarray(acts.sentence_ids)[idx]
-    tr, te = split_indices(len(y), 0.2, groups=sid, seed=0, y=y, min_train_per_class=2)
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        (W, b), t_ref = _timed(lambda: neurox_probe(X[tr], y[tr], len(classes)))
-        lin = benchmark.pedantic(lambda: Linear(random_state=0).fit(X[tr], y[tr], groups=sid[tr]),
-                                 rounds=1, iterations=1)
-    finally:
-        torch.set_num_threads(prev)
-    t_ours = benchmark.stats.stats.mean
-    ks = [3, 5, 7, 10, 15, 25]
-    ref = neurox_mass_order(W.numpy())
-    probe = LogisticProbes(random_state=0)
-    probe.fit(X[tr], y[tr], [lin.order_[:k] for k in ks] + [ref[:k] for k in ks], groups=sid[tr])
-    acc = probe.score(X[te], y[te])
-    a_ours, a_ref = acc[: len(ks)], acc[len(ks):]
-    info = {f"k{k}_ours": float(a) for k, a in zip(ks, a_ours)} | {f"k{k}_ref": float(a) for k, a in zip(ks, a_ref)}
-    info |= dict(mean_gain=float(np.mean(a_ours - a_ref)), seconds_ours=t_ours, seconds_neurox=t_ref,
-                 accuracy_ours=lin.score(X[te], y[te]), accuracy_neurox=float((neurox_predict(W, b, X[te]) == y[te]).mean()),
-                 n_words=len(y))
-    benchmark.extra_info.update(info)
-    print("\nMiniLM top-k retrained:", {k: round(v, 3) for k, v in info.items()})
-    assert np.mean(a_ours) >= np.mean(a_ref), info
-    assert info["accuracy_ours"] >= info["accuracy_neurox"] - 0.005, info
-    assert t_ours <= t_ref * 1.25, info
+        sel_ref = published_gaussian_greedy(means, covs, pri, X[dv], y[dv], 2)
+    assert g.selected_[:2].tolist() == sel_ref
+    assert out["ours_50_steps"].selected_.tolist() == g.selected_.tolist()
+    assert t["ours_50_steps"] * 5 <= 50 * t["published_first_step"], info  # target: 5x (measured 70x)

@@ -10,11 +10,11 @@ import torch
 import tl_neuronprobe as tnp
 from tl_neuronprobe.evaluation.encoded import evaluate_encoded, layer_distribution, plot_encoded, ranker_agreement
 
-from planted_arrays import make_planted
+from planted_arrays import make_one_per_class
 
 
 def planted_activations(seed=0, n=1600):
-    d = make_planted(n=n, n_neurons=40, seed=seed)
+    d = make_one_per_class(n=n, n_neurons=40, seed=seed)
     D = d.X.shape[1]
     neurons = [tnp.Neuron(j // 20, j % 20, "mlp.post") for j in range(D)]
     rng = np.random.default_rng(seed)

@@ -60,7 +60,7 @@ def test_greedy_equals_brute_force(seed, chunk_size):
     X[:, :6] += rng.standard_normal((C, 6))[y] * 0.8  # informative, correlated neurons
     X[:, 7] = 0.6 * X[:, 0] + 0.4 * X[:, 8]
     X = X.astype(np.float32)
-    g = R.Gaussian(max_features=6, random_state=seed, chunk_size=chunk_size).fit(X, y)
+    g = R.Gaussian(max_features=6, seed=seed, chunk_size=chunk_size).fit(X, y)
     tr, dv = g.train_index_, g.dev_index_
     ref, curve = _brute_force_greedy(X[tr], y[tr], X[dv], y[dv], C, 6)
     assert g.selected_.tolist() == ref

@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 
 import tl_neuronprobe.rankers as R
 
-from planted_arrays import make_planted
+from planted_arrays import assert_controls_miss, covers, label_free_orders, make_one_per_class, make_planted, recovered
 
 ALL = [n for n in R.RANKERS if n != "random"]
 FAST_PARAMS = {"gaussian": dict(max_features=8), "mutual_information": dict(n_bins=8)}
@@ -20,40 +20,96 @@ def _make(name, **kw):
     return R.make_ranker(name, **(FAST_PARAMS.get(name, {}) | kw))
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", [n for n in ALL if n != "gaussian"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_planted_neurons_on_top(name, seed):
     d = make_planted(seed=seed)
-    r = _make(name, random_state=seed).fit(d.X, d.y, groups=d.groups)
-    top = set(r.order_[: len(d.planted)].tolist())
-    assert top == set(d.planted.tolist()), (name, r.order_[:8], d.planted)
+    r = _make(name, seed=seed).fit(d.X, d.y, groups=d.groups)
+    assert recovered(r.order_, d.planted), (name, r.order_[:10], d.planted)
+    assert_controls_miss(d)
     # the constant neuron carries nothing: last, with the worst score
     assert r.order_[-1] == d.constant
     assert r.scores_[d.constant] == -np.inf
     assert sorted(r.order_.tolist()) == list(range(d.X.shape[1]))
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gaussian_selects_every_signal_first(seed):
+    """The greedy Gaussian ranker picks one neuron of every class's signal in its first five
+    steps (a second copy adds little, so it is not among them)."""
+    d = make_planted(seed=seed)
+    g = _make("gaussian", seed=seed).fit(d.X, d.y, groups=d.groups)
+    assert covers(g.selected_, d.signals, 5), g.selected_
+    assert len(set(g.selected_[:5].tolist()) & set(d.copies.tolist())) == 1
+    assert_controls_miss(d)
+    assert g.order_[-1] == d.constant
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_linear_keeps_the_copies_together(seed):
+    """LCA's elastic net spreads a signal's weight over its redundant copies: they get similar
+    weight and sit close in the ranking; without the L2 part the weights drift apart."""
+    d = make_planted(seed=seed)
+    r = R.Linear(seed=seed).fit(d.X, d.y, groups=d.groups)
+    ranks = r.ranks_[d.copies]
+    weight = np.abs(r.coef_[:, d.copies]).sum(0)
+    assert ranks.max() - ranks.min() <= 4, ranks
+    assert weight.min() / weight.max() >= 0.75, weight
+    for order in label_free_orders(d.X).values():  # the controls do not put the copies on top
+        assert not set(d.copies.tolist()) & set(order[:8].tolist())
+    if seed == 1:  # measured: l2=0 leaves one copy with 7% of the others' weight, 18 ranks away
+        lasso = R.Linear(l2=0.0, seed=seed).fit(d.X, d.y, groups=d.groups)
+        w = np.abs(lasso.coef_[:, d.copies]).sum(0)
+        assert w.min() / w.max() < 0.5, w
+
+
 @pytest.mark.parametrize("name", ["linear", "probeless", "mean_difference", "f_statistic", "average_precision", "l1"])
 def test_planted_binary(name):
-    d = make_planted(binary=True, seed=3)
-    r = _make(name).fit(d.X, d.y)
-    assert r.order_[0] == d.planted[0]
+    """Class 0 against the rest: its one small neuron comes first; no control puts it first."""
+    d = make_planted(seed=3)
+    yb = (d.y == 0).astype(np.int64)
+    r = _make(name).fit(d.X, yb)
+    assert r.order_[0] == d.singles[0]
+    for control, order in label_free_orders(d.X).items():
+        assert d.singles[0] not in order[:8], control
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_controls_pass_the_old_easy_design(seed):
+    """The controls are not strawmen: |skewness| alone finds the planted set of the earlier
+    one-neuron-per-class design (why the ranker tests no longer use it)."""
+    d = make_one_per_class(seed=seed)
+    assert recovered(label_free_orders(d.X)["abs_skewness"], d.planted)
 
 
 def test_random_is_not_informed(planted_data):
     d = planted_data
-    a = R.Random(random_state=0).fit(d.X, d.y).order_
-    b = R.Random(random_state=1).fit(d.X, d.y).order_
+    a = R.Random(seed=0).fit(d.X, d.y).order_
+    b = R.Random(seed=1).fit(d.X, d.y).order_
     assert not np.array_equal(a, b)
+    assert not recovered(a, d.planted) and not recovered(b, d.planted)
 
 
 @pytest.mark.parametrize("name", list(R.RANKERS))
 def test_same_seed_same_result(name, planted_data):
     d = planted_data
-    r1 = _make(name, random_state=7).fit(d.X, d.y, groups=d.groups)
-    r2 = _make(name, random_state=7).fit(d.X, d.y, groups=d.groups)
+    r1 = _make(name, seed=7).fit(d.X, d.y, groups=d.groups)
+    r2 = _make(name, seed=7).fit(d.X, d.y, groups=d.groups)
     np.testing.assert_array_equal(r1.order_, r2.order_)
     np.testing.assert_array_equal(r1.scores_, r2.scores_)
+
+
+@pytest.mark.parametrize("name", ["linear", "gaussian", "random"])
+def test_random_state_is_a_deprecated_alias_of_seed(name, planted_data):
+    d = planted_data
+    new = _make(name, seed=5).fit(d.X, d.y)
+    with pytest.warns(DeprecationWarning, match="use seed="):
+        old = _make(name, random_state=5).fit(d.X, d.y)
+    np.testing.assert_array_equal(new.order_, old.order_)
+    assert old.random_state == 5 and old.seed == 0  # stored untouched; fit resolves it
+    assert old.seed_ == new.seed_ == 5
+    with pytest.warns(DeprecationWarning, match="use progress="):
+        R.Linear(verbose=False).fit(d.X, d.y)
 
 
 def test_duplicates_rank_together_and_gaussian_skips_the_copy(planted_data):
@@ -70,11 +126,12 @@ def test_duplicates_rank_together_and_gaussian_skips_the_copy(planted_data):
 
 def test_pipeline_selects_top_k(planted_data):
     d = planted_data
-    pipe = Pipeline([("select", R.Probeless(k=4)), ("clf", LogisticRegression(max_iter=500))])
+    k = len(d.planted)
+    pipe = Pipeline([("select", R.Probeless(k=k)), ("clf", LogisticRegression(max_iter=500))])
     pipe.fit(d.X, d.y)
     sel = pipe.named_steps["select"]
     np.testing.assert_array_equal(np.flatnonzero(sel.get_support()), np.sort(d.planted))
-    assert sel.transform(d.X).shape == (len(d.y), 4)
+    assert sel.transform(d.X).shape == (len(d.y), k)
     assert pipe.score(d.X, d.y) > 0.8
     # k=None keeps everything; clone/get_params work
     full = clone(sel).set_params(k=None).fit(d.X, d.y)
@@ -84,18 +141,18 @@ def test_pipeline_selects_top_k(planted_data):
 
 def test_linear_probe_interface(planted_data):
     d = planted_data
-    r = R.Linear(random_state=0).fit(d.X, d.y)
+    r = R.Linear(seed=0).fit(d.X, d.y)
     assert r.coef_.shape == (4, d.X.shape[1])
     assert r.score(d.X, d.y) > 0.8
     proba = r.predict_proba(d.X[:5])
     np.testing.assert_allclose(proba.sum(1), 1, rtol=1e-5)
     # the mean-|W| ordering also finds the planted neurons
-    assert set(r.order_mean_abs_[:4]) == set(d.planted)
+    assert recovered(r.order_mean_abs_, d.planted)
     m = R.Linear(ordering="mean_abs").fit(d.X, d.y)
     np.testing.assert_array_equal(m.order_, m.order_mean_abs_)
-    # per-class: each planted neuron carries the largest share of its own class's mass
-    for c, p in enumerate(d.planted):
-        assert r.per_class_[c].argmax() == p
+    # per-class: each class's largest share of weight mass is on its own signal
+    for c, signal in enumerate(d.signals):
+        assert r.per_class_[c].argmax() in signal
 
 
 @pytest.mark.parametrize("preset", ["neurox", "antverg"])
@@ -108,10 +165,10 @@ def test_linear_presets_run(preset, planted_data):
 def test_linear_adam_path_finds_planted(planted_data):
     d = planted_data
     r = R.Linear(solver="adam", lr=1e-2).fit(d.X, d.y, groups=d.groups)
-    assert set(r.order_[:4]) == set(d.planted)
+    assert recovered(r.order_, d.planted)
     assert r.dev_accuracy_ is None  # default: the full 10 epochs, no dev split
     r = R.Linear(solver="adam", lr=1e-2, early_stopping=True).fit(d.X, d.y, groups=d.groups)
-    assert set(r.order_[:4]) == set(d.planted)
+    assert recovered(r.order_, d.planted)
     assert r.dev_accuracy_ is not None and r.dev_accuracy_ > 0.7
 
 
@@ -184,7 +241,7 @@ def test_mean_difference_and_fstat_per_class():
 def test_l1_sklearn_backend(planted_data):
     d = planted_data
     r = R.L1(backend="sklearn", max_iter=300).fit(d.X, d.y)
-    assert set(r.order_[:4]) == set(d.planted)
+    assert recovered(r.order_, d.planted)
     assert r.score(d.X, d.y) > 0.7
 
 

@@ -1,5 +1,9 @@
 """Probes: batched softmax training, logistic probes over many neuron subsets, the Gaussian probe."""
 
-from ._probes import *  # noqa: F401,F403
-from ._probes import standardization  # noqa: F401
-from ._probes import _softmax_grads, _train_softmax  # noqa: F401
+from ._checks import checked_X, checked_y, renamed_param
+from ._gaussian import GaussianProbe
+from ._logistic import LogisticProbes
+from ._softmax import softmax_logits, standardization, train_softmax
+
+__all__ = ["train_softmax", "softmax_logits", "standardization", "LogisticProbes", "GaussianProbe",
+           "checked_X", "checked_y", "renamed_param"]

@@ -9,30 +9,30 @@ import torch
 from tl_neuronprobe.evaluation.controls import control_labels, selectivity
 from tl_neuronprobe.probes import LogisticProbes, train_softmax
 
-from planted_arrays import make_planted
+
 
 
 def test_subset_probes_see_only_their_neurons(planted_data):
     d = planted_data
     noise = [j for j in range(d.X.shape[1]) if j not in d.planted and j != d.constant][:10]
     subsets = [d.planted, d.planted[:2], np.array(noise), np.array([d.constant])]
-    lp = LogisticProbes(random_state=0).fit(d.X[:1000], d.y[:1000], subsets, groups=d.groups[:1000])
-    acc = lp.score(d.X[1000:], d.y[1000:])
+    lp = LogisticProbes(seed=0).fit(d.X[:1000], d.y[:1000], subsets, groups=d.groups[:1000])
+    acc = lp.subset_scores(d.X[1000:], d.y[1000:])
     chance = np.bincount(d.y[1000:]).max() / 500
     assert acc[0] > 0.85
     assert chance + 0.1 < acc[1] < acc[0] - 0.1  # two of four planted neurons: in between
     assert acc[2] < chance + 0.08  # noise only: chance (the mask really hides the planted neurons)
     assert acc[3] < chance + 0.05
     # same as training each subset alone
-    alone = LogisticProbes(random_state=0).fit(d.X[:1000], d.y[:1000], [subsets[1]], groups=d.groups[:1000])
-    assert abs(alone.score(d.X[1000:], d.y[1000:])[0] - acc[1]) < 0.03
+    alone = LogisticProbes(seed=0).fit(d.X[:1000], d.y[:1000], [subsets[1]], groups=d.groups[:1000])
+    assert abs(alone.score(d.X[1000:], d.y[1000:]) - acc[1]) < 0.03
 
 
 def test_probes_deterministic(planted_data):
     d = planted_data
     subs = [d.planted, np.arange(10), np.arange(30)]
-    a = LogisticProbes(random_state=3).fit(d.X, d.y, subs).decision_function(d.X[:50])
-    b = LogisticProbes(random_state=3).fit(d.X, d.y, subs).decision_function(d.X[:50])
+    a = LogisticProbes(seed=3).fit(d.X, d.y, subs).subset_decision_function(d.X[:50])
+    b = LogisticProbes(seed=3).fit(d.X, d.y, subs).subset_decision_function(d.X[:50])
     np.testing.assert_array_equal(a, b)
 
 
@@ -124,7 +124,7 @@ def test_training_on_rows_equals_training_on_the_copied_rows():
 @pytest.mark.parametrize("standardize,masked,weighted", [(True, True, False), (False, False, True), (True, False, True)])
 def test_closed_form_gradients_equal_autograd(standardize, masked, weighted):
     """The training step's hand-written gradients equal autograd on the written-out loss."""
-    from tl_neuronprobe.probes import _softmax_grads
+    from tl_neuronprobe.probes._softmax import _softmax_grads
 
     g = torch.Generator().manual_seed(0)
     B, U, P, C = 20, 7, 2, 3
