@@ -51,9 +51,6 @@ def test_encoded_layers_point_at_last_layer(planted_acts):
     assert top > 0.95
 
 
-@pytest.mark.xfail(strict=True, reason="the planted testbed model (testbeds/, outside this change) still puts its "
-                   "Number neurons on top by variance and by maximum activation (issue 10 part 4); strict, so "
-                   "the mark must go once the testbed is rebuilt")
 def test_label_free_controls_miss_the_planted_number_neurons(planted_acts):
     acts, planted = planted_acts
     X, y, classes, idx = acts.dataset("Number", return_index=True)

@@ -122,7 +122,7 @@ def fit_ranker(name: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, seed
     from .. import rankers
 
     ranker = None
-    for params in ({"seed": seed}, {"random_state": seed}, {}):  # the glossary's name first, then the old one
+    for params in ({"seed": seed}, {}):
         try:
             ranker = rankers.make_ranker(name, **params)
             break

@@ -42,7 +42,7 @@ def _resolve_rankers(rankers: Any, seed: int) -> dict[str, _rankers.NeuronRanker
     items = rankers.items() if isinstance(rankers, Mapping) else [(None, r) for r in rankers]
     for name, r in items:
         if isinstance(r, str):
-            inst = _rankers.make_ranker(r, random_state=seed)
+            inst = _rankers.make_ranker(r, seed=seed)
             name = name or r.strip().lower()
         elif isinstance(r, _rankers.NeuronRanker):
             from sklearn.base import clone
@@ -119,7 +119,7 @@ def _subsets(orders: dict[str, np.ndarray], D: int, seed: int) -> list[tuple[str
 def _score_logistic(lp: LogisticProbes, data: _WordData, labels: np.ndarray, tr, te, subsets, ks) -> dict:
     flat = [(i, k) for i in range(len(subsets)) for k in ks]
     lp.fit(data.X[tr], labels[tr], [subsets[i][2][:k] for i, k in flat], groups=data.groups[tr])
-    return {(i, k): float(a) for (i, k), a in zip(flat, lp.score(data.X[te], labels[te]))}
+    return {(i, k): float(a) for (i, k), a in zip(flat, lp.subset_scores(data.X[te], labels[te]))}
 
 
 def _score_gaussian(data: _WordData, labels: np.ndarray, tr, te, subsets, ks, device: str) -> dict:
@@ -209,7 +209,7 @@ def evaluate_encoded(
     for task, labels in tasks.items():
         for probe in probes:
             if probe == "logistic":
-                lp = logistic if logistic is not None else LogisticProbes(device=device, random_state=seed)
+                lp = logistic if logistic is not None else LogisticProbes(device=device, seed=seed)
                 scores = _score_logistic(lp, data, labels, tr, te, subsets, ks)
             else:
                 scores = _score_gaussian(data, labels, tr, te, subsets, ks, device)

@@ -35,7 +35,7 @@ def encoded():
 
 def test_table_shape_and_columns(encoded):
     acts, d, table = encoded
-    assert {"ranker", "probe", "k", "selection", "accuracy", "control_accuracy", "selectivity"} <= set(table)
+    assert {"ranking", "probe", "k", "selection", "accuracy", "control_accuracy", "selectivity"} <= set(table)
     # k=100 > 40 neurons is dropped; 4 rankers x 2 probes x 3 selections x 5 ks
     assert sorted(table.k.unique()) == [1, 2, 4, 8, 40]
     assert len(table) == 4 * 2 * 3 * 5
@@ -47,7 +47,7 @@ def test_top_beats_random_beats_bottom(encoded):
     acts, d, table = encoded
     for probe in ("logistic", "gaussian"):
         for ranker in ("probeless", "linear", "gaussian"):
-            sub = table[(table.probe == probe) & (table.ranker == ranker) & (table.k == 4)].set_index("selection")
+            sub = table[(table.probe == probe) & (table.ranking == ranker) & (table.k == 4)].set_index("selection")
             assert sub.loc["top", "accuracy"] > 0.85, (probe, ranker)
             assert sub.loc["top", "accuracy"] > sub.loc["random", "accuracy"] + 0.2
             assert sub.loc["bottom", "accuracy"] < sub.loc["top", "accuracy"] - 0.3
@@ -56,7 +56,7 @@ def test_top_beats_random_beats_bottom(encoded):
     orders = table.attrs["orders"]
     assert set(orders["probeless"][:4]) == set(d.planted)
     # with all neurons, every selection is the same set
-    full = table[(table.k == 40) & (table.probe == "gaussian") & (table.ranker == "linear")]
+    full = table[(table.k == 40) & (table.probe == "gaussian") & (table.ranking == "linear")]
     assert full.accuracy.nunique() == 1
 
 
@@ -94,16 +94,16 @@ def test_plot_layers_agreement(encoded, tmp_path):
 
     plt.close(fig)
     lay = layer_distribution(acts, table, k=4)
-    pl = lay[lay.ranker == "probeless"]
+    pl = lay[lay.ranking == "probeless"]
     assert pl["count"].sum() == 4
     expected = np.bincount(d.planted // 20, minlength=2)
     assert pl.sort_values("layer")["count"].tolist() == expected.tolist()
     agr = ranker_agreement(table, ks=[4, 10])
-    row = agr[(agr.ranker_a == "probeless") & (agr.ranker_b == "linear") & (agr.k == 4)]
+    row = agr[(agr.ranking_a == "probeless") & (agr.ranking_b == "linear") & (agr.k == 4)]
     assert float(row.overlap.iloc[0]) == 1.0
     same = ranker_agreement({"a": np.arange(10), "b": np.arange(10), "c": np.arange(10)[::-1]}, ks=[3])
-    ab = same[(same.ranker_a == "a") & (same.ranker_b == "b")].iloc[0]
-    ac = same[(same.ranker_a == "a") & (same.ranker_b == "c")].iloc[0]
+    ab = same[(same.ranking_a == "a") & (same.ranking_b == "b")].iloc[0]
+    ac = same[(same.ranking_a == "a") & (same.ranking_b == "c")].iloc[0]
     assert ab.overlap == 1 and ab.spearman == pytest.approx(1) and ab.kendall == pytest.approx(1)
     assert ac.overlap == 0 and ac.spearman == pytest.approx(-1)
 
@@ -112,6 +112,6 @@ def test_rankers_as_dict_and_instances():
     acts, _ = planted_activations(seed=0, n=600)
     t = evaluate_encoded(acts, "Number", rankers={"pl": __import__('tl_neuronprobe.rankers').rankers.Probeless(), "md": "mean_difference"},
                          ks=[1, 2], probes=("logistic",))
-    assert set(t.ranker) == {"pl", "md"}
+    assert set(t.ranking) == {"pl", "md"}
     with pytest.raises(ValueError, match="unknown probe"):
         evaluate_encoded(acts, "upos", rankers=["probeless"], probes=("svm",))
