@@ -68,14 +68,26 @@ _PRESETS = {
     # l2 = 0.1 (Fan et al. 2023's value): the L2 part of the elastic net gives correlated neurons
     # similar weights, which makes the weight-mass ranking stable across seeds (docs/rankers.md)
     "fast": dict(l1=1e-3, l2=0.1, standardize=True, lr="auto", batch_size="auto", epochs=10, shuffle=True, early_stopping=False,
-                 init="zeros", min_steps=300, solver="auto", average=True),
-    # NeuroX toolkit: 10 epochs, batch 32, Adam 1e-3, no shuffling, no standardization
+                 init="zeros", min_steps=300, solver="auto", average=True, mass="contribution"),
+    # NeuroX toolkit: 10 epochs, batch 32, Adam 1e-3, no shuffling, no standardization, mass of |W|
     "neurox": dict(l1=1e-3, l2=1e-3, standardize=False, lr=1e-3, batch_size=32, epochs=10, shuffle=False, early_stopping=False,
-                   init="torch", min_steps=0, solver="adam"),
+                   init="torch", min_steps=0, solver="adam", mass="weight"),
     # Antverg & Belinkov's code: Adam 1e-2, batch 32, 10 epochs
     "antverg": dict(l1=1e-3, l2=1e-2, standardize=False, lr=1e-2, batch_size=32, epochs=10, shuffle=True, early_stopping=False,
-                    init="torch", min_steps=0, solver="adam"),
+                    init="torch", min_steps=0, solver="adam", mass="weight"),
 }
+
+
+def mean_abs_deviation(X: torch.Tensor, mean: "torch.Tensor | None", max_rows: int = 16384) -> np.ndarray:
+    """Per column, the mean of ``|x - mean|`` over the rows of X (at most ``max_rows``, evenly spaced)."""
+    rows = torch.arange(X.shape[0])
+    if len(rows) > max_rows:
+        rows = rows[torch.linspace(0, len(rows) - 1, max_rows).long()]
+    center = X[rows[:512]].float().mean(0) if mean is None else mean.cpu().float()
+    total = torch.zeros(X.shape[1], dtype=torch.float64)
+    for i in range(0, len(rows), 256):
+        total += (torch.index_select(X, 0, rows[i: i + 256]).float() - center).abs_().sum(0)
+    return (total / len(rows)).numpy()
 
 
 # `penalty` is deprecated from scikit-learn 1.8 (l1_ratio alone says it), required before
@@ -113,6 +125,13 @@ class Linear(_ProbeMixin, NeuronRanker):
     ``"neurox"`` (the toolkit's demo), ``1e-3``/``1e-2`` for ``"antverg"``; the values used are
     ``l1_``/``l2_``.
 
+    ``mass="contribution"`` (the ``"fast"`` preset's) measures a neuron's weight for class c by its
+    typical contribution to the class's logit, ``|W_c,i| * mean|x_i - mean_i|`` on the scale the probe
+    sees (``contribution_scale_`` holds the second factor), before the weight-mass (or mean) ordering;
+    ``mass="weight"`` (the ``"neurox"``/``"antverg"`` presets') uses ``|W_c,i|`` as published. On
+    standardized inputs a neuron that fires rarely but hugely gets weights as large as a broadly
+    informative one while contributing to few words (measured on real English in docs/rankers.md).
+
     ``preset="fast"`` (default) trains on standardized inputs (weights are then comparable
     across neurons of different scale) with Adam on shuffled mini-batches for the full 10
     epochs (at least ``300`` optimizer steps on small data).  It does not stop early on dev
@@ -132,12 +151,13 @@ class Linear(_ProbeMixin, NeuronRanker):
 
     Fitted: ``coef_ [C, D]`` (on the standardized scale when standardized), ``intercept_``,
     ``order_``, ``scores_`` (descending order = ``order_``), ``per_class_ [C, D]`` (each
-    neuron's share of its class's weight mass), ``order_mean_abs_``, ``mean_abs_``.
+    neuron's share of its class's weight, or contribution, mass), ``order_mean_abs_``, ``mean_abs_``,
+    ``contribution_scale_`` (None with ``mass="weight"``).
     """
 
     def __init__(
         self, k: int | None = None, l1: float | None = None, l2: float | None = None, ordering: str = "mass",
-        mass_steps: int = 100, preset: str = "fast", epochs: int | None = None, batch_size: int | None = None,
+        mass_steps: int = 100, preset: str = "fast", mass: str | None = None, epochs: int | None = None, batch_size: int | None = None,
         lr: float | None = None, standardize: bool | None = None, early_stopping: bool | None = None,
         dev_size: float = 0.1, patience: int = 2, solver: str | None = None, max_iter: int = 100,
         lbfgs_below: int = 2_000_000, device: str = "cpu", seed: int = 0, progress: bool = False,
@@ -150,7 +170,7 @@ class Linear(_ProbeMixin, NeuronRanker):
         if self.preset not in _PRESETS:
             raise ValueError(f"preset must be one of {sorted(_PRESETS)}, got {self.preset!r}")
         s = dict(_PRESETS[self.preset])
-        for name in ("l1", "l2", "epochs", "batch_size", "lr", "standardize", "solver", "early_stopping"):
+        for name in ("l1", "l2", "epochs", "batch_size", "lr", "standardize", "solver", "early_stopping", "mass"):
             v = getattr(self, name)
             if v is not None:
                 s[name] = v
@@ -201,6 +221,12 @@ class Linear(_ProbeMixin, NeuronRanker):
         W, b, mean, scale, info = self._train(X, y, len(self.classes_), groups, [s["l1"]], [s["l2"]], self.seed_,
                                               progress)
         self.l1_, self.l2_ = float(s["l1"]), float(s["l2"])
+        if s["mass"] not in ("contribution", "weight"):
+            raise ValueError(f"mass must be 'contribution' or 'weight', got {s['mass']!r}")
+        self.contribution_scale_ = None
+        if s["mass"] == "contribution":  # E|x_i - mean_i| on the scale the probe sees
+            mad = mean_abs_deviation(torch.from_numpy(X), mean)
+            self.contribution_scale_ = mad / (scale.cpu().numpy() if scale is not None else 1.0)
         self._set_probe(W[0], b[0], mean, scale)
         self.n_epochs_ = info["epochs"]
         self.n_iter_ = info.get("evaluations", info["epochs"])  # L-BFGS: loss evaluations; Adam: epochs
@@ -213,8 +239,10 @@ class Linear(_ProbeMixin, NeuronRanker):
         self.intercept_ = b.cpu().numpy()
         self._mean = mean.cpu() if mean is not None else None
         self._scale = scale.cpu() if scale is not None else None
-        order, entry, share, mass_score = weight_mass_order(self.coef_, self.mass_steps)
-        mean_abs = np.abs(self.coef_).mean(0)
+        contribution = getattr(self, "contribution_scale_", None)
+        A = np.abs(self.coef_) if contribution is None else np.abs(self.coef_) * contribution[None, :]
+        order, entry, share, mass_score = weight_mass_order(A, self.mass_steps)
+        mean_abs = A.mean(0)
         self.entry_step_ = entry
         self.per_class_ = share
         self.mean_abs_ = mean_abs
