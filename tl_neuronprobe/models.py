@@ -62,7 +62,11 @@ def load(name: str = "minilm", device: "str | torch.device | None" = None, dtype
     device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     from transformers import AutoConfig, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(source)
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except OSError as exc:
+        raise FileNotFoundError(f"model {name!r} is neither a built-in model ({', '.join(['minilm', *REGISTRY])}), "
+                                f"a local Hugging Face folder, nor a hub name available here: {exc}") from exc
     tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
     return boot_model(source, _hf_model(source, config, dtype), tokenizer, device=device, dtype=dtype)
 

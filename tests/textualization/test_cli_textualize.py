@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.cli import main
-from tl_neuronprobe.cli.textualize import demo_textualize, top_neurons
+from tl_neuronprobe.workflows import demo_textualize, top_neurons
 
 
 def test_textualize_command(tmp_path, capsys):
@@ -34,8 +35,14 @@ def test_textualize_command_errors_are_one_line(capsys):
 def test_demo_stage_on_the_planted_model(planted, tmp_path):
     corpus = tnp.testing.planted_corpus(60, seed=0)
     acts = tnp.extract(planted, corpus, site="mlp.post", layers=[1], progress=False)
-    assert set(top_neurons(acts, "Number", 4)) <= {tnp.Neuron(1, j) for j in (5, 23, 11, 40)}
-    table = demo_textualize(planted, None, corpus, tmp_path / "textualize", steps=5, length=3)
+    planted_number = {tnp.Neuron(1, j) for j in (5, 23, 11, 40)}
+    assert set(top_neurons(acts, "Number", 4)) == planted_number
+    assert not set(top_neurons(acts, "Number", 4, exclude={tnp.Neuron(1, 5)})) >= planted_number
+    shuffled = acts.select(layer=1)
+    shuffled.attributes = {"Number": list(np.random.default_rng(0).permutation(
+        np.asarray(acts.attributes["Number"], dtype=object)))}
+    assert len(set(top_neurons(shuffled, "Number", 4)) & planted_number) < 4  # control: labels carry no signal
+    table = demo_textualize(planted, None, corpus, tmp_path / "textualize", steps=5, length=3, acts=acts)
     assert set(table.attribute) == {"upos", "Number"} and len(table) == 4
     text = (tmp_path / "textualize" / "textualize.md").read_text()
     assert "top_corpus_windows" in text and all(str(n) in text for n in table.neuron)

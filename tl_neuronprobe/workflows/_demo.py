@@ -55,6 +55,7 @@ class DemoSettings:
     agreement: bool = True
     textualize_steps: int = 30
     skip: tuple[str, ...] = ()
+    quick: bool = False
     seed: int = 0
     device: str | None = None
     progress: bool = True
@@ -64,7 +65,7 @@ class DemoSettings:
         """Settings for a complete, smaller run (every file, less data and fewer fits)."""
         small = dict(sentences=40, rankers=("probeless", "linear", "random"), ks=(1, 2, 5, 10),
                      used_rankers=("probeless", "linear"), used_ks=(1, 5, 10), used_sentences=40, agreement=False,
-                     textualize_steps=5)
+                     textualize_steps=5, quick=True)
         return cls(**{**small, **changes})
 
     def __post_init__(self) -> None:
@@ -99,9 +100,10 @@ def _stages(settings: DemoSettings, model, corpus: Corpus, acts: Activations, ou
     return {
         "encoded": lambda: demo_encoded(acts, out / "encoded", attributes=s.attributes, seed=s.seed,
                                         rankers=s.rankers, ks=[k for k in s.ks if k <= acts.n_neurons]),
-        "used": lambda: demo_used(out / "used", model, used_corpus, attributes=s.attributes, model_name=Path(s.model).name,
-                                  acts=acts if len(used_corpus) == len(corpus) else None, seed=s.seed, ks=s.used_ks,
-                                  rankers=s.used_rankers, agreement=s.agreement, progress=s.progress),
+        "used": lambda: demo_used(out / "used", model, used_corpus, attributes=s.attributes,
+                                  model_name=Path(s.model).name, seed=s.seed, ks=s.used_ks, rankers=s.used_rankers,
+                                  acts=acts if len(used_corpus) == len(corpus) else None, agreement=s.agreement,
+                                  progress=s.progress),
         "textualize": lambda: demo_textualize(model, None, corpus, out / "textualize", seed=s.seed,
                                               steps=s.textualize_steps, acts=acts, attributes=s.attributes),
     }

@@ -16,6 +16,7 @@ from ..data.extraction import extract
 from ..evaluation.encoded import evaluate_encoded
 from ..evaluation.used import evaluate_used, plot_used
 from ..interventions.readouts import AgreementReadout
+from ._encoded import plain_table
 from ._used import write_comparison
 
 __all__ = ["demo_used", "USED_RANKERS", "USED_KS"]
@@ -44,12 +45,14 @@ def _encoded_and_used(model, name: str, corpus: Corpus, attribute: str, layer: i
                          **options)
     t2 = time.perf_counter()
     stem = f"{name}_{attribute}"
+    encoded, info = plain_table(encoded), used.attrs
+    used = plain_table(used)
     encoded.to_csv(out / f"encoded_{stem}.csv", index=False)
     used.to_csv(out / f"used_{stem}.csv", index=False)
     pyplot().close(plot_used(used, out / f"used_{stem}.png"))
     comparison = write_comparison(encoded, used, out, f"compare_{stem}")
-    return dict(layer=layer, readout=used.attrs["readout"], forward_passes=used.attrs["forward_passes"],
-                strategy=used.attrs["strategy"], encoded_seconds=round(t1 - t0, 1), used_seconds=round(t2 - t1, 1),
+    return dict(layer=layer, readout=info["readout"], forward_passes=info["forward_passes"],
+                strategy=info["strategy"], encoded_seconds=round(t1 - t0, 1), used_seconds=round(t2 - t1, 1),
                 summary=comparison.summary)
 
 

@@ -15,7 +15,7 @@ from ..data.activations import Activations
 from ..evaluation.encoded import evaluate_encoded, layer_distribution, plot_encoded, ranker_agreement
 from ..rankers import make_ranker
 
-__all__ = ["rank_job", "evaluate_encoded_job", "demo_encoded", "write_encoded", "top_neurons_table",
+__all__ = ["rank_job", "evaluate_encoded_job", "demo_encoded", "write_encoded", "plain_table", "top_neurons_table",
            "seeded_ranker", "DEMO_RANKERS"]
 
 #: rankers whose fit can run on an accelerator
@@ -105,17 +105,28 @@ def evaluate_encoded_job(activations: "str | Path", attribute: str, out: "str | 
                              control=control, seed=seed, test_size=test_size, device=device or "cpu",
                              min_count=min_count, verbose=progress)
     write_encoded(acts, table, out, prefix="encoded", k_layers=k)
-    print(table.to_string(index=False, max_rows=60))
+    print(plain_table(table).to_string(index=False, max_rows=60))
     print(f"encoded evaluation written to {out}")
     return table
+
+
+def plain_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``table`` without its ``attrs``: pandas deep-copies ``attrs`` (fitted orders, thousands of
+    neurons) on every operation, which made plotting an encoded table take minutes."""
+    attrs, table.attrs = table.attrs, {}
+    try:
+        return table.copy()
+    finally:
+        table.attrs = attrs
 
 
 def write_encoded(acts, table: pd.DataFrame, out: Path, prefix: str, k_layers: int = 50) -> dict[str, list[str]]:
     """``<prefix>.csv`` and ``.png`` (the curves), ``_layers.csv`` (where the top ``k_layers`` neurons live),
     ``_agreement.csv`` (ranker overlap) and ``_top_neurons.csv``; returns each ranking's top ten neurons."""
+    orders = table.attrs["orders"]
+    table = plain_table(table)
     table.to_csv(out / f"{prefix}.csv", index=False)
     pyplot().close(plot_encoded(table, out / f"{prefix}.png"))
-    orders = table.attrs["orders"]
     n_neurons = len(next(iter(orders.values())))
     layer_distribution(acts, orders, min(k_layers, n_neurons)).to_csv(out / f"{prefix}_layers.csv", index=False)
     ks = sorted({k for k in (10, 50, 100) if k <= n_neurons} or {n_neurons})
@@ -129,6 +140,7 @@ DEMO_RANKERS = ("linear", "gaussian", "probeless", "mean_difference", "f_statist
 
 def _accuracy_at(table: pd.DataFrame, ks: Sequence[int]) -> dict:
     """Each ranker's logistic-probe accuracy on its top-k at the fourth smallest k (the demo's headline)."""
+    table = plain_table(table)
     best = (table[(table.selection == "top") & (table.probe == "logistic")].sort_values("k")
             .groupby("ranker").apply(lambda d: d.iloc[min(3, len(d) - 1)].accuracy, include_groups=False))
     return dict(k=sorted(set(ks))[min(3, len(ks) - 1)], **{k: round(float(v), 3) for k, v in best.items()})
