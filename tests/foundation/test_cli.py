@@ -132,3 +132,15 @@ def test_help_lists_commands(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "extract" in capsys.readouterr().out
+
+
+@pytest.mark.minilm
+@pytest.mark.slow
+def test_quick_demo_on_minilm_and_real_english(tmp_path, minilm, monkeypatch):
+    monkeypatch.setattr(tnp.models, "load", lambda *a, **k: minilm)  # reuse the session's model
+    summary = workflows.demo(workflows.DemoSettings.quick(out=str(tmp_path), progress=False))
+    assert summary["corpus"] == "ud-english:40" and summary["settings"]["attributes"] == ["upos", "Number", "VerbForm"]
+    used = json.loads((tmp_path / "used" / "used_summary.json").read_text())
+    assert {"minilm/upos", "minilm/Number", "minilm/VerbForm"} <= set(used)
+    windows = pd.read_csv(tmp_path / "textualize" / "textualize.csv").top_corpus_windows
+    assert windows.str.len().min() > 0  # every textualized neuron has real corpus windows beside it
