@@ -1,5 +1,6 @@
 """`tl-neuronprobe extract` and `demo`: what they write, how they fail."""
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -82,7 +83,7 @@ def test_quick_demo_writes_every_output(tmp_path):
     assert main(QUICK_PLANTED + ["--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["neurons"] == 2 * 64 and summary["sentences"] == 40 and summary["seed"] == 0
-    assert summary["settings"]["quick"] and summary["settings"]["sentences"] == 40
+    assert summary["settings"]["quick_mode"] and summary["settings"]["sentences"] == 40
     assert summary["settings"]["attributes"] == ["upos", "Number"] and summary["settings"]["model"] == "planted"
     assert (out / "layer_stats.png").stat().st_size > 1000 and (out / "layer_stats.csv").exists()
     assert tnp.Activations.load(out / "activations").n_words == summary["words"]
@@ -112,6 +113,13 @@ def test_a_failing_stage_fails_the_demo(monkeypatch, tmp_path):
     assert not (tmp_path / "demo" / "summary.json").exists()
     monkeypatch.setattr(_demo, "demo_used", lambda *a, **k: (_ for _ in ()).throw(ValueError("bad attribute")))
     assert main(QUICK_PLANTED + ["--skip", "encoded", "--out", str(tmp_path / "demo")]) == 2
+
+
+def test_default_demo_settings_are_recorded_as_json():
+    recorded = json.loads(json.dumps(dataclasses.asdict(workflows.DemoSettings())))
+    assert recorded["corpus"] == "ud-english" and recorded["quick_mode"] is False
+    assert recorded["sentences"] == workflows.DEFAULT_SENTENCES
+    assert workflows.DemoSettings(**recorded) == workflows.DemoSettings()  # enough to re-run it
 
 
 def test_demo_settings_reject_unknown_stages_and_sizes(capsys):

@@ -55,7 +55,7 @@ class DemoSettings:
     agreement: bool = True
     textualize_steps: int = 30
     skip: tuple[str, ...] = ()
-    quick: bool = False
+    quick_mode: bool = False
     seed: int = 0
     device: str | None = None
     progress: bool = True
@@ -65,7 +65,7 @@ class DemoSettings:
         """Settings for a complete, smaller run (every file, less data and fewer fits)."""
         small = dict(sentences=40, rankers=("probeless", "linear", "random"), ks=(1, 2, 5, 10),
                      used_rankers=("probeless",), used_ks=(1, 10), used_sentences=16, agreement=False,
-                     textualize_steps=5, quick=True)
+                     textualize_steps=5, quick_mode=True)
         return cls(**{**small, **changes})
 
     def __post_init__(self) -> None:
