@@ -69,6 +69,9 @@ class DemoSettings:
         return cls(**{**small, **changes})
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):  # lists (from summary.json, say) become tuples
+            if isinstance(getattr(self, field.name), list):
+                setattr(self, field.name, tuple(getattr(self, field.name)))
         unknown = set(self.skip) - set(STAGES)
         if unknown:
             raise ValueError(f"unknown demo stages {sorted(unknown)} to skip; the stages are {list(STAGES)}")
