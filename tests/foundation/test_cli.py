@@ -1,9 +1,16 @@
+"""`tl-neuronprobe extract` and `demo`: what they write, how they fail."""
+
+import dataclasses
 import json
 
+import pandas as pd
 import pytest
+import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.cli import main
+from tl_neuronprobe import workflows
+from tl_neuronprobe.cli import build_parser, main
+from tl_neuronprobe.workflows import _demo
 
 CONLLU = """# sent_id = a
 1	the	the	DET	_	_	2	det	_	_
@@ -11,6 +18,9 @@ CONLLU = """# sent_id = a
 3	run	run	VERB	_	Number=Plur	0	root	_	_
 
 """
+
+QUICK_PLANTED = ["demo", "--quick", "--model", "planted", "--corpus", "synthetic", "--attributes", "upos,Number",
+                 "--no-progress"]
 
 
 def test_extract_command_on_conllu(tmp_path, capsys):
@@ -22,7 +32,18 @@ def test_extract_command_on_conllu(tmp_path, capsys):
     acts = tnp.Activations.load(out)
     assert acts.X.shape == (3, 64 + 64)
     assert acts.attributes["Number"] == [None, "Plur", "Plur"]
-    assert (out / "layer_stats.csv").exists()
+    stats = pd.read_csv(out / "layer_stats.csv")
+    assert list(stats.site) == ["mlp.post", "resid.post"] and set(stats.words) == {3}
+
+
+def test_layer_statistics_measure_what_they_say():
+    neurons = [tnp.Neuron(0, 0), tnp.Neuron(0, 1), tnp.Neuron(1, 0), tnp.Neuron(1, 1)]
+    acts = tnp.Activations(torch.tensor([[1.0, -1.0, 0.0, 2.0], [3.0, -1.0, 0.0, -2.0]]), neurons, ["a", "b"],
+                           [0, 0], {}, {})
+    stats = workflows.layer_statistics(acts).set_index("layer")
+    assert stats.loc[0, "mean"] == pytest.approx(0.5) and stats.loc[1, "max_abs"] == 2.0
+    assert stats.loc[0, "share_positive"] == 0.5 and stats.loc[0, "dead_neurons"] == 1
+    assert stats.loc[1, "dead_neurons"] == 1 and stats.loc[1, "share_positive"] == 0.25
 
 
 def test_cli_errors_are_one_clear_line(tmp_path, capsys):
@@ -33,19 +54,102 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
     assert main(["extract", "--model", "planted", "--data", "synthetic:5", "--site", "mlp.nope",
                  "--out", str(tmp_path / "o")]) == 2
     assert "unknown site 'mlp.nope'" in capsys.readouterr().err
+    assert main(["extract", "--model", "nope-model", "--data", "missing.conllu", "--out", str(tmp_path / "o")]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert main(["extract", "--model", "planted", "--data", "synthetic:5", "--layers", "1,x",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "expected comma-separated integers, got '1,x'" in capsys.readouterr().err
 
 
-def test_demo_command_writes_its_outputs(tmp_path):
+def test_a_programming_error_keeps_its_traceback(monkeypatch, tmp_path):
+    def broken(*args, **kwargs):
+        raise TypeError("a bug, not a user error")
+
+    monkeypatch.setattr(workflows, "extract_job", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        main(["extract", "--model", "planted", "--data", "synthetic:5", "--out", str(tmp_path / "o")])
+
+
+def test_common_flags_are_on_every_command_that_runs_a_model():
+    choices = build_parser()._subparsers._group_actions[0].choices
+    assert {"extract", "demo", "rank", "evaluate-encoded", "evaluate-used", "compare", "textualize"} <= set(choices)
+    for name in ("extract", "demo", "rank", "evaluate-encoded", "evaluate-used", "textualize"):
+        args = choices[name]._option_string_actions
+        assert {"--device", "--seed", "--no-progress"} <= set(args), name
+
+
+def test_quick_demo_writes_every_output(tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "--model", "planted", "--sentences", "40", "--out", str(out), "--no-progress",
-                 "--skip", "rank,used,textualize"]) == 0
+    assert main(QUICK_PLANTED + ["--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["neurons"] == 2 * 64 and summary["sentences"] == 40
-    assert (out / "layer_stats.png").stat().st_size > 1000
+    assert summary["neurons"] == 2 * 64 and summary["sentences"] == 40 and summary["seed"] == 0
+    assert summary["settings"]["quick_mode"] and summary["settings"]["sentences"] == 40
+    assert summary["settings"]["attributes"] == ["upos", "Number"] and summary["settings"]["model"] == "planted"
+    assert (out / "layer_stats.png").stat().st_size > 1000 and (out / "layer_stats.csv").exists()
     assert tnp.Activations.load(out / "activations").n_words == summary["words"]
+    for attr in ("upos", "Number"):
+        assert (out / "encoded" / f"encoded_{attr}.png").exists()
+        assert (out / "used" / f"compare_planted_{attr}.txt").read_text().strip()
+    assert set(pd.read_csv(out / "textualize" / "textualize.csv").attribute) == {"upos", "Number"}
+    for stage in workflows.STAGES:
+        assert summary[f"demo_{stage}_seconds"] > 0
+
+
+def test_demo_is_deterministic_for_a_seed(tmp_path):
+    tables = []
+    for run in ("a", "b"):
+        main(QUICK_PLANTED + ["--skip", "used,textualize", "--out", str(tmp_path / run)])
+        tables.append(pd.read_csv(tmp_path / run / "encoded" / "encoded_Number.csv"))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_a_failing_stage_fails_the_demo(monkeypatch, tmp_path):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the used stage broke")
+
+    monkeypatch.setattr(_demo, "demo_used", broken)
+    with pytest.raises(RuntimeError, match="the used stage broke"):
+        main(QUICK_PLANTED + ["--skip", "encoded", "--out", str(tmp_path / "demo")])
+    assert not (tmp_path / "demo" / "summary.json").exists()
+    monkeypatch.setattr(_demo, "demo_used", lambda *a, **k: (_ for _ in ()).throw(ValueError("bad attribute")))
+    assert main(QUICK_PLANTED + ["--skip", "encoded", "--out", str(tmp_path / "demo")]) == 2
+
+
+def test_default_demo_settings_are_recorded_as_json():
+    recorded = json.loads(json.dumps(dataclasses.asdict(workflows.DemoSettings())))
+    assert recorded["corpus"] == "ud-english" and recorded["quick_mode"] is False
+    assert recorded["sentences"] == workflows.DEFAULT_SENTENCES
+    assert workflows.DemoSettings(**recorded) == workflows.DemoSettings()  # enough to re-run it
+
+
+def test_demo_settings_reject_unknown_stages_and_sizes(capsys):
+    with pytest.raises(ValueError, match="unknown demo stages"):
+        workflows.DemoSettings(skip=("rnak",))
+    assert main(["demo", "--model", "planted", "--sentences", "0"]) == 2
+    assert "sentences must be positive" in capsys.readouterr().err
+
+
+def test_demo_corpus_takes_the_first_sentences(tmp_path):
+    assert len(workflows.demo_corpus("ud-english", 7)) == 7
+    data = tmp_path / "d.conllu"
+    data.write_text(CONLLU + CONLLU.replace("sent_id = a", "sent_id = b"))
+    assert [s.id for s in workflows.demo_corpus(str(data), 1)] == ["a"]
 
 
 def test_help_lists_commands(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "extract" in capsys.readouterr().out
+
+
+@pytest.mark.minilm
+@pytest.mark.slow
+def test_quick_demo_on_minilm_and_real_english(tmp_path, minilm, monkeypatch):
+    monkeypatch.setattr(tnp.models, "load", lambda *a, **k: minilm)  # reuse the session's model
+    summary = workflows.demo(workflows.DemoSettings.quick(out=str(tmp_path), progress=False))
+    assert summary["corpus"] == "ud-english:40"
+    assert list(summary["settings"]["attributes"]) == ["upos", "Number", "VerbForm"]
+    used = json.loads((tmp_path / "used" / "used_summary.json").read_text())
+    assert {"minilm/upos", "minilm/Number", "minilm/VerbForm"} <= set(used)
+    windows = pd.read_csv(tmp_path / "textualize" / "textualize.csv").top_corpus_windows
+    assert windows.str.len().min() > 0  # every textualized neuron has real corpus windows beside it

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from tl_neuronprobe.cli import main
-from tl_neuronprobe.cli.used import parse_rankings, read_ranking_file
+from tl_neuronprobe.workflows import parse_rankings, read_ranking_file
 
 
 def test_ranking_files(tmp_path):

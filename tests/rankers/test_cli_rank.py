@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pandas as pd
 import pytest
 
-from tl_neuronprobe.cli import rank as cli_rank
+from tl_neuronprobe import workflows
+from tl_neuronprobe.cli import main as _run
 
 from test_encoded import planted_activations
-
-
-def _run(argv):
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command", required=True)
-    cli_rank.register(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +42,26 @@ def test_evaluate_encoded_command(saved, tmp_path):
         assert (tmp_path / f).stat().st_size > 0
 
 
-def test_main_cli_knows_the_commands():
-    from tl_neuronprobe.cli import build_parser
+def test_rank_command_seed_decides_the_random_ranking(saved, tmp_path):
+    path, _ = saved
+    orders = []
+    for seed in ("0", "0", "1"):
+        assert _run(["rank", str(path), "--attribute", "upos", "--rankers", "random", "--seed", seed,
+                     "--out", str(tmp_path / seed)]) == 0
+        orders.append(list(pd.read_csv(tmp_path / seed / "rank_random.csv").column))
+    assert orders[0] == orders[1] and orders[0] != orders[2]
 
-    choices = build_parser()._subparsers._group_actions[0].choices
-    assert "rank" in choices and "evaluate-encoded" in choices
+
+def test_rank_command_names_a_missing_attribute(saved, tmp_path, capsys):
+    path, _ = saved
+    assert _run(["rank", str(path), "--attribute", "Gender", "--out", str(tmp_path)]) == 2
+    assert "Gender" in capsys.readouterr().err
 
 
 def test_demo_encoded(tmp_path):
     acts, d = planted_activations(n=700)
-    summary = cli_rank.demo_encoded(acts, tmp_path, attributes=("upos", "Number", "Tense"),
-                                    rankers=("probeless", "linear", "random"), ks=[1, 2, 4])
+    summary = workflows.demo_encoded(acts, tmp_path, attributes=("upos", "Number", "Tense"),
+                                     rankers=("probeless", "linear", "random"), ks=[1, 2, 4])
     assert summary["Tense"] == "not in these activations"
     assert (tmp_path / "encoded_upos.png").exists() and (tmp_path / "encoded_Number.csv").exists()
     assert len(summary["upos"]["top_neurons"]["probeless"]) == 10

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import torch
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.cli import main
-from tl_neuronprobe.cli.textualize import demo_textualize, top_neurons
+from tl_neuronprobe.workflows import demo_textualize, top_neurons
 
 
 def test_textualize_command(tmp_path, capsys):
@@ -34,10 +36,37 @@ def test_textualize_command_errors_are_one_line(capsys):
 def test_demo_stage_on_the_planted_model(planted, tmp_path):
     corpus = tnp.testing.planted_corpus(60, seed=0)
     acts = tnp.extract(planted, corpus, site="mlp.post", layers=[1], progress=False)
-    assert set(top_neurons(acts, "Number", 4)) <= {tnp.Neuron(1, j) for j in (5, 23, 11, 40)}
-    table = demo_textualize(planted, None, corpus, tmp_path / "textualize", steps=5, length=3)
+    planted_number = {tnp.Neuron(1, j) for j in (5, 23, 11, 40)}
+    assert set(top_neurons(acts, "Number", 4)) == planted_number
+    assert not set(top_neurons(acts, "Number", 4, exclude={tnp.Neuron(1, 5)})) >= planted_number
+    table = demo_textualize(planted, None, corpus, tmp_path / "textualize", steps=5, length=3, acts=acts)
     assert set(table.attribute) == {"upos", "Number"} and len(table) == 4
     text = (tmp_path / "textualize" / "textualize.md").read_text()
     assert "top_corpus_windows" in text and all(str(n) in text for n in table.neuron)
     table = demo_textualize(planted, {"trigger": ["L1.N57"]}, corpus, tmp_path / "t2", steps=20, length=2)
     assert table.text.iloc[0].split()[-1] == "cabinet" and table.ratio.iloc[0] >= 1.0
+
+
+def _decoy_activations(labels: np.ndarray, given: np.ndarray | None = None) -> tnp.Activations:
+    """20 neurons: L0.N3 carries ``labels`` at a small scale, L0.N7 a high-variance decoy with no label; the
+    attribute the activations carry is ``given`` (default: the same labels)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(len(labels), 20)) * 0.1
+    X[:, 3] += 0.5 * (labels == "b")
+    X[:, 7] = rng.normal(size=len(labels)) * 2.0
+    neurons = [tnp.Neuron(0, j) for j in range(20)]
+    return tnp.Activations(torch.tensor(X, dtype=torch.float32), neurons, ["w"] * len(labels),
+                           np.arange(len(labels)) // 5, {"A": list(labels if given is None else given)}, {})
+
+
+def test_top_neurons_follow_the_labels_not_the_scale():
+    labels = np.where(np.random.default_rng(1).random(600) < 0.5, "a", "b").astype(object)
+    acts = _decoy_activations(labels)
+    assert top_neurons(acts, "A", 1) == [tnp.Neuron(0, 3)]
+    assert top_neurons(acts, "A", 1, exclude={tnp.Neuron(0, 3)}) != [tnp.Neuron(0, 3)]
+    variance_pick = int(acts.X.var(0).argmax())  # label-free control: picks the decoy
+    assert variance_pick == 7
+    # control: with shuffled labels the signal neuron is on top only by chance (true labels: every time)
+    tops = [top_neurons(_decoy_activations(labels, given=np.random.default_rng(s).permutation(labels)), "A", 1)
+            for s in range(20)]
+    assert sum(t == [tnp.Neuron(0, 3)] for t in tops) <= 6

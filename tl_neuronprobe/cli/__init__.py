@@ -1,3 +1,3 @@
-"""Command line: argument parsing only; every command calls one library function."""
+"""Command line: argument parsing only; every command calls one function of :mod:`tl_neuronprobe.workflows`."""
 
 from .main import build_parser, main  # noqa: F401

@@ -1,130 +1,51 @@
-"""Command line: ``tl-neuronprobe extract | demo | rank | evaluate-encoded | evaluate-used | compare | textualize``."""
+"""Command line: ``tl-neuronprobe extract | demo | rank | evaluate-encoded | evaluate-used | compare | textualize``.
+
+Each command parses its arguments and calls one function of :mod:`tl_neuronprobe.workflows`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import sys
-import time
-from pathlib import Path
 
-import numpy as np
-import torch
+from .. import workflows
+from ..core.adapter import LongSentenceError
+from ..data.corpus import CorpusError
+from ..data.extraction import NonFiniteActivationError
+from ..textualization import TextualizeError
+from . import rank, textualize, used
+from ._args import common_flags, comma_ints, comma_list
 
-#: modules that add subcommands through ``register(subparsers)``
-SUBCOMMAND_MODULES = ("rank", "used", "textualize")
-
-
-def layer_statistics(acts) -> "pandas.DataFrame":  # noqa: F821
-    """Per (site, layer): mean, std, share of positive activations, max |activation|, dead neurons."""
-    import pandas as pd
-
-    rows = []
-    for site in sorted({n.site for n in acts.neurons}):
-        for layer in acts.layers:
-            cols = [i for i, n in enumerate(acts.neurons) if n.layer == layer and n.site == site]
-            if not cols:
-                continue
-            X = acts.X[:, torch.as_tensor(cols)].float()
-            rows.append(dict(site=site, layer=layer, neurons=len(cols), words=acts.n_words,
-                             mean=float(X.mean()), std=float(X.std()), share_positive=float((X > 0).float().mean()),
-                             max_abs=float(X.abs().max()),
-                             dead_neurons=int(((X > 0).sum(0) == 0).sum()) if site == "mlp.post" else 0))
-    return pd.DataFrame(rows)
+#: what a user can cause (a bad file, name, attribute or value); anything else is a bug and keeps its traceback
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, CorpusError, LongSentenceError, NonFiniteActivationError,
+               TextualizeError)
 
 
-def plot_layer_statistics(acts, path: Path) -> None:
-    """Box plot of neuron means per layer: how activation scale changes with depth."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    data = [acts.X[:, torch.as_tensor([i for i, n in enumerate(acts.neurons) if n.layer == layer])].float().mean(0)
-            .numpy() for layer in acts.layers]
-    ax.boxplot(data, showfliers=False)
-    ax.set_xticks(range(1, len(acts.layers) + 1), [str(layer) for layer in acts.layers])
-    ax.set_xlabel("layer")
-    ax.set_ylabel("mean activation per neuron")
-    ax.set_title(f"{acts.meta.get('model', '')} {','.join(acts.meta.get('sites', []))}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-
-
-def cmd_extract(args) -> int:
-    from .. import models
-    from ..data.corpus import Corpus
-    from ..data.extraction import extract
-
-    model = models.load(args.model, device=args.device)
-    corpus = Corpus.load(args.data, seed=args.seed)
-    layers = [int(x) for x in args.layers.split(",")] if args.layers else None
-    t0 = time.perf_counter()
-    acts = extract(model, corpus, site=args.site.split(","), layers=layers, aggregation=args.aggregation,
-                   dtype=args.dtype, batch_size=args.batch_size, out_dir=args.out, long_sentences=args.long_sentences,
-                   progress=not args.no_progress)
-    seconds = time.perf_counter() - t0
-    layer_statistics(acts).to_csv(Path(args.out) / "layer_stats.csv", index=False)
-    print(f"{acts} written to {args.out} in {seconds:.1f} s")
+def cmd_extract(args: argparse.Namespace) -> int:
+    workflows.extract_job(args.model, args.data, args.out, site=comma_list(args.site), layers=comma_ints(args.layers),
+                          aggregation=args.aggregation, dtype=args.dtype, batch_size=args.batch_size,
+                          long_sentences=args.long_sentences, device=args.device, seed=args.seed,
+                          progress=not args.no_progress)
     return 0
 
 
-def cmd_demo(args) -> int:
-    """MiniLM + synthetic corpus: extraction, per-layer statistics, then every later stage that is installed."""
-    from .. import models
-    from ..data.corpus import Corpus
-    from ..data.extraction import extract
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-    model = models.load(args.model, device=args.device)
-    corpus = Corpus.synthetic(args.sentences, seed=args.seed)
-    t0 = time.perf_counter()
-    acts = extract(model, corpus, site="mlp.post", progress=not args.no_progress, out_dir=out / "activations")
-    seconds = time.perf_counter() - t0
-    stats = layer_statistics(acts)
-    stats.to_csv(out / "layer_stats.csv", index=False)
-    plot_layer_statistics(acts, out / "layer_stats.png")
-    summary = dict(model=args.model, sentences=len(corpus), words=corpus.n_words, neurons=acts.n_neurons,
-                   extract_seconds=round(seconds, 2))
-    print(stats.to_string(index=False))
-    stages = [("rank", "demo_encoded", lambda f: f(acts, out / "encoded", seed=args.seed)),
-              ("used", "demo_used", lambda f: f(out / "used", seed=args.seed, minilm_model=model)),
-              ("textualize", "demo_textualize", lambda f: f(model, None, corpus, out / "textualize", seed=args.seed))]
-    for module, func, call in stages:
-        if args.skip and module in args.skip.split(","):
-            continue
-        try:
-            fn = getattr(importlib.import_module(f".{module}", __package__), func)
-        except (ImportError, AttributeError):
-            continue
-        t = time.perf_counter()
-        call(fn)
-        summary[f"{func}_seconds"] = round(time.perf_counter() - t, 2)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
-    print(f"demo results in {out}")
+def cmd_demo(args: argparse.Namespace) -> int:
+    options = dict(out=args.out, model=args.model, corpus=args.corpus, skip=tuple(comma_list(args.skip) or ()),
+                   seed=args.seed, device=args.device, progress=not args.no_progress)
+    if args.sentences is not None:
+        options["sentences"] = args.sentences
+    if args.attributes:
+        options["attributes"] = tuple(comma_list(args.attributes))
+    settings = (workflows.DemoSettings.quick if args.quick else workflows.DemoSettings)(**options)
+    workflows.demo(settings)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tl-neuronprobe", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("extract", help="word-aligned activations of a corpus, streamed to a folder")
+def _add_extract(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("extract", parents=[common], help="word-aligned activations of a corpus, streamed to a folder")
     p.add_argument("--model", required=True, help="minilm, a Hugging Face folder or name, planted, tiny")
-    p.add_argument("--data", required=True, help="a .conllu file, a word<TAB>label file, or synthetic[:N]")
+    p.add_argument("--data", required=True, help="a .conllu file, a word<TAB>label file, ud-english[:N] or "
+                                                 "synthetic[:N]")
     p.add_argument("--site", default="mlp.post", help="comma-separated sites: mlp.post, mlp.pre, resid.post, ...")
     p.add_argument("--layers", default=None, help="comma-separated layers (default: all)")
     p.add_argument("--aggregation", default="last", choices=["first", "last", "mean"])
@@ -132,43 +53,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--long-sentences", default="error", choices=["error", "window", "skip"])
     p.add_argument("--out", required=True)
-    _add_common(p)
     p.set_defaults(func=cmd_extract)
 
-    p = sub.add_parser("demo", help="the main job on the embedded default model (MiniLM) and synthetic data")
+
+def _add_demo(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("demo", parents=[common], help="every stage on MiniLM and real English (UD EWT), in one folder")
     p.add_argument("--model", default="minilm")
-    p.add_argument("--sentences", type=int, default=600)
+    p.add_argument("--corpus", default="ud-english",
+                   help="ud-english (shipped held-out EWT slice), synthetic, or a .conllu path (e.g. the full "
+                        "treebank)")
+    p.add_argument("--sentences", type=int, default=None,
+                   help=f"first N sentences of the corpus (default {workflows.DEFAULT_SENTENCES}; --quick: 40)")
+    p.add_argument("--attributes", default=None, help="comma-separated (default: upos,Number,VerbForm)")
+    p.add_argument("--quick", action="store_true", help="every output, built small, in well under a minute")
     p.add_argument("--out", default="tnp-demo")
-    p.add_argument("--skip", default="", help="comma-separated stages to skip: rank, used, textualize")
-    _add_common(p)
+    p.add_argument("--skip", default="", help=f"comma-separated stages to skip: {', '.join(workflows.STAGES)}")
     p.set_defaults(func=cmd_demo)
 
-    for module in SUBCOMMAND_MODULES:
-        try:
-            register = importlib.import_module(f".{module}", __package__).register
-        except (ImportError, AttributeError):
-            continue
-        before = set(sub.choices)
-        register(sub)
-        for name in set(sub.choices) - before:
-            _ensure_common(sub.choices[name])
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tl-neuronprobe", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = common_flags()
+    _add_extract(sub, common)
+    _add_demo(sub, common)
+    for module in (rank, used, textualize):
+        module.register(sub, common)
     return parser
 
 
-def _ensure_common(p: argparse.ArgumentParser) -> None:
-    have = {a.dest for a in p._actions}
-    for flag, kw in (("--device", dict(default=None)), ("--seed", dict(type=int, default=0)),
-                     ("--no-progress", dict(action="store_true"))):
-        if flag.lstrip("-").replace("-", "_") not in have:
-            p.add_argument(flag, **kw)
-
-
 def main(argv: "list[str] | None" = None) -> int:
+    """Run one command; a user error prints ``tl-neuronprobe <command>: error: ...`` and returns 2."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, KeyError, FileNotFoundError, TypeError) as exc:
-        print(f"tl-neuronprobe {args.command}: error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"tl-neuronprobe {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -36,7 +36,9 @@ def _raise_stop(act: torch.Tensor, hook=None) -> None:  # noqa: ARG001 - Transfo
     raise _StopForward
 
 
-def _transformer_lens_classes() -> dict[str, type]:
+def transformer_lens_classes() -> dict[str, type]:
+    """The TransformerLens model classes installed: ``{"hooked": HookedTransformer, "bridge": TransformerBridge}``
+    (either may be missing: TransformerLens 2.x has no bridge, 4.x no ``HookedTransformer``)."""
     classes: dict[str, type] = {}
     try:
         from transformer_lens import HookedTransformer
@@ -51,6 +53,40 @@ def _transformer_lens_classes() -> dict[str, type]:
     except ImportError:  # TransformerLens 2.x
         pass
     return classes
+
+
+_transformer_lens_classes = transformer_lens_classes  # old private name, kept until testbeds import the public one
+
+
+def names_an_encoder(text: str) -> bool:
+    """Whether an architecture or model-type string (``"BertForMaskedLM"``, ``"xlm-roberta"``) is an encoder."""
+    text = text.lower().replace("-", "")
+    return any(a.lower() in text for a in _ENCODER_ARCHITECTURES)
+
+
+def is_encoder_config(config) -> bool:
+    """Whether a Hugging Face config describes an encoder (BERT-like), by the same rule as
+    :attr:`ModelAdapter.is_encoder`."""
+    if getattr(config, "is_decoder", False):
+        return False
+    return names_an_encoder(" ".join(getattr(config, "architectures", None) or []) + " "
+                            + str(getattr(config, "model_type", "")))
+
+
+def boot_model(source: str, hf_model: torch.nn.Module, tokenizer, device: "str | torch.device",
+               dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """A TransformerLens model over a loaded Hugging Face model: ``TransformerBridge`` where TransformerLens has
+    it (3.x/4.x), else ``HookedTransformer`` (2.x, decoders with official names only)."""
+    classes = transformer_lens_classes()
+    if "bridge" in classes:
+        hf_model.eval()
+        return classes["bridge"].boot_transformers(source, hf_model=hf_model, tokenizer=tokenizer,
+                                                   device=str(device), dtype=dtype)
+    if is_encoder_config(hf_model.config):
+        raise ValueError(f"{source}: encoders need TransformerBridge (TransformerLens >= 3)")
+    name = getattr(hf_model.config, "_name_or_path", source)
+    return classes["hooked"].from_pretrained(name, hf_model=hf_model, tokenizer=tokenizer, device=str(device),
+                                             dtype=dtype)
 
 
 @dataclass
@@ -90,7 +126,7 @@ class ModelAdapter:
     def __init__(self, model: torch.nn.Module, prepend_bos: bool | None = None):
         if isinstance(model, ModelAdapter):
             model = model.model
-        classes = _transformer_lens_classes()
+        classes = transformer_lens_classes()
         self.generation = next((g for g, cls in classes.items() if isinstance(model, cls)), None)
         if self.generation is None:
             raise TypeError(
@@ -103,8 +139,7 @@ class ModelAdapter:
         self.tokenizer = getattr(model, "tokenizer", None)
         arch = str(getattr(self.cfg, "architecture", None) or getattr(self.cfg, "original_architecture", None) or "")
         # TransformerLens 3.x bridges report attention_dir="causal" for BERT-like models: trust the architecture
-        self.is_encoder = (getattr(self.cfg, "attention_dir", "causal") == "bidirectional"
-                           or any(a in arch for a in _ENCODER_ARCHITECTURES))
+        self.is_encoder = getattr(self.cfg, "attention_dir", "causal") == "bidirectional" or names_an_encoder(arch)
         default_bos = bool(getattr(self.cfg, "default_prepend_bos", True))
         self.prepend_bos = (not self.is_encoder and default_bos) if prepend_bos is None else prepend_bos
 
