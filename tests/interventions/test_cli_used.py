@@ -57,3 +57,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["evaluate-used", "--model", "planted", "--data", "synthetic:10", "--attribute", "Number",
                  "--rankings", "probeless", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     assert "pass layer=" in capsys.readouterr().err
+
+
+def test_antverg_preset_flags(tmp_path, capsys):
+    base = ["evaluate-used", "--model", "planted", "--data", "synthetic:40", "--attribute", "Number",
+            "--rankings", "probeless", "--layer", "1", "--ks", "1", "--out", str(tmp_path / "o"), "--no-progress"]
+    assert main(base + ["--preset", "antverg", "--alpha", "2"]) == 2
+    assert "preset 'antverg' sets alpha='scaled'" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="Plur"):
+        assert main(base + ["--preset", "antverg"]) == 2  # the synthetic vocabulary has < 100 forms per value
+    assert "class value(s) remain" in capsys.readouterr().err

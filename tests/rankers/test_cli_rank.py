@@ -37,7 +37,7 @@ def test_evaluate_encoded_command(saved, tmp_path):
     assert _run(["evaluate-encoded", str(path), "--attribute", "upos", "--rankers", "probeless,random",
                  "--ks", "1,4", "--probes", "logistic", "--out", str(tmp_path), "--no-progress"]) == 0
     table = pd.read_csv(tmp_path / "encoded.csv")
-    assert set(table.ranker) == {"probeless", "random"} and set(table.k) == {1, 4}
+    assert set(table.ranking) == {"probeless", "random"} and set(table.k) == {1, 4}
     for f in ("encoded.png", "encoded_layers.csv", "encoded_agreement.csv", "encoded_top_neurons.csv"):
         assert (tmp_path / f).stat().st_size > 0
 

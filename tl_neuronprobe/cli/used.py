@@ -32,7 +32,8 @@ def cmd_evaluate_used(args: argparse.Namespace) -> int:
         fit_data=args.fit_data, device=args.device, seed=args.seed, progress=not args.no_progress,
         method=args.method, readout=args.readout, site=args.site, layer=args.layer, positions=args.positions,
         alpha=_alpha(args.alpha), beta=args.beta, n_random=args.n_random, bottom=not args.no_bottom,
-        n_bootstrap=args.n_bootstrap, batch_size=args.batch_size, strategy=args.strategy)
+        n_bootstrap=args.n_bootstrap, batch_size=args.batch_size, strategy=args.strategy,
+        preset=args.preset, min_forms=args.min_forms, max_sentences=args.max_sentences)
     return 0
 
 
@@ -69,6 +70,11 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--n-bootstrap", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=32, help="sentences per batch")
     p.add_argument("--strategy", default="auto", choices=["auto", "batched", "cached", "naive"])
+    p.add_argument("--preset", default=None, choices=["antverg"],
+                   help="Antverg & Belinkov's setup: mean of sub-tokens, scaled translation (beta 8), class values "
+                        "with fewer than 100 forms dropped, at most 6,500 sentences")
+    p.add_argument("--min-forms", type=int, default=0, help="drop class values with fewer distinct word forms")
+    p.add_argument("--max-sentences", type=int, default=None, help="evaluate at most this many sentences")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_evaluate_used)
 

@@ -55,7 +55,6 @@ def transformer_lens_classes() -> dict[str, type]:
     return classes
 
 
-_transformer_lens_classes = transformer_lens_classes  # old private name, kept until testbeds import the public one
 
 
 def names_an_encoder(text: str) -> bool:

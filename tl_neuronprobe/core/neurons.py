@@ -80,6 +80,12 @@ class Neuron:
     def hook_name(self) -> str:
         return hook_name(self.site, self.layer)
 
+    def __copy__(self) -> "Neuron":
+        return self
+
+    def __deepcopy__(self, memo) -> "Neuron":  # immutable: pandas deep-copies table.attrs on every operation
+        return self
+
     def __str__(self) -> str:
         tail = "" if self.site == DEFAULT_SITE else f"@{self.site}"
         return f"L{self.layer}.N{self.index}{tail}"

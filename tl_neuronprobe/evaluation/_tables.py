@@ -70,7 +70,12 @@ def _kept_classes(resolved: Resolved, min_forms: int) -> tuple[list[str], list[s
         detail = ", ".join(f"{c} ({min(len(f.get(c, ())) for f in counts)})" for c in dropped)
         warnings.warn(f"{attribute}: dropped class values with fewer than {min_forms} distinct word forms: {detail}",
                       stacklevel=3)
-    return [c for c in classes if c not in dropped], dropped
+    kept = [c for c in classes if c not in dropped]
+    if dropped and len(kept) < 2:
+        raise ValueError(f"{attribute}: after dropping class values with fewer than {min_forms} distinct word forms "
+                         f"({', '.join(dropped)}), {len(kept)} class value(s) remain; an intervention needs two. "
+                         "Use a larger corpus or a smaller min_forms")
+    return kept, dropped
 
 
 def _fit_activations(resolved: Resolved, settings: UsedSettings, classes: list[str]):

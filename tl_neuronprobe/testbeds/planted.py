@@ -36,9 +36,9 @@ GENERATIONS = ("hooked", "bridge")
 
 def available_generations() -> list[str]:
     """TransformerLens generations importable here: ``hooked`` (HookedTransformer) and/or ``bridge``."""
-    from ..core.adapter import _transformer_lens_classes
+    from ..core.adapter import transformer_lens_classes
 
-    return [g for g in GENERATIONS if g in _transformer_lens_classes()]
+    return [g for g in GENERATIONS if g in transformer_lens_classes()]
 
 
 def _resolve_generation(generation: str) -> str:

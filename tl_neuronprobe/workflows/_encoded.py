@@ -23,10 +23,8 @@ DEVICE_RANKERS = ("linear", "gaussian", "l1")
 
 
 def seeded_ranker(name: str, seed: int = 0, **params: Any):
-    """The ranker ``name`` with its seed set (``seed``, or ``random_state`` where a ranker still spells it so)."""
-    ranker = make_ranker(name, **params)
-    key = "seed" if "seed" in ranker.get_params() else "random_state"
-    return ranker.set_params(**{key: seed})
+    """The ranker ``name`` with its seed set."""
+    return make_ranker(name, **params).set_params(seed=seed)
 
 
 def top_neurons_table(neurons: Sequence[Any], orders: dict[str, np.ndarray], n: int = 10,
@@ -103,7 +101,7 @@ def evaluate_encoded_job(activations: "str | Path", attribute: str, out: "str | 
     acts, out = _load(activations, layer, out)
     table = evaluate_encoded(acts, attribute, rankers=list(rankers) if rankers else None, ks=ks, probes=probes,
                              control=control, seed=seed, test_size=test_size, device=device or "cpu",
-                             min_count=min_count, verbose=progress)
+                             min_count=min_count, progress=progress)
     write_encoded(acts, table, out, prefix="encoded", k_layers=k)
     print(plain_table(table).to_string(index=False, max_rows=60))
     print(f"encoded evaluation written to {out}")
@@ -142,7 +140,7 @@ def _accuracy_at(table: pd.DataFrame, ks: Sequence[int]) -> dict:
     """Each ranker's logistic-probe accuracy on its top-k at the fourth smallest k (the demo's headline)."""
     table = plain_table(table)
     best = (table[(table.selection == "top") & (table.probe == "logistic")].sort_values("k")
-            .groupby("ranker").apply(lambda d: d.iloc[min(3, len(d) - 1)].accuracy, include_groups=False))
+            .groupby("ranking").apply(lambda d: d.iloc[min(3, len(d) - 1)].accuracy, include_groups=False))
     return dict(k=sorted(set(ks))[min(3, len(ks) - 1)], **{k: round(float(v), 3) for k, v in best.items()})
 
 
