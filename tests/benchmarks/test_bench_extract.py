@@ -26,7 +26,7 @@ ROUNDS = 5
 
 def interleaved_bests(sides: dict, rounds: int) -> tuple[dict[str, float], float]:
     """Run the sides in turn (alternating which goes first) for ``rounds`` rounds; return each side's best time
-    and the noise: the larger relative gap between a side's best and second-best time."""
+    and the noise: the larger relative gap between a side's best and median time (what load adds to a round)."""
     times: dict[str, list[float]] = {name: [] for name in sides}
     names = list(sides)
     for r in range(rounds):
@@ -35,7 +35,7 @@ def interleaved_bests(sides: dict, rounds: int) -> tuple[dict[str, float], float
             sides[name]()
             times[name].append(time.perf_counter() - t)
     bests = {name: min(ts) for name, ts in times.items()}
-    noise = max(sorted(ts)[1] / sorted(ts)[0] - 1.0 for ts in times.values())
+    noise = max(sorted(ts)[len(ts) // 2] / min(ts) - 1.0 for ts in times.values())
     return bests, noise
 
 
