@@ -148,15 +148,15 @@ def _search_batch(CT, dense, c, fire, cM, beam, max_length, min_gain, op_ok, ter
     masks = dense[:, top]  # [N, n, B]
     best = [bm[0] for bm in beams]
     best_iou = top_iou[:, 0].clone()
-    for _ in range(1, max_length):
+    for length in range(1, max_length):
         fm = masks & fire[:, :, None]
         q = torch.stack([masks, fm], dim=-1).float().reshape(masks.shape[0], -1)
         Y = torch.sparse.mm(CT, q).T.reshape(n, masks.shape[2], 2, K).permute(0, 1, 3, 2)
         cand = _candidate_iou(Y, masks.sum(0).float(), fm.sum(0).float(), c, cM, M)  # [n, B, 3, K]
         cand = torch.where(op_ok[None, None, :, None], cand, torch.full_like(cand, -1.0))
-        for i in range(n):  # a concept already in the formula cannot be added again
-            for j, terms in enumerate(beams[i]):
-                cand[i, j, :, [t for _, t in terms]] = -1.0
+        used = torch.tensor([[[t for _, t in terms] + [terms[0][1]] * (length - len(terms)) for terms in row]
+                             for row in beams])  # [n, B, length]: a concept already in the formula is not added
+        cand.scatter_(3, used[:, :, None, :].expand(-1, -1, 3, -1), -1.0)
         vals, flat = cand.reshape(n, -1).topk(min(cand[0].numel(), 3 * b), dim=1)
         beams, new_cols = _next_beams(beams, vals.tolist(), flat.tolist(), K, b)
         p = _term_pvalues(new_cols, Y, masks.sum(0).float(), fm.sum(0).float(), c, cM, M, fire.shape[0])
@@ -222,14 +222,15 @@ def _term_pvalues(cols, Y, F, FM, c, cM, M, N) -> np.ndarray:
 
 
 def _extend_masks(masks, dense, cols, b):
-    N, n = masks.shape[:2]
-    out = torch.zeros(N, n, b, dtype=torch.bool)
+    """Masks of the new beams: old beam mask ``op`` concept column, all neurons and slots at once."""
+    n = masks.shape[1]
+    slot = np.zeros((n, b), np.int64)
+    op = np.full((n, b), -1, np.int64)
+    con = np.zeros((n, b), np.int64)
     for i, row in enumerate(cols):
-        for slot, (j, o, k, _) in enumerate(row):
-            old = masks[:, i, j]
-            if o < 0:
-                out[:, i, slot] = old
-                continue
-            col = dense[:, k]
-            out[:, i, slot] = old & col if o == 0 else old | col if o == 1 else old & ~col
-    return out
+        for s, (j, o, k, _) in enumerate(row):
+            slot[i, s], op[i, s], con[i, s] = j, o, max(k, 0)
+    old = masks[:, torch.arange(n)[:, None], torch.from_numpy(slot)]  # [N, n, b]
+    col = dense[:, torch.from_numpy(con)]
+    o = torch.from_numpy(op)[None]
+    return torch.where(o == 0, old & col, torch.where(o == 1, old | col, torch.where(o == 2, old & ~col, old)))

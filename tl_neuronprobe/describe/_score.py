@@ -11,6 +11,7 @@ from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
 
@@ -55,20 +56,19 @@ def hard_negative_accuracy(desc: np.ndarray, fire: np.ndarray, groups: Sequence[
     Hard negatives: silent words sharing a group value (lemma, UPOS: integer codes, -1 for none) with a firing
     word of that neuron.
     """
-    out = np.full(desc.shape[1], np.nan)
-    for j in range(desc.shape[1]):
-        f = fire[:, j]
-        if not f.any():
-            continue
-        hard = np.zeros_like(f)
-        for g in groups:
-            vals = np.unique(g[f])
-            hard |= np.isin(g, vals[vals >= 0])
-        hard &= ~f
-        if not hard.any():
-            continue
-        out[j] = 0.5 * (desc[f, j].mean() + (~desc[hard, j]).mean())
-    return out
+    hard = np.zeros_like(fire)
+    f32 = fire.astype(np.float32)
+    for g in groups:
+        ok = g >= 0
+        onehot = sp.csr_matrix((np.ones(ok.sum(), np.float32), (g[ok], np.flatnonzero(ok))),
+                               shape=(int(g.max()) + 1 if ok.any() else 1, len(g)))
+        present = np.asarray(onehot @ f32) > 0  # [n_values, n_neurons]
+        hard[ok] |= present[g[ok]]
+    hard &= ~fire
+    n_pos, n_hard = fire.sum(0), hard.sum(0)
+    tpr = (desc & fire).sum(0) / np.maximum(n_pos, 1)
+    tnr = (~desc & hard).sum(0) / np.maximum(n_hard, 1)
+    return np.where((n_pos > 0) & (n_hard > 0), 0.5 * (tpr + tnr), np.nan)
 
 
 def codes(values: Sequence) -> np.ndarray:
