@@ -212,6 +212,7 @@ def refine(X: torch.Tensor, C: sp.csc_matrix, candidates: np.ndarray, min_fracti
             b, arg = iou.max(0)
             nxt = vals.gather(0, (arg + 1).clamp(max=n - 1)[None]).squeeze(0)
             here = vals.gather(0, arg[None]).squeeze(0)
+            nxt = torch.where(arg == n - 1, here - 1.0, nxt)  # every word fires: cut below the smallest
             best[s:s + xc.shape[1], j] = b.clamp(min=0).numpy()
             thr[s:s + xc.shape[1], j] = (sign * (here + nxt) / 2).numpy()
     return Refined(candidates, ap, best, thr)

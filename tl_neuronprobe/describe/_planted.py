@@ -54,25 +54,38 @@ def _singles(concepts: Concepts, n: int, lo: float, hi: float) -> list[int]:
     elig = np.flatnonzero((frac >= lo) & (frac <= hi))
     elig = elig[np.argsort(frac[elig], kind="stable")]
     chosen: list[int] = []
-    for i in np.linspace(0, len(elig) - 1, 4 * n).round().astype(int):
-        j = int(elig[i])
-        if j in chosen or any(_overlaps(concepts, concepts.mask(j))[c] >= 0.9 for c in chosen):
-            continue
-        chosen.append(j)
-        if len(chosen) == n:
-            break
+    for start in np.linspace(0, len(elig) - 1, n).round().astype(int):  # spread over the sparsity range
+        for j in map(int, elig[start:]):
+            if j not in chosen and all(_overlaps(concepts, concepts.mask(j))[c] < 0.9 for c in chosen):
+                chosen.append(j)
+                break
     return chosen
 
 
 def _formula(concepts: Concepts, ops: tuple[str, ...], rng: np.random.Generator, lo: float, hi: float):
-    """A random formula whose mask has support in [lo, hi] and matches no single concept (IoU < 0.8)."""
+    """A random formula whose mask has support in [lo, hi] and matches no single concept (IoU < 0.8).
+
+    Each next term is drawn among the concepts that overlap the formula so far by 10-90% of their words
+    (AND, AND NOT) or by less than 10% (OR), so that every term changes the mask.
+    """
     names = concepts.names
-    frac = concepts.table["support"].to_numpy() / concepts.n_words
-    elig = np.flatnonzero((frac >= 0.01) & (frac <= 0.4))
-    for _ in range(2000):
-        parts = rng.choice(elig, len(ops) + 1, replace=False)
-        terms = ((None, names[parts[0]]),) + tuple((op, names[p]) for op, p in zip(ops, parts[1:]))
-        mask = evaluate(terms, concepts)
+    sup = concepts.table["support"].to_numpy()
+    elig = np.flatnonzero((sup / concepts.n_words >= 0.01) & (sup / concepts.n_words <= 0.4))
+    for _ in range(500):
+        first = int(rng.choice(elig))
+        terms, mask = ((None, names[first]),), concepts.mask(first)
+        for op in ops:
+            share = np.asarray(concepts.matrix[mask].sum(0)).ravel() / np.maximum(sup, 1)
+            ok = (share >= 0.1) & (share <= 0.9) if op != "OR" else share < 0.1
+            ok[[concepts.index(t) for _, t in terms]] = False
+            pool = np.intersect1d(np.flatnonzero(ok), elig)
+            if len(pool) == 0:
+                break
+            k = int(rng.choice(pool))
+            terms = terms + ((op, names[k]),)
+            mask = evaluate(terms, concepts)
+        if len(terms) != len(ops) + 1:
+            continue
         f = mask.mean()
         if lo <= f <= hi and _overlaps(concepts, mask).max() < 0.8 and _terms_needed(terms, concepts, mask):
             return terms, mask

@@ -74,14 +74,22 @@ class Descriptions:
 
     # --------------------------------------------------------------------------------- rankings
     def ranked_concepts(self, neuron: str, significant_only: bool = True, alpha: float | None = None) -> list[str]:
-        """Concepts of one neuron by fit IoU, best first (only BH-significant ones by default)."""
+        """Concepts of one neuron: its description's positive terms, then the others by fit IoU (only
+        BH-significant ones by default)."""
         i = self.neurons.index(str(neuron))
         alpha = self.meta.get("alpha", 0.01) if alpha is None else alpha
         order = np.argsort(-self.iou[i], kind="stable")
         if significant_only:
             order = order[self.q[i, order] <= alpha]
         names = self.concepts.names
-        return [names[j] for j in order]
+        ranked = [names[j] for j in order]
+        row = self.table[(self.table["neuron"] == str(neuron)) & (self.table["end"] == "top")].iloc[0]
+        if row["described"] and isinstance(row["formula"], str) and row["formula"]:
+            from ._compose import parse_formula
+
+            terms = [name for op, name in parse_formula(row["formula"]) if op != "AND NOT"]
+            ranked = terms + [r for r in ranked if r not in terms]
+        return ranked
 
     def ranked_neurons(self, concept: str) -> list[str]:
         """Neurons by fit IoU with one concept, best first."""
@@ -89,21 +97,44 @@ class Descriptions:
         return [self.neurons[i] for i in np.argsort(-self.iou[:, j], kind="stable")]
 
     def precision_at_k(self, gold: Mapping[str, set], by: str = "neuron", ks: Sequence[int] = (1, 2, 5),
-                       n_bootstrap: int = 1000, seed: int = 0, among: Sequence[str] | None = None) -> pd.DataFrame:
+                       n_bootstrap: int = 1000, seed: int = 0, among: Sequence[str] | None = None,
+                       synonyms: float | None = 0.9) -> pd.DataFrame:
         """P@k and R@k with bootstrap intervals.
 
-        ``by="neuron"``: ``gold[neuron]`` is a set of concept names, each neuron's ranked concepts are scored.
+        ``by="neuron"``: ``gold[neuron]`` is a set of concept names, each neuron's ranked concepts are scored;
+        concepts whose masks overlap with IoU >= ``synonyms`` count as one descriptor (as the seed clusters
+        similar descriptors into one), so "word=small" and "lemma=small" take one rank, not two.
         ``by="concept"``: ``gold[concept]`` is a set of neurons, each concept's ranked neurons (restricted to
         ``among`` if given) are scored.
         """
         if by == "neuron":
-            ranked = {n: self.ranked_concepts(n) for n in gold}
+            ranked, merged = {}, {}
+            for n, g in gold.items():
+                ranked[n], merged[n] = self._merge_synonyms(self.ranked_concepts(n)[:50], list(g), synonyms)
+            return precision_recall_at_k(ranked, merged, ks, n_bootstrap, seed)
         elif by == "concept":
             keep = None if among is None else {str(a) for a in among}
             ranked = {c: [n for n in self.ranked_neurons(c) if keep is None or n in keep] for c in gold}
         else:
             raise ValueError(f"by must be 'neuron' or 'concept', got {by!r}")
         return precision_recall_at_k(ranked, {k: set(map(str, v)) for k, v in gold.items()}, ks, n_bootstrap, seed)
+
+    def _merge_synonyms(self, ranked: list[str], gold: list[str], threshold: float | None):
+        """Ranked descriptor classes (first member's name) and the gold classes, synonyms merged."""
+        if threshold is None:
+            return ranked, set(gold)
+        reps: list[tuple[str, np.ndarray]] = []
+
+        def cls(name: str) -> str:
+            m = self.concepts.mask(name)
+            for rep, rm in reps:
+                if (m & rm).sum() >= threshold * (m | rm).sum():
+                    return rep
+            reps.append((name, m))
+            return name
+
+        order = list(dict.fromkeys(cls(n) for n in ranked))
+        return order, {cls(g) for g in gold}
 
     # ------------------------------------------------------------------------------ persistence
     def save(self, path: "str | Path") -> Path:
@@ -128,6 +159,8 @@ class Descriptions:
         read = dict(keep_default_na=False, na_values=[""])
         table = pd.read_csv(path / "descriptions.csv", **read)
         table["described"] = table["described"].astype(bool)
+        for col in ("formula", "description", "concept", "family"):
+            table[col] = table[col].fillna("")
         ctable = pd.read_csv(path / "concepts.csv", keep_default_na=False, dtype={"value": str, "label": str})
         concepts = Concepts(sp.load_npz(path / "concepts.npz").astype(bool), ctable)
         arrays = load_file(str(path / "association.safetensors"))
