@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.describe import build_concepts, describe, generated_concepts, latent_concepts
@@ -46,3 +47,17 @@ def test_generated_descriptors_are_merged_by_similarity():
     assert len(c) == 2  # "animal" and "animals" merged
     merged = c.table.set_index("value").loc["animal"]
     assert merged["support"] == 15 and "similar" in merged["label"]
+
+
+def test_a_local_causal_lm_plugs_in_as_the_generator():
+    from tl_neuronprobe.describe import causal_lm_generator
+
+    model = tnp.testing.tiny_model(n_layers=1, d_model=16, d_mlp=16)
+    sentences = [["the", "dog", "runs", "."], ["a", "cat", "sleeps", "."]]
+    gen = causal_lm_generator(model, template="{sentence} {word}", max_new_tokens=2)
+    proposed = gen(sentences[0])
+    assert len(proposed) == 4 and all(isinstance(p, list) for p in proposed)
+    c = generated_concepts(sentences, gen, min_support=1)
+    assert c.n_words == 8 and set(c.table["family"]) == {"discovered"}
+    with pytest.raises(TypeError, match="TransformerLens"):
+        causal_lm_generator(object())
