@@ -94,7 +94,8 @@ class Descriptions:
     def ranked_neurons(self, concept: str) -> list[str]:
         """Neurons by fit IoU with one concept, best first."""
         j = self.concepts.index(concept)
-        return [self.neurons[i] for i in np.argsort(-self.iou[:, j], kind="stable")]
+        names = self.neurons
+        return [names[i] for i in np.argsort(-self.iou[:, j], kind="stable")]
 
     def precision_at_k(self, gold: Mapping[str, set], by: str = "neuron", ks: Sequence[int] = (1, 2, 5),
                        n_bootstrap: int = 1000, seed: int = 0, among: Sequence[str] | None = None,
