@@ -41,3 +41,20 @@ def test_min_support_and_cap(corpus):
         build_concepts(corpus.words, corpus.sentence_ids, {}, sources=["vibes"])
     with pytest.raises(ValueError, match="empty"):
         word_list_concepts(corpus.words, {"none": []})
+
+
+def test_head_upos_from_conllu(tmp_path):
+    from tl_neuronprobe.describe import add_head_upos
+
+    text = ("# sent_id = a-1\n1\tDogs\tdog\tNOUN\tNNS\t_\t2\tnsubj\t_\t_\n2\tbark\tbark\tVERB\tVBP\t_\t0\troot\t_\t_\n"
+            "3\t.\t.\tPUNCT\t.\t_\t2\tpunct\t_\t_\n\n")
+    path = tmp_path / "x.conllu"
+    path.write_text(text)
+    corpus = tnp.Corpus.from_conllu(path)
+    add_head_upos(corpus, path)
+    assert corpus.attribute("head.upos") == ["VERB", "ROOT", "VERB"]
+    c = build_concepts(corpus.words, corpus.sentence_ids, corpus.attributes(), min_support=1)
+    assert c.table.set_index("name").loc["head.upos=VERB", "label"] == "head is VERB"
+    other = tnp.Corpus.synthetic(1, seed=0)
+    with pytest.raises(ValueError, match="does not match"):
+        add_head_upos(other, path)

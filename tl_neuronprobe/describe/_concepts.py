@@ -299,3 +299,20 @@ def build_concepts(words: Sequence[str], sentence_ids: np.ndarray, attributes: M
     if len(out) == 0:
         raise ValueError(f"no concept has at least min_support={min_support} words among {n}; lower min_support")
     return out
+
+
+def add_head_upos(corpus, path) -> None:
+    """Add a ``head.upos`` attribute (the UPOS of each word's syntactic head; ``ROOT`` for the root) to a corpus
+    read from the CoNLL-U file ``path`` (``Corpus.from_conllu`` keeps no heads). Sentences must match in order."""
+    import conllu
+
+    with open(path, encoding="utf-8") as fh:
+        parsed = conllu.parse(fh.read())
+    if len(parsed) < len(corpus.sentences):
+        raise ValueError(f"{path} has {len(parsed)} sentences, the corpus {len(corpus.sentences)}")
+    for sent, tokens in zip(corpus.sentences, parsed):
+        words = [t for t in tokens if isinstance(t["id"], int)]
+        if [t["form"] for t in words] != sent.words:
+            raise ValueError(f"sentence {sent.id!r} does not match {path} (different words)")
+        upos = {t["id"]: t["upos"] for t in words}
+        sent.attributes["head.upos"] = ["ROOT" if not t["head"] else upos.get(t["head"]) for t in words]
