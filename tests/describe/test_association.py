@@ -1,0 +1,102 @@
+"""The chunked association equals per-pair reference computations; the within-sentence null is exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from tl_neuronprobe.describe import associate, benjamini_hochberg, within_sentence_shuffle
+from tl_neuronprobe.describe._associate import (_null_moments, average_ranks, refine, sentence_design,
+                                                shortlist)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    n, d, K = 1200, 9, 25
+    sid = np.repeat(np.arange(120), 10)
+    C = sp.csc_matrix(rng.random((n, K)) < rng.uniform(0.02, 0.3, K))
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    X[:, 0] += 2 * C[:, 3].toarray().ravel()
+    X[:, 1] = np.round(X[:, 1])  # ties
+    return torch.from_numpy(X), C, sid
+
+
+def test_statistics_match_per_pair_references(data):
+    X, C, sid = data
+    a = associate(X, C, sid, quantile=0.1, chunk=4)  # chunks that do not divide the neurons
+    x = X.numpy()
+    for j in range(X.shape[1]):
+        top = x[:, j] >= np.sort(x[:, j])[len(x) - int(np.ceil(0.1 * len(x)))]
+        for k in range(C.shape[1]):
+            y = C[:, k].toarray().ravel()
+            assert a.auroc[j, k] == pytest.approx(roc_auc_score(y, x[:, j]), abs=1e-5)
+            inter = (top & y).sum()
+            assert a.iou[j, k] == pytest.approx(inter / (top | y).sum(), abs=1e-6)
+            assert a.precision[j, k] == pytest.approx(inter / top.sum(), abs=1e-6)
+            diff = (x[y, j].mean() - x[~y, j].mean()) / x[:, j].std(ddof=1)
+            assert a.mean_diff[j, k] == pytest.approx(diff, abs=1e-4)
+    assert a.q[0, 3] < 1e-6 and a.z[0, 3] > 10  # the planted pair
+
+
+def test_exact_ap_and_best_threshold_on_the_shortlist(data):
+    X, C, sid = data
+    a = associate(X, C, sid)
+    r = refine(X, C, shortlist(a, 4), min_fraction=0, max_fraction=1)
+    for j in range(X.shape[1]):
+        for i, k in enumerate(r.candidates[j]):
+            y = C[:, k].toarray().ravel()
+            assert r.ap[j, i] == pytest.approx(average_precision_score(y, X[:, j].numpy()), abs=1e-5)
+            fire = X[:, j].numpy() > r.threshold[j, i]
+            assert r.best_iou[j, i] == pytest.approx((fire & y).sum() / (fire | y).sum(), abs=1e-5)
+
+
+def test_null_moments_equal_monte_carlo_within_sentence_shuffles(data):
+    X, C, sid = data
+    ranks, _, _ = average_ranks(X[:, :3])
+    mean, var = _null_moments(sentence_design(C, sid), ranks)
+    rng = np.random.default_rng(1)
+    sims = np.stack([C.T @ within_sentence_shuffle(ranks.numpy(), sid, rng) for _ in range(3000)])
+    z_mean = (sims.mean(0) - mean.numpy()) / np.sqrt(var.numpy() / len(sims))
+    assert np.abs(z_mean).max() < 4.5
+    assert np.median(sims.var(0) / var.numpy()) == pytest.approx(1.0, abs=0.05)
+    # control: a shuffle across sentences has a different variance for sentence-clustered concepts
+    clustered = sp.csc_matrix(np.isin(sid, np.arange(0, 120, 3))[:, None])
+    _, v_within = _null_moments(sentence_design(clustered, sid), ranks)
+    assert float(v_within.abs().max()) == 0.0  # whole sentences: the within-sentence null cannot move them
+
+
+def test_noise_neurons_are_rarely_significant():
+    rng = np.random.default_rng(3)
+    n, K = 2000, 60
+    sid = np.repeat(np.arange(200), 10)
+    C = sp.csc_matrix(rng.random((n, K)) < rng.uniform(0.01, 0.3, K))
+    X = torch.from_numpy(rng.standard_normal((n, 200)).astype(np.float32))
+    a = associate(X, C, sid)
+    assert (a.q <= 0.01).any(1).mean() <= 0.05
+    assert (a.p <= 0.01).any(1).mean() > 0.2  # control: without BH, most noise neurons would pass
+
+
+def test_benjamini_hochberg_matches_the_definition():
+    p = np.array([[0.01, 0.04, 0.03, 0.2, 0.005]])
+    m = p.shape[1]
+    order = np.argsort(p[0])
+    expected = np.empty(m)
+    running = 1.0
+    for r in range(m - 1, -1, -1):
+        running = min(running, p[0, order[r]] * m / (r + 1))
+        expected[order[r]] = running
+    np.testing.assert_allclose(benjamini_hochberg(p)[0], expected)
+
+
+def test_errors_name_the_problem(data):
+    X, C, sid = data
+    with pytest.raises(ValueError, match="words"):
+        associate(X[:10], C, sid)
+    with pytest.raises(ValueError, match="quantile"):
+        associate(X, C, sid, quantile=1.5)
+    with pytest.raises(ValueError, match="end"):
+        associate(X, C, sid, end="middle")

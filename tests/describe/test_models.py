@@ -1,0 +1,45 @@
+"""End to end on models (no download): the planted model's Number neurons, used vs unused, and a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import tl_neuronprobe as tnp
+from tl_neuronprobe.describe import Descriptions, describe, description_effects, run_describe
+
+
+@pytest.fixture(scope="module")
+def planted_setup():
+    model = tnp.testing.planted_model(generation=tnp.testing.available_generations()[0])
+    corpus = tnp.Corpus.synthetic(150, seed=1)
+    acts = tnp.extract(model, corpus, layers=[1], progress=False)
+    return model, corpus, acts
+
+
+def test_planted_model_neurons_described_and_used_vs_encoded(planted_setup):
+    model, corpus, acts = planted_setup
+    d = describe(acts, corpus, max_length=2)
+    t = d.table.set_index("neuron")
+    used, unused = model.planted.used["Number"], model.planted.unused["Number"]
+    for n in [str(x) for x in used + unused]:
+        assert t.loc[n, "described"]
+        assert "Number=" in t.loc[n, "formula"] or "upos=" in t.loc[n, "formula"], t.loc[n, "formula"]
+    assert t.loc["L1.N30", "formula"] == "upos=NOUN" and t.loc["L1.N50", "formula"] == "upos=VERB"
+    eff = description_effects(model, corpus, d, [str(used[0]), str(unused[0])]).set_index("neuron")
+    u, n = eff.loc[str(used[0])], eff.loc[str(unused[0])]
+    assert u["effect_match"] > 3 * u["effect_other"]  # used where it is described
+    assert u["effect_match"] > 100 * max(n["effect_match"], 1e-12)  # control: the unused twin changes nothing
+
+
+def test_run_describe_on_a_tiny_model_writes_every_output(tmp_path):
+    model = tnp.testing.tiny_model(n_layers=2, d_mlp=32)
+    d = run_describe(model, "synthetic:80", tmp_path / "out", agreement=False, effects=1, progress=False,
+                     max_length=2)
+    out = tmp_path / "out"
+    for name in ["coverage.csv", "methods.csv", "best.csv", "summary.json", "effects.csv"]:
+        assert (out / name).exists(), name
+    back = Descriptions.load(out / "descriptions")
+    assert len(back.table) == 64 and back.neurons == d.neurons
+    assert json.loads((out / "summary.json").read_text())["n_neurons"] == 64

@@ -1,0 +1,204 @@
+"""``describe``: concepts -> association -> significant best concept -> formula search -> held-out scores.
+
+The pipeline of the subpackage; each step lives in its own module. Not for loading models or data (see
+:func:`~tl_neuronprobe.describe.run_describe`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..activations import Activations
+from ..corpus import Corpus
+from ..neurons import Neuron
+from ._associate import associate, intersections_at, refine, shortlist, sparse_t
+from ._compose import OPS, beam_search, evaluate, formula_text, render
+from ._concepts import Concepts, build_concepts
+from ._result import NO_DESCRIPTION, Descriptions
+from ._score import codes, score_masks, sentence_split, token_lookup
+
+
+def activations_from_array(X: Any, corpus: Corpus, neurons: Sequence["Neuron | str"] | None = None,
+                           meta: Mapping[str, Any] | None = None) -> Activations:
+    """:class:`Activations` from a plain matrix whose rows are ``corpus``'s words in order.
+
+    ``neurons`` default to ``L0.N0 .. L0.N{d-1}`` (site ``mlp.post``) when the matrix comes from elsewhere.
+    """
+    X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D [n_words, n_neurons], got shape {tuple(X.shape)}")
+    if X.shape[0] != corpus.n_words:
+        raise ValueError(f"X has {X.shape[0]} rows but the corpus has {corpus.n_words} words; rows must be the "
+                         "corpus's words in order")
+    if not X.dtype.is_floating_point:
+        X = X.float()
+    neurons = [Neuron(0, i) for i in range(X.shape[1])] if neurons is None else list(neurons)
+    return Activations(X, neurons, corpus.words, corpus.sentence_ids, corpus.attributes(),
+                       {"source": "array", **dict(meta or {})})
+
+
+@dataclass
+class _Data:
+    X: torch.Tensor
+    neurons: list[str]
+    layers: list[int]
+    words: list[str]
+    sentence_ids: np.ndarray
+    attributes: dict
+
+
+def _inputs(acts: Activations, corpus: Corpus | None, neurons) -> _Data:
+    if not hasattr(acts, "X") or not hasattr(acts, "neurons"):
+        raise TypeError(f"describe() needs Activations (or use activations_from_array), got {type(acts).__name__}")
+    cols = np.arange(acts.n_neurons) if neurons is None else acts.columns(neurons)
+    X = acts.X[:, torch.as_tensor(cols)] if neurons is not None else acts.X
+    words, sid, attrs = acts.words, acts.sentence_ids, acts.attributes
+    if corpus is not None:
+        if corpus.n_words != acts.n_words:
+            raise ValueError(f"the corpus has {corpus.n_words} words but the activations {acts.n_words} rows")
+        words, sid, attrs = corpus.words, corpus.sentence_ids, corpus.attributes()
+    ns = [acts.neurons[i] for i in cols]
+    if not bool(torch.isfinite(X).all()):
+        raise ValueError("the activations contain NaN or inf")
+    return _Data(X, [str(n) for n in ns], [n.layer for n in ns], list(words), np.asarray(sid), dict(attrs))
+
+
+def describe(acts: Activations, corpus: Corpus | None = None, neurons: Sequence["Neuron | str"] | None = None,
+             sources: "str | Sequence[str]" = "auto", *, word_lists: Mapping[str, Iterable[str]] | None = None,
+             discovered: Concepts | None = None, concepts: Concepts | None = None, min_support: int = 5,
+             max_concepts: int | None = 3000, quantile: float = 0.05, alpha: float = 0.01, min_iou: float = 0.04,
+             max_length: int = 3, beam: int = 5, min_gain: float = 0.02, ops: Sequence[str] = OPS,
+             ends: Sequence[str] = ("top",), test_size: float = 0.3, n_candidates: int = 5, seed: int = 0,
+             chunk: int = 512, progress: bool = False) -> Descriptions:
+    """Describe neurons in words: the best significant concept or formula of concepts, scored on held-out text.
+
+    ``sources``: concept sources (see :func:`build_concepts`); ``discovered``: extra concepts, e.g. from
+    :func:`latent_concepts`; ``concepts``: a ready vocabulary instead. A neuron is described when at least one
+    concept is significant after Benjamini-Hochberg at ``alpha`` (within-sentence shuffle null) and reaches
+    ``min_iou``; otherwise it gets "no description". Formulas up to ``max_length`` terms (``1``: single
+    concepts). ``test_size``: share of sentences held out for scoring (fit on the rest).
+    """
+    data = _inputs(acts, corpus, neurons)
+    if concepts is None:
+        concepts = build_concepts(data.words, data.sentence_ids, data.attributes, sources, word_lists,
+                                  [discovered] if discovered is not None else [], min_support, max_concepts)
+    elif concepts.n_words != len(data.words):
+        raise ValueError(f"concepts cover {concepts.n_words} words, the activations {len(data.words)}")
+    fit, test = sentence_split(data.sentence_ids, test_size, seed)
+    tables, scores, first = [], [], None
+    for end in ends:
+        fitted = _fit_end(data, concepts, fit, end, quantile, alpha, min_iou, max_length, beam, min_gain, ops,
+                          n_candidates, chunk, progress)
+        first = first or fitted
+        tables.append(fitted["table"])
+        scores.append(_held_out(data, concepts, fit, test, fitted, end, seed))
+    table = pd.concat(tables, ignore_index=True)
+    score_table = pd.concat(scores, ignore_index=True)
+    own = score_table[score_table["method"] == "description"].drop(columns=["method"])
+    own = own.rename(columns={"iou": "test_iou", "precision": "test_precision", "recall": "test_recall",
+                              "f1": "test_f1"})
+    table = table.merge(own, on=["neuron", "end"], how="left")
+    meta = dict(alpha=alpha, min_iou=min_iou, quantile=quantile, max_length=max_length, beam=beam,
+                min_gain=min_gain, ops=list(ops), test_size=test_size, seed=seed, ends=list(ends),
+                n_fit_words=len(fit), n_test_words=len(test), min_support=min_support, max_concepts=max_concepts)
+    return Descriptions(table, score_table, concepts, first["iou"], first["q"], meta)
+
+
+def _fit_end(data: _Data, concepts: Concepts, fit, end, quantile, alpha, min_iou, max_length, beam, min_gain, ops,
+             n_candidates, chunk, progress) -> dict:
+    X = data.X[torch.as_tensor(fit)].float()
+    C = concepts.rows(fit).matrix
+    assoc = associate(X, C, data.sentence_ids[fit], quantile, chunk, end, progress)
+    cand = shortlist(assoc, min(n_candidates, len(concepts)))
+    ref = refine(X, C, cand, end=end)
+    sig = np.take_along_axis(assoc.q, cand, 1) <= alpha
+    pick = np.argmax(np.where(sig, ref.best_iou, -1.0), axis=1)
+    rows = np.arange(len(cand))
+    sign = 1.0 if end == "top" else -1.0
+    thr = np.where(sig.any(1), ref.threshold[rows, pick], sign * assoc.quantile_threshold)
+    inter, n_fire = intersections_at(X, C, thr, end=end)
+    c = np.asarray(C.sum(0)).ravel().astype(np.float32)
+    iou = inter / np.maximum(n_fire[:, None] + c[None] - inter, 1)
+    ok = (assoc.q <= alpha) & (iou >= min_iou)
+    described = ok.any(1)
+    best = np.argmax(np.where(ok, iou, -1.0), axis=1)
+    formulas = [((None, int(b)),) for b in best]
+    f_iou = iou[rows, best]
+    idx = np.flatnonzero(described)
+    if max_length > 1 and len(idx):
+        fire = (sign * X[:, torch.as_tensor(idx)] > torch.from_numpy(sign * thr[idx]).float()).contiguous()
+        found, found_iou = beam_search(C, fire, inter[idx], beam, max_length, min_gain, ops, CT=sparse_t(C))
+        for k, i in enumerate(idx):
+            formulas[i], f_iou[i] = found[k], found_iou[k]
+    table = _table(data, concepts, assoc, ref, cand, iou, inter, n_fire, best, described, formulas, f_iou, thr, end,
+                   alpha, len(fit), c)
+    return dict(table=table, iou=iou.astype(np.float32), q=assoc.q, thr=thr, formulas=formulas,
+                described=described)
+
+
+def _table(data, concepts, assoc, ref, cand, iou, inter, n_fire, best, described, formulas, f_iou, thr, end, alpha,
+           n_fit, c) -> pd.DataFrame:
+    names, t = concepts.names, concepts.table
+    labels, keys = dict(zip(t["name"], t["label"])), dict(zip(t["name"], t["key"]))
+    rows = np.arange(len(best))
+    named = [tuple((op, names[c]) for op, c in f) for f in formulas]
+    ap = np.where(cand == best[:, None], ref.ap, np.nan)
+    ap = np.nanmax(np.where(np.isnan(ap).all(1, keepdims=True), -1, ap), axis=1)
+    return pd.DataFrame({
+        "neuron": data.neurons, "layer": data.layers, "end": end, "described": described,
+        "description": [render(f, labels, keys) if d else NO_DESCRIPTION for f, d in zip(named, described)],
+        "formula": [formula_text(f) if d else "" for f, d in zip(named, described)],
+        "n_terms": [len(f) if d else 0 for f, d in zip(named, described)],
+        "concept": [names[b] for b in best], "family": list(t["family"].to_numpy()[best]),
+        "iou": iou[rows, best], "precision": inter[rows, best] / np.maximum(n_fire, 1),
+        "recall": inter[rows, best] / np.maximum(c[best], 1),
+        "auroc": assoc.auroc[rows, best], "ap": np.where(ap < 0, np.nan, ap), "mean_diff": assoc.mean_diff[rows, best],
+        "z": assoc.z[rows, best], "q": assoc.q[rows, best], "n_significant": (assoc.q <= alpha).sum(1),
+        "formula_iou": f_iou, "threshold": thr, "fire_rate": n_fire / n_fit})
+
+
+
+def _held_out(data: _Data, concepts: Concepts, fit, test, fitted: dict, end: str, seed: int) -> pd.DataFrame:
+    """Held-out scores of the descriptions and of the three baselines, one row per (neuron, method)."""
+    sign = 1.0 if end == "top" else -1.0
+    x = sign * data.X.float().numpy()
+    x_fit, x_test = x[fit], x[test]
+    thr = sign * fitted["thr"]
+    c_fit, c_test = concepts.rows(fit), concepts.rows(test)
+    groups = [codes(data.attributes[a])[test] for a in ("lemma", "upos") if a in data.attributes]
+    groups = groups or [codes([w.lower() for w in data.words])[test]]
+    names = concepts.names
+    cache_fit: dict = {}
+    cache_test: dict = {}
+
+    def masks(formulas, described=None):
+        out_fit = np.zeros((len(fit), len(formulas)), bool)
+        out_test = np.zeros((len(test), len(formulas)), bool)
+        for j, f in enumerate(formulas):
+            if described is not None and not described[j]:
+                continue
+            key = tuple((op, names[cc]) for op, cc in f)
+            if key not in cache_fit:
+                cache_fit[key], cache_test[key] = evaluate(key, c_fit), evaluate(key, c_test)
+            out_fit[:, j], out_test[:, j] = cache_fit[key], cache_test[key]
+        return out_fit, out_test
+
+    common = dict(neurons=data.neurons, x_fit=x_fit, x_test=x_test, thresholds=thr, groups=groups)
+    m = masks(fitted["formulas"], fitted["described"])
+    parts = [score_masks("description", desc_fit=m[0], desc_test=m[1], **common)]
+    frequent = int(np.argmax(c_fit.table["support"].to_numpy()))
+    m = masks([((None, frequent),)] * len(data.neurons))
+    parts.append(score_masks("most_frequent_concept", desc_fit=m[0], desc_test=m[1], **common))
+    rng = np.random.default_rng(seed)
+    m = masks([((None, int(r)),) for r in rng.integers(0, len(concepts), len(data.neurons))])
+    parts.append(score_masks("random_concept", desc_fit=m[0], desc_test=m[1], **common))
+    forms = codes([w.lower() for w in data.words])
+    lf, lt, pred = token_lookup(forms, fit, test, x_fit, thr)
+    parts.append(score_masks("token_lookup", desc_fit=lf, desc_test=lt, pred_test=pred, **common))
+    return pd.concat(parts, ignore_index=True).assign(end=end)
+

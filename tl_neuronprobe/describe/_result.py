@@ -1,0 +1,169 @@
+"""The :class:`Descriptions` result: a tidy table per neuron, the held-out scores, rankings for P@k, save/load.
+
+Saved as a folder: ``descriptions.csv``, ``scores.csv``, ``concepts.csv``, ``concepts.npz`` (the sparse word x
+concept matrix), ``association.safetensors`` (IoU and BH q-values, neurons x concepts) and ``meta.json``.
+Not for computing anything (see :func:`~tl_neuronprobe.describe.describe`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from safetensors.numpy import load_file, save_file
+
+from ._concepts import Concepts
+from ._score import precision_recall_at_k
+
+NO_DESCRIPTION = "no description"
+
+
+@dataclass
+class Descriptions:
+    """Descriptions of neurons.
+
+    ``table``: one row per (neuron, end) with ``described``, ``description`` (English), ``formula`` (what is
+    scored), the fit statistics of the best single concept and the held-out scores. ``scores``: held-out scores
+    of the description and of the baselines, one row per (neuron, method). ``concepts``: the vocabulary.
+    ``iou`` / ``q``: ``[n_neurons, n_concepts]`` fit-split IoU at each neuron's threshold and BH q-values (top
+    end).
+    """
+
+    table: pd.DataFrame
+    scores: pd.DataFrame
+    concepts: Concepts
+    iou: np.ndarray
+    q: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        top = self.table[self.table["end"] == "top"]
+        return (f"Descriptions({len(top)} neurons, {int(top['described'].sum())} described, "
+                f"{len(self.concepts)} concepts)")
+
+    @property
+    def neurons(self) -> list[str]:
+        return list(self.table.loc[self.table["end"] == "top", "neuron"])
+
+    def coverage(self, by: str | None = "layer") -> pd.DataFrame:
+        """Share of neurons with a significant description and the mean held-out scores of those, per ``by``."""
+        t = self.table[self.table["end"] == "top"]
+        keys = [by] if by else []
+        g = t.groupby(keys) if keys else [((), t)]
+        rows = []
+        for key, part in g:
+            d = part[part["described"]]
+            rows.append({**({by: key[0] if isinstance(key, tuple) else key} if by else {}),
+                         "neurons": len(part), "described": len(d), "coverage": len(d) / max(len(part), 1),
+                         "test_f1": d["test_f1"].mean(), "simulation_corr": d["simulation_corr"].mean(),
+                         "detection_bacc": d["detection_bacc"].mean(), "fit_iou": d["formula_iou"].mean()})
+        return pd.DataFrame(rows)
+
+    def compare_methods(self, described_only: bool = True) -> pd.DataFrame:
+        """Mean held-out scores per method (description vs baselines), over described neurons by default."""
+        s = self.scores
+        if described_only:
+            s = s[s["neuron"].isin(self.table.loc[self.table["described"] & (self.table["end"] == "top"), "neuron"])]
+        cols = ["iou", "precision", "recall", "f1", "simulation_corr", "detection_bacc"]
+        return s.groupby("method", sort=False)[cols].mean().reset_index()
+
+    # --------------------------------------------------------------------------------- rankings
+    def ranked_concepts(self, neuron: str, significant_only: bool = True, alpha: float | None = None) -> list[str]:
+        """Concepts of one neuron: its description's positive terms, then the others by fit IoU (only
+        BH-significant ones by default)."""
+        i = self.neurons.index(str(neuron))
+        alpha = self.meta.get("alpha", 0.01) if alpha is None else alpha
+        order = np.argsort(-self.iou[i], kind="stable")
+        if significant_only:
+            order = order[self.q[i, order] <= alpha]
+        names = self.concepts.names
+        ranked = [names[j] for j in order]
+        row = self.table[(self.table["neuron"] == str(neuron)) & (self.table["end"] == "top")].iloc[0]
+        if row["described"] and isinstance(row["formula"], str) and row["formula"]:
+            from ._compose import parse_formula
+
+            terms = [name for op, name in parse_formula(row["formula"]) if op != "AND NOT"]
+            ranked = terms + [r for r in ranked if r not in terms]
+        return ranked
+
+    def ranked_neurons(self, concept: str) -> list[str]:
+        """Neurons by fit IoU with one concept, best first."""
+        j = self.concepts.index(concept)
+        names = self.neurons
+        return [names[i] for i in np.argsort(-self.iou[:, j], kind="stable")]
+
+    def precision_at_k(self, gold: Mapping[str, set], by: str = "neuron", ks: Sequence[int] = (1, 2, 5),
+                       n_bootstrap: int = 1000, seed: int = 0, among: Sequence[str] | None = None,
+                       synonyms: float | None = 0.9) -> pd.DataFrame:
+        """P@k and R@k with bootstrap intervals.
+
+        ``by="neuron"``: ``gold[neuron]`` is a set of concept names, each neuron's ranked concepts are scored;
+        concepts whose masks overlap with IoU >= ``synonyms`` count as one descriptor (as the seed clusters
+        similar descriptors into one), so "word=small" and "lemma=small" take one rank, not two.
+        ``by="concept"``: ``gold[concept]`` is a set of neurons, each concept's ranked neurons (restricted to
+        ``among`` if given) are scored.
+        """
+        if by == "neuron":
+            ranked, merged = {}, {}
+            for n, g in gold.items():
+                ranked[n], merged[n] = self._merge_synonyms(self.ranked_concepts(n)[:50], list(g), synonyms)
+            return precision_recall_at_k(ranked, merged, ks, n_bootstrap, seed)
+        elif by == "concept":
+            keep = None if among is None else {str(a) for a in among}
+            ranked = {c: [n for n in self.ranked_neurons(c) if keep is None or n in keep] for c in gold}
+        else:
+            raise ValueError(f"by must be 'neuron' or 'concept', got {by!r}")
+        return precision_recall_at_k(ranked, {k: set(map(str, v)) for k, v in gold.items()}, ks, n_bootstrap, seed)
+
+    def _merge_synonyms(self, ranked: list[str], gold: list[str], threshold: float | None):
+        """Ranked descriptor classes (first member's name) and the gold classes, synonyms merged."""
+        if threshold is None:
+            return ranked, set(gold)
+        reps: list[tuple[str, np.ndarray]] = []
+
+        def cls(name: str) -> str:
+            m = self.concepts.mask(name)
+            for rep, rm in reps:
+                if (m & rm).sum() >= threshold * (m | rm).sum():
+                    return rep
+            reps.append((name, m))
+            return name
+
+        order = list(dict.fromkeys(cls(n) for n in ranked))
+        return order, {cls(g) for g in gold}
+
+    # ------------------------------------------------------------------------------ persistence
+    def save(self, path: "str | Path") -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.table.to_csv(path / "descriptions.csv", index=False)
+        self.scores.to_csv(path / "scores.csv", index=False)
+        self.concepts.table.to_csv(path / "concepts.csv", index=False)
+        sp.save_npz(path / "concepts.npz", sp.csc_matrix(self.concepts.matrix, dtype=np.uint8))
+        save_file({"iou": np.ascontiguousarray(self.iou, dtype=np.float32),
+                   "q": np.ascontiguousarray(self.q, dtype=np.float32)}, str(path / "association.safetensors"))
+        (path / "meta.json").write_text(json.dumps(self.meta, indent=1, default=str))
+        return path
+
+    @classmethod
+    def load(cls, path: "str | Path") -> "Descriptions":
+        path = Path(path)
+        need = ["descriptions.csv", "scores.csv", "concepts.csv", "concepts.npz", "association.safetensors"]
+        missing = [n for n in need if not (path / n).exists()]
+        if missing:
+            raise FileNotFoundError(f"{path} is not a saved Descriptions folder (missing {missing})")
+        read = dict(keep_default_na=False, na_values=[""])
+        table = pd.read_csv(path / "descriptions.csv", **read)
+        table["described"] = table["described"].astype(bool)
+        for col in ("formula", "description", "concept", "family"):
+            table[col] = table[col].fillna("")
+        ctable = pd.read_csv(path / "concepts.csv", keep_default_na=False, dtype={"value": str, "label": str})
+        concepts = Concepts(sp.load_npz(path / "concepts.npz").astype(bool), ctable)
+        arrays = load_file(str(path / "association.safetensors"))
+        meta = json.loads((path / "meta.json").read_text()) if (path / "meta.json").exists() else {}
+        return cls(table, pd.read_csv(path / "scores.csv", **read), concepts, arrays["iou"], arrays["q"], meta)

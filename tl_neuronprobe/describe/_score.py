@@ -1,0 +1,146 @@
+"""Scoring descriptions on held-out words, the baselines scored the same way, and P@k / R@k with bootstrap intervals.
+
+Every method gives, per neuron, a boolean description mask over the held-out words and a predicted activation;
+the neuron's firing mask there is ``activation > threshold`` with the threshold fixed on the fitting words.
+Not for finding descriptions (see :mod:`._associate` and :mod:`._compose`).
+"""
+
+from __future__ import annotations
+
+from typing import Hashable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+
+def sentence_split(sentence_ids: np.ndarray, test_size: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Word indices of a seeded split by sentence: ``(fit, held_out)``."""
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    sid = np.asarray(sentence_ids)
+    uniq = np.unique(sid)
+    if len(uniq) < 2:
+        raise ValueError("a held-out split needs at least two sentences")
+    rng = np.random.default_rng(seed)
+    n_test = min(len(uniq) - 1, max(1, int(round(test_size * len(uniq)))))
+    test_sent = rng.choice(uniq, size=n_test, replace=False)
+    is_test = np.isin(sid, test_sent)
+    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
+def mask_scores(desc: np.ndarray, fire: np.ndarray) -> dict[str, np.ndarray]:
+    """IoU, precision, recall and F1 of description masks against firing masks (columns = neurons)."""
+    tp = (desc & fire).sum(0).astype(np.float64)
+    d, f = desc.sum(0).astype(np.float64), fire.sum(0).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(d > 0, tp / d, 0.0)
+        recall = np.where(f > 0, tp / f, np.nan)
+        f1 = np.where(d + f > 0, 2 * tp / (d + f), np.nan)
+        iou = np.where(d + f - tp > 0, tp / (d + f - tp), np.nan)
+    return {"iou": iou, "precision": precision, "recall": recall, "f1": f1}
+
+
+def pearson(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Column-wise Pearson correlation (0 where either side is constant)."""
+    p = pred - pred.mean(0)
+    t = truth - truth.mean(0)
+    den = np.sqrt((p * p).sum(0) * (t * t).sum(0))
+    return np.where(den > 0, (p * t).sum(0) / np.where(den > 0, den, 1), 0.0)
+
+
+def hard_negative_accuracy(desc: np.ndarray, fire: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
+    """Balanced accuracy of ``desc`` as a detector: firing words vs hard negatives, per neuron.
+
+    Hard negatives: silent words sharing a group value (lemma, UPOS: integer codes, -1 for none) with a firing
+    word of that neuron.
+    """
+    hard = np.zeros_like(fire)
+    f32 = fire.astype(np.float32)
+    for g in groups:
+        ok = g >= 0
+        onehot = sp.csr_matrix((np.ones(ok.sum(), np.float32), (g[ok], np.flatnonzero(ok))),
+                               shape=(int(g.max()) + 1 if ok.any() else 1, len(g)))
+        present = np.asarray(onehot @ f32) > 0  # [n_values, n_neurons]
+        hard[ok] |= present[g[ok]]
+    hard &= ~fire
+    n_pos, n_hard = fire.sum(0), hard.sum(0)
+    tpr = (desc & fire).sum(0) / np.maximum(n_pos, 1)
+    tnr = (~desc & hard).sum(0) / np.maximum(n_hard, 1)
+    return np.where((n_pos > 0) & (n_hard > 0), 0.5 * (tpr + tnr), np.nan)
+
+
+def codes(values: Sequence) -> np.ndarray:
+    """Integer codes of per-word values (-1 for None)."""
+    arr = np.asarray(["\x00" if v is None else str(v) for v in values], dtype=object)
+    uniq, inv = np.unique(arr.astype(str), return_inverse=True)
+    inv = inv.astype(np.int64)
+    if "\x00" in uniq:
+        inv[arr == "\x00"] = -1
+    return inv
+
+
+def two_level_prediction(desc_fit: np.ndarray, x_fit: np.ndarray, desc_test: np.ndarray) -> np.ndarray:
+    """Predict each word's activation as the fit-split mean of matching or of non-matching words."""
+    on = desc_fit.sum(0)
+    off = len(desc_fit) - on
+    mean_on = np.where(on > 0, (x_fit * desc_fit).sum(0) / np.maximum(on, 1), x_fit.mean(0))
+    mean_off = np.where(off > 0, (x_fit * ~desc_fit).sum(0) / np.maximum(off, 1), x_fit.mean(0))
+    return np.where(desc_test, mean_on, mean_off)
+
+
+def score_masks(method: str, neurons: Sequence[str], desc_fit: np.ndarray, desc_test: np.ndarray,
+                x_fit: np.ndarray, x_test: np.ndarray, thresholds: np.ndarray, groups: Sequence[np.ndarray],
+                pred_test: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per neuron: the held-out scores of one method's description masks."""
+    fire = x_test > thresholds[None]
+    sc = mask_scores(desc_test, fire)
+    pred = two_level_prediction(desc_fit, x_fit, desc_test) if pred_test is None else pred_test
+    return pd.DataFrame({"neuron": list(neurons), "method": method, **sc,
+                         "simulation_corr": pearson(pred, x_test),
+                         "detection_bacc": hard_negative_accuracy(desc_test, fire, groups),
+                         "n_fire_test": fire.sum(0)})
+
+
+def token_lookup(forms: np.ndarray, fit: np.ndarray, test: np.ndarray, x_fit: np.ndarray,
+                 thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The token identity baseline: per word form, its mean activation on the fit words.
+
+    Returns the description masks (forms whose mean exceeds the threshold) on fit and test words and the
+    predicted test activations (unseen forms get the overall fit mean).
+    """
+    n_forms = int(forms.max()) + 1
+    f_fit = torch.from_numpy(forms[fit])
+    sums = torch.zeros(n_forms, x_fit.shape[1], dtype=torch.float64).index_add_(0, f_fit, torch.from_numpy(x_fit).double())
+    counts = torch.bincount(f_fit, minlength=n_forms).double()
+    means = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None],
+                        torch.from_numpy(x_fit.mean(0)).double()[None]).numpy()
+    fires = means > thresholds[None]
+    return fires[forms[fit]], fires[forms[test]], means[forms[test]]
+
+
+# --------------------------------------------------------------------------------------------- P@k, R@k
+def precision_recall_at_k(ranked: Mapping[Hashable, Sequence], gold: Mapping[Hashable, set], ks: Sequence[int] = (1, 2, 5),
+                          n_bootstrap: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """P@k = |top-k in gold| / k and R@k = |top-k in gold| / |gold|, averaged over items, with bootstrap intervals.
+
+    ``ranked[item]``: the item's ranked list (descriptors of a neuron, or neurons of a descriptor); ``gold[item]``
+    its gold set. Items without a gold set, or with an empty one, are skipped. Intervals: percentile bootstrap
+    over items.
+    """
+    items = [i for i in ranked if gold.get(i)]
+    if not items:
+        raise ValueError("no item has both a ranking and a non-empty gold set")
+    rng = np.random.default_rng(seed)
+    boot = rng.integers(0, len(items), size=(n_bootstrap, len(items)))
+    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
+    rows = []
+    for k in ks:
+        hits = np.array([len(set(list(ranked[i])[:k]) & set(gold[i])) for i in items], dtype=np.float64)
+        p = hits / k
+        r = hits / np.array([len(gold[i]) for i in items], dtype=np.float64)
+        pb, rb = p[boot].mean(1), r[boot].mean(1)
+        rows.append(dict(k=k, p_at_k=p.mean(), p_lo=np.quantile(pb, lo_q), p_hi=np.quantile(pb, hi_q),
+                         r_at_k=r.mean(), r_lo=np.quantile(rb, lo_q), r_hi=np.quantile(rb, hi_q), n_items=len(items)))
+    return pd.DataFrame(rows)
