@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from scipy.stats import rankdata
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.describe import build_concepts
+from tl_neuronprobe.descriptions import build_concepts
 
 
 def naive_association(X: np.ndarray, C: sp.csc_matrix, sentence_ids: np.ndarray, quantile: float = 0.05):

@@ -110,6 +110,23 @@ class Activations:
         return Activations(self.X[:, torch.as_tensor(cols)], [self.neurons[i] for i in cols], self.words,
                            self.sentence_ids, self.attributes, self.meta)
 
+    @classmethod
+    def from_array(cls, X: Any, corpus, neurons: "Sequence[Neuron | str] | None" = None,
+                   meta: "dict[str, Any] | None" = None) -> "Activations":
+        """Activations from a plain matrix ``[n_words, n_neurons]`` whose rows are ``corpus``'s words in order
+        (activations computed anywhere). ``neurons`` default to ``L0.N0 .. L0.N{d-1}``."""
+        X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D [n_words, n_neurons], got shape {tuple(X.shape)}")
+        if X.shape[0] != corpus.n_words:
+            raise ValueError(f"X has {X.shape[0]} rows but the corpus has {corpus.n_words} words; rows must be "
+                             "the corpus's words in order")
+        X = X if X.dtype.is_floating_point else X.float()
+        neurons = [Neuron(0, i) for i in range(X.shape[1])] if neurons is None else \
+            [Neuron.parse(n) for n in neurons]
+        return cls(X, neurons, corpus.words, corpus.sentence_ids, corpus.attributes(),
+                   {"source": "array", **dict(meta or {})})
+
     def dataset(self, attribute: str, return_index: bool = False, min_count: int = 1, dtype=torch.float32):
         """``X, y, classes`` over the words that carry ``attribute``; ``y`` indexes ``classes`` (sorted).
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tl_neuronprobe.describe import (describe, describe_by_frequency, planted_descriptions, recovery)
+from tl_neuronprobe.descriptions import describe
+from tl_neuronprobe.testbeds.descriptions import describe_by_frequency, planted_descriptions, recovery
 
 
 def _recovery(described, testbed):
@@ -58,7 +59,7 @@ def test_precision_and_recall_at_2_both_ways(described, testbed):
     # control: the same gold sets against a random ranking of the neurons
     rng = np.random.default_rng(0)
     shuffled = {c: list(rng.permutation(block["neuron"])) for c in gold_n}
-    from tl_neuronprobe.describe import precision_recall_at_k
+    from tl_neuronprobe.descriptions import precision_recall_at_k
 
     assert precision_recall_at_k(shuffled, gold_n, ks=(2,))["p_at_k"].iloc[0] < 0.3
 

@@ -9,17 +9,14 @@ three baselines.
 from ._associate import Association, associate, benjamini_hochberg, within_sentence_shuffle
 from ._compose import beam_search, evaluate, formula_text, parse_formula, render
 from ._concepts import Concepts, add_head_upos, build_concepts, from_masks, word_list_concepts
-from ._describe import activations_from_array, describe
+from ._describe import describe
 from ._discover import causal_lm_generator, generated_concepts, latent_concepts
 from ._effects import description_effects
-from ._planted import PlantedDescriptions, describe_by_frequency, planted_descriptions, recovery
 from ._result import NO_DESCRIPTION, Descriptions
-from ._run import best_described, ranker_agreement, run_describe, top_contexts
 from ._score import precision_recall_at_k, sentence_split
 
-__all__ = ["Association", "Concepts", "add_head_upos", "Descriptions", "NO_DESCRIPTION", "PlantedDescriptions",
-           "activations_from_array", "associate", "beam_search", "benjamini_hochberg", "best_described",
-           "build_concepts", "causal_lm_generator", "describe", "description_effects", "generated_concepts",
-           "latent_concepts", "ranker_agreement", "run_describe", "top_contexts", "describe_by_frequency", "evaluate", "formula_text", "from_masks", "parse_formula",
-           "planted_descriptions", "precision_recall_at_k", "recovery", "render", "sentence_split",
-           "within_sentence_shuffle", "word_list_concepts"]
+__all__ = ["Association", "Concepts", "Descriptions", "NO_DESCRIPTION", "add_head_upos",
+           "associate", "beam_search", "benjamini_hochberg", "build_concepts", "causal_lm_generator", "describe",
+           "description_effects", "evaluate", "formula_text", "from_masks", "generated_concepts", "latent_concepts",
+           "parse_formula", "precision_recall_at_k", "render", "sentence_split", "within_sentence_shuffle",
+           "word_list_concepts"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.describe import build_concepts, word_list_concepts
+from tl_neuronprobe.descriptions import build_concepts, word_list_concepts
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_min_support_and_cap(corpus):
 
 
 def test_head_upos_from_conllu(tmp_path):
-    from tl_neuronprobe.describe import add_head_upos
+    from tl_neuronprobe.descriptions import add_head_upos
 
     text = ("# sent_id = a-1\n1\tDogs\tdog\tNOUN\tNNS\t_\t2\tnsubj\t_\t_\n2\tbark\tbark\tVERB\tVBP\t_\t0\troot\t_\t_\n"
             "3\t.\t.\tPUNCT\t.\t_\t2\tpunct\t_\t_\n\n")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.describe import Descriptions, activations_from_array, describe
+from tl_neuronprobe.descriptions import Descriptions, describe
 
 
 def test_table_columns_and_round_trip(described, tmp_path):
@@ -35,7 +35,7 @@ def test_activations_from_array_and_the_bottom_end():
     X = 0.1 * rng.standard_normal((corpus.n_words, 3))
     X[:, 0] += upos == "ADJ"
     X[:, 1] -= upos == "NOUN"  # fires downward
-    acts = activations_from_array(X, corpus)
+    acts = tnp.Activations.from_array(X, corpus)
     assert [str(n) for n in acts.neurons] == ["L0.N0", "L0.N1", "L0.N2"]
     d = describe(acts, corpus, ends=("top", "bottom"), max_length=1)
     top = d.table.set_index(["neuron", "end"])
@@ -43,6 +43,6 @@ def test_activations_from_array_and_the_bottom_end():
     assert top.loc[("L0.N1", "bottom"), "formula"] == "upos=NOUN"
     assert not top.loc[("L0.N2", "top"), "described"]
     with pytest.raises(ValueError, match="rows"):
-        activations_from_array(X[:-1], corpus)
+        tnp.Activations.from_array(X[:-1], corpus)
     with pytest.raises(TypeError, match="Activations"):
         describe(X, corpus)

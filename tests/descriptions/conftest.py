@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tl_neuronprobe.describe import describe, planted_descriptions
+from tl_neuronprobe.descriptions import describe
+from tl_neuronprobe.testbeds.descriptions import planted_descriptions
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.describe import build_concepts, describe, generated_concepts, latent_concepts
-from tl_neuronprobe.describe._describe import activations_from_array
+from tl_neuronprobe.descriptions import build_concepts, describe, generated_concepts, latent_concepts
 
 
 def test_latent_clusters_of_planted_representations_are_named_by_their_tag():
@@ -32,7 +31,7 @@ def test_latent_clusters_of_planted_representations_are_named_by_their_tag():
     assert best_noise < 0.5
     # a discovered concept can describe a neuron
     X = np.stack([found.mask(0).astype(np.float32) + 0.05 * rng.standard_normal(len(upos))], 1)
-    d = describe(activations_from_array(X, corpus), corpus, sources=["surface"], discovered=found, max_length=1)
+    d = describe(tnp.Activations.from_array(X, corpus), corpus, sources=["surface"], discovered=found, max_length=1)
     assert d.table["family"].iloc[0] == "discovered" or d.table["iou"].iloc[0] > 0.95
 
 
@@ -50,7 +49,7 @@ def test_generated_descriptors_are_merged_by_similarity():
 
 
 def test_a_local_causal_lm_plugs_in_as_the_generator():
-    from tl_neuronprobe.describe import causal_lm_generator
+    from tl_neuronprobe.descriptions import causal_lm_generator
 
     model = tnp.testing.tiny_model(n_layers=1, d_model=16, d_mlp=16)
     sentences = [["the", "dog", "runs", "."], ["a", "cat", "sleeps", "."]]

@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 
 from .. import interventions
-from ..adapter import ModelAdapter
-from ..corpus import Corpus
+from ..core.adapter import ModelAdapter
+from ..data.corpus import Corpus
 from ._compose import evaluate, parse_formula
 from ._result import Descriptions
 

@@ -8,8 +8,8 @@ import scipy.sparse as sp
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from tl_neuronprobe.describe import associate, benjamini_hochberg, within_sentence_shuffle
-from tl_neuronprobe.describe._associate import (_null_moments, average_ranks, refine, sentence_design,
+from tl_neuronprobe.descriptions import associate, benjamini_hochberg, within_sentence_shuffle
+from tl_neuronprobe.descriptions._associate import (_null_moments, average_ranks, refine, sentence_design,
                                                 shortlist)
 
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.describe import Descriptions, describe, description_effects, run_describe
+from tl_neuronprobe.descriptions import Descriptions, describe, description_effects
+from tl_neuronprobe.workflows import run_describe
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 Neurons fire on one concept (a range of sparsity, two neurons per concept, 0-30% of the firing flipped), on
 AND / OR / AND NOT formulas of two or three concepts, on a context concept ("ADJ after DET"), or on nothing
 (noise only). Also the label-free control that describes a neuron by frequency alone. Not a model: the
-activations are a matrix over the synthetic corpus (see :func:`activations_from_array`).
+activations are a matrix over the synthetic corpus (see :meth:`Activations.from_array`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..activations import Activations
-from ..corpus import Corpus
-from ._compose import evaluate, formula_text, parse_formula
-from ._concepts import Concepts, build_concepts
-from ._describe import activations_from_array
+from ..data.activations import Activations
+from ..data.corpus import Corpus
+from ..descriptions import build_concepts, evaluate, formula_text, parse_formula
+from ..descriptions import Concepts
 
 
 @dataclass
@@ -127,7 +126,7 @@ def planted_descriptions(n_sentences: int = 600, seed: int = 0, noises=(0.0, 0.1
         cols.append((0.1 * rng.standard_normal(concepts.n_words), np.zeros(concepts.n_words, bool)))
         rows.append(dict(kind="noise", formula="", noise=1.0, support=0, gold=""))
     X = np.stack([c[0] for c in cols], 1).astype(np.float32)
-    acts = activations_from_array(X, corpus, meta={"testbed": "planted descriptions", "seed": seed})
+    acts = Activations.from_array(X, corpus, meta={"testbed": "planted descriptions", "seed": seed})
     truth = pd.DataFrame(rows).assign(neuron=[str(n) for n in acts.neurons])
     return PlantedDescriptions(acts, corpus, concepts, truth, np.stack([c[1] for c in cols], 1))
 

@@ -13,33 +13,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..activations import Activations
-from ..corpus import Corpus
-from ..neurons import Neuron
+from ..data.activations import Activations
+from ..data.corpus import Corpus
+from ..core.neurons import Neuron
 from ._associate import associate, intersections_at, refine, shortlist, sparse_t
 from ._compose import OPS, beam_search, evaluate, formula_text, render
 from ._concepts import Concepts, build_concepts
 from ._result import NO_DESCRIPTION, Descriptions
 from ._score import codes, score_masks, sentence_split, token_lookup
-
-
-def activations_from_array(X: Any, corpus: Corpus, neurons: Sequence["Neuron | str"] | None = None,
-                           meta: Mapping[str, Any] | None = None) -> Activations:
-    """:class:`Activations` from a plain matrix whose rows are ``corpus``'s words in order.
-
-    ``neurons`` default to ``L0.N0 .. L0.N{d-1}`` (site ``mlp.post``) when the matrix comes from elsewhere.
-    """
-    X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X)
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D [n_words, n_neurons], got shape {tuple(X.shape)}")
-    if X.shape[0] != corpus.n_words:
-        raise ValueError(f"X has {X.shape[0]} rows but the corpus has {corpus.n_words} words; rows must be the "
-                         "corpus's words in order")
-    if not X.dtype.is_floating_point:
-        X = X.float()
-    neurons = [Neuron(0, i) for i in range(X.shape[1])] if neurons is None else list(neurons)
-    return Activations(X, neurons, corpus.words, corpus.sentence_ids, corpus.attributes(),
-                       {"source": "array", **dict(meta or {})})
 
 
 @dataclass
@@ -54,7 +35,7 @@ class _Data:
 
 def _inputs(acts: Activations, corpus: Corpus | None, neurons) -> _Data:
     if not hasattr(acts, "X") or not hasattr(acts, "neurons"):
-        raise TypeError(f"describe() needs Activations (or use activations_from_array), got {type(acts).__name__}")
+        raise TypeError(f"describe() needs Activations (or use Activations.from_array), got {type(acts).__name__}")
     cols = np.arange(acts.n_neurons) if neurons is None else acts.columns(neurons)
     X = acts.X[:, torch.as_tensor(cols)] if neurons is not None else acts.X
     words, sid, attrs = acts.words, acts.sentence_ids, acts.attributes

@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..activations import Activations
-from ..corpus import Corpus
-from ._describe import describe
-from ._result import Descriptions
+from ..data.activations import Activations
+from ..data.corpus import Corpus
+from ..descriptions import Descriptions, describe
 
 
 def top_contexts(acts: Activations, neuron: str, n: int = 3, window: int = 4) -> list[str]:
@@ -45,7 +44,7 @@ def best_described(desc: Descriptions, acts: Activations, n: int = 10, per_layer
     return t[["neuron", "layer", "description", "formula", "test_f1", "simulation_corr", "contexts"]]
 
 
-def ranker_agreement(desc: Descriptions, acts: Activations, attribute: str = "upos",
+def description_agreement(desc: Descriptions, acts: Activations, attribute: str = "upos",
                      rankers: Sequence[str] = ("probeless", "linear"), k: int = 10, min_count: int = 50,
                      seed: int = 0) -> pd.DataFrame:
     """Per tag: P@k of the neurons the descriptions rank first for ``attribute=tag`` against each ranker's top k.
@@ -91,7 +90,7 @@ def run_describe(model: Any = "minilm", data: str = "synthetic:400", out_dir: "s
     :func:`describe`.
     """
     from .. import models
-    from ..extraction import extract
+    from ..data.extraction import extract
     from ._effects import description_effects
 
     out = Path(out_dir)
@@ -113,7 +112,7 @@ def run_describe(model: Any = "minilm", data: str = "synthetic:400", out_dir: "s
     best_described(desc, acts).to_csv(out / "best.csv", index=False)
     if agreement and "upos" in acts.attributes:
         t0 = time.perf_counter()
-        ranker_agreement(desc, acts, seed=seed).to_csv(out / "agreement.csv", index=False)
+        description_agreement(desc, acts, seed=seed).to_csv(out / "agreement.csv", index=False)
         timings["agreement_s"] = time.perf_counter() - t0
     if effects:
         top = best_described(desc, acts, n=effects, per_layer=False)["neuron"]
