@@ -213,6 +213,10 @@ def _one(model, name: str, corpus, attribute: str, layer: int, out: Path, seed: 
     plt.close(cmp.figure)
     cmp.per_k.to_csv(out / f"compare_{stem}.csv", index=False)
     (out / f"compare_{stem}.txt").write_text(cmp.summary + "\n")
+    from .cli_rank import top_neurons_table  # which neurons each used top-k held, for the report's neuron pages
+
+    top_neurons_table(encoded.attrs.get("neurons") or acts.neurons, encoded.attrs["orders"],
+                      n=max(ks)).to_csv(out / f"used_{stem}_top_neurons.csv", index=False)
     return dict(layer=layer, readout=used.attrs["readout"], forward_passes=used.attrs["forward_passes"],
                 strategy=used.attrs["strategy"], encoded_seconds=round(t1 - t0, 1), used_seconds=round(t2 - t1, 1),
                 summary=cmp.summary)
