@@ -97,7 +97,7 @@ def cmd_demo(args) -> int:
     stats.to_csv(out / "layer_stats.csv", index=False)
     plot_layer_statistics(acts, out / "layer_stats.png")
     summary = dict(model=args.model, sentences=len(corpus), words=corpus.n_words, neurons=acts.n_neurons,
-                   seed=args.seed, skip=args.skip, extract_seconds=round(seconds, 2))
+                   corpus="synthetic", seed=args.seed, skip=args.skip, extract_seconds=round(seconds, 2))
     print(stats.to_string(index=False))
     stages = [("cli_rank", "demo_encoded", lambda f: f(acts, out / "encoded", seed=args.seed)),
               ("cli_used", "demo_used", lambda f: f(out / "used", seed=args.seed, minilm_model=model)),
