@@ -18,6 +18,8 @@ from ._collect import ReportData
 __all__ = ["neuron_pages", "page_neurons", "search_entry", "slug", "snippet", "token_style"]
 
 N_CONTEXTS = 8
+#: activations closer to zero than this share of the neuron's largest |activation| choose no context
+NEGLIGIBLE = 1e-3
 
 
 def slug(neuron: "Neuron | str") -> str:
@@ -92,7 +94,7 @@ def _contexts(acts, values: np.ndarray, sents: _Sentences, sign: int, scale: flo
     out, seen = [], set()
     order = np.argsort(-sign * values, kind="stable")
     for row in order:
-        if len(out) == N_CONTEXTS or sign * values[row] <= 0:
+        if len(out) == N_CONTEXTS or sign * values[row] <= NEGLIGIBLE * scale:
             break
         sid = int(acts.sentence_ids[row])
         if sid in seen:
