@@ -61,17 +61,24 @@ def test_every_internal_link_and_image_resolves(browser, site):
     assert pages == 1 + len(list((site.parent / "neurons").glob("*.html")))
 
 
-def test_coloured_tokens_read_back_from_the_dom(browser, site, results):
-    """Values and colours of the coloured words, read from the rendered DOM, equal the activations."""
+@pytest.mark.parametrize("which", ["trigger", "most negative"])
+def test_coloured_tokens_read_back_from_the_dom(browser, site, results, which):
+    """Values and colours of the coloured words, read from the rendered DOM, equal the activations (on the planted
+    trigger neuron, and on the page neuron with the most negative activation, for the blue scale)."""
     acts = tnp.Activations.load(results / "activations")
-    col = int(acts.columns([TRIGGER])[0])
-    browser.get((site.parent / "neurons" / f"{TRIGGER}.html").as_uri())
+    pages = [p.stem for p in (site.parent / "neurons").glob("*.html")]
+    name = TRIGGER if which == "trigger" else pages[int(acts.X[:, acts.columns(pages)].min(0).values.argmin())]
+    col = int(acts.columns([name])[0])
+    browser.get((site.parent / "neurons" / f"{name}.html").as_uri())
+    if which != "trigger":
+        assert browser.find_elements("css selector", "#negative p.ctx")
     rows = browser.execute_script("""
         return Array.from(document.querySelectorAll('p.ctx'), p => [Number(p.dataset.sentence),
             Array.from(p.querySelectorAll('span.tok'), s => [s.textContent, Number(s.dataset.value),
                 getComputedStyle(s).backgroundColor, s.title])]);""")
     assert len(rows) >= 3
-    checked = 0
+    column = acts.X[:, col]
+    full = (float(column.max()), -float(column.min()))  # full colour: largest positive / most negative value
     for sentence, tokens in rows:
         idx = [i for i, s in enumerate(acts.sentence_ids) if s == sentence]
         assert [t[0] for t in tokens] == [acts.words[i] for i in idx]
@@ -79,11 +86,10 @@ def test_coloured_tokens_read_back_from_the_dom(browser, site, results):
         assert [t[1] for t in tokens] == pytest.approx(want, rel=1e-5, abs=1e-6)
         for (word, value, colour, title), v in zip(tokens, want):
             assert title.startswith(f"{word}: ")
-            if abs(v) > 0.05 * float(acts.X[:, col].abs().max()):  # visibly coloured: red > blue or blue > red
-                r, g, b = [float(x) for x in re.findall(r"[\d.]+", colour)[:3]]
-                assert (r > b) == (v > 0), (word, v, colour)
-                checked += 1
-    assert checked >= 3
+            r, g, b, *alpha = [float(x) for x in re.findall(r"[\d.]+", colour)]
+            assert (r, g, b) == ((220, 38, 38) if v >= 0 else (37, 99, 235)), (word, v, colour)
+            expected = min(1.0, abs(v) / (full[0] if v >= 0 else full[1]))
+            assert (alpha[0] if alpha else 1.0) == pytest.approx(expected, abs=0.01), (word, v, colour)
 
 
 def test_search_finds_neurons_and_words(browser, site):

@@ -14,7 +14,7 @@ __all__ = ["copy_images", "write_histograms"]
 def write_histograms(values: Mapping[str, np.ndarray], slugs: Mapping[str, str], folder: Path) -> dict[str, str]:
     """One small PNG per neuron: the histogram of its activations over the corpus words (log counts).
 
-    Returns neuron -> file name. One figure is reused for all neurons, which keeps hundreds of them fast.
+    Returns neuron -> file name. One figure's artists are updated for each neuron, which keeps hundreds fast.
     """
     import matplotlib
 
@@ -26,21 +26,24 @@ def write_histograms(values: Mapping[str, np.ndarray], slugs: Mapping[str, str],
 
     fig, ax = plt.subplots(figsize=(4.2, 2.2))
     fig.subplots_adjust(left=0.16, right=0.97, bottom=0.22, top=0.88)
+    patch = ax.stairs([1], [0, 1], fill=True, color="#b91c1c", baseline=0.5)
+    ax.axvline(0, color="#555", lw=0.8)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(numticks=4))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("activation", fontsize=8)
+    ax.set_ylabel("words", fontsize=8)
+    ax.tick_params(labelsize=7)
+    title = ax.set_title("", fontsize=9)
     names = {}
     try:
-        for name, v in values.items():
-            ax.clear()
+        for name, v in values.items():  # the artists are updated, not redrawn from scratch
             counts, edges = np.histogram(v, bins=60)
-            ax.stairs(counts, edges, fill=True, color="#b91c1c")
-            ax.axvline(0, color="#555", lw=0.8)
-            ax.set_yscale("log")
-            ax.yaxis.set_major_locator(LogLocator(numticks=4))
-            ax.yaxis.set_minor_locator(NullLocator())
+            patch.set_data(counts, edges)
+            pad = 0.02 * (edges[-1] - edges[0]) or 1.0
+            ax.set_xlim(min(edges[0], 0) - pad, max(edges[-1], 0) + pad)
             ax.set_ylim(0.8, max(2, counts.max()) * 1.5)
-            ax.set_xlabel("activation", fontsize=8)
-            ax.set_ylabel("words", fontsize=8)
-            ax.tick_params(labelsize=7)
-            ax.set_title(f"{name}: {len(v)} words", fontsize=9)
+            title.set_text(f"{name}: {len(v)} words")
             names[name] = f"hist_{slugs[name]}.png"
             fig.savefig(folder / names[name], dpi=72)
     finally:

@@ -18,6 +18,8 @@ from ._collect import ReportData
 __all__ = ["neuron_pages", "page_neurons", "search_entry", "slug", "snippet", "token_style"]
 
 N_CONTEXTS = 8
+#: a used ranking's neurons get pages down to this rank (its effects are shown for any rank it saved)
+TOP_N = 10
 #: activations closer to zero than this share of the neuron's largest |activation| choose no context
 NEGLIGIBLE = 1e-3
 
@@ -35,18 +37,20 @@ def _parse(name: Any) -> Neuron | None:
 
 
 def page_neurons(data: ReportData) -> list[Neuron]:
-    """Every neuron in any top list (encoded, used on the activations' model, textualized, described)."""
+    """Every neuron in any top list (encoded top 10, used top ``TOP_N`` on the activations' model, textualized,
+    described)."""
     names: list[Any] = []
     for top in data.top_neurons.values():
         names += list(top["neuron"])
     for res in _own_used(data):
-        names += list(res.top_neurons["neuron"])
+        names += list(res.top_neurons.loc[res.top_neurons["rank"] <= TOP_N, "neuron"])
     for table in (data.textualize, data.descriptions):
         if table is not None:
             names += list(table["neuron"])
     found = {n for n in map(_parse, names) if n is not None}
     if data.acts is not None:
-        found = {n for n in found if n in set(data.acts.neurons)} or found
+        extracted = set(data.acts.neurons)
+        found = {n for n in found if n in extracted} or found
     return sorted(found)
 
 
@@ -67,9 +71,11 @@ def snippet(neuron: Neuron) -> str:
             f"activation = seen[0]  # [batch, pos]: {neuron} on every token")
 
 
-def token_style(value: float, scale: float) -> str:
-    """Inline CSS: red for positive, blue for negative, opacity by ``|value| / scale``."""
-    a = min(1.0, abs(value) / scale) if scale > 0 else 0.0
+def token_style(value: float, scale: tuple[float, float]) -> str:
+    """Inline CSS: red for positive, blue for negative, opacity by ``|value|`` over the neuron's largest positive
+    or negative activation (``scale``), so small negative GELU values still show."""
+    top = scale[0] if value >= 0 else scale[1]
+    a = min(1.0, abs(value) / top) if top > 0 else 0.0
     rgb = "220,38,38" if value >= 0 else "37,99,235"
     ink = "#fff" if a > 0.6 else "#111"
     return f"background:rgba({rgb},{a:.3f});color:{ink}"
@@ -89,12 +95,12 @@ class _Sentences:
         self.rows = {int(s): order[bounds[i]:bounds[i + 1]] for i, s in enumerate(ids)}
 
 
-def _contexts(acts, values: np.ndarray, sents: _Sentences, sign: int, scale: float) -> list[dict]:
+def _contexts(acts, values: np.ndarray, sents: _Sentences, sign: int, scale: tuple[float, float]) -> list[dict]:
     """The ``N_CONTEXTS`` sentences (distinct) holding the most positive (``sign=1``) or negative words."""
     out, seen = [], set()
     order = np.argsort(-sign * values, kind="stable")
     for row in order:
-        if len(out) == N_CONTEXTS or sign * values[row] <= NEGLIGIBLE * scale:
+        if len(out) == N_CONTEXTS or sign * values[row] <= NEGLIGIBLE * max(scale):
             break
         sid = int(acts.sentence_ids[row])
         if sid in seen:
@@ -168,7 +174,8 @@ def neuron_pages(data: ReportData, neurons: list[Neuron]) -> tuple[list[dict], d
     """One dict per neuron page, and each neuron's activations over the corpus (for histograms)."""
     values: dict[str, np.ndarray] = {}
     if data.acts is not None and neurons:
-        have = [n for n in neurons if n in set(data.acts.neurons)]
+        extracted = set(data.acts.neurons)
+        have = [n for n in neurons if n in extracted]
         if have:
             cols = data.acts.columns(have)
             block = data.acts.X[:, cols].float().numpy()
@@ -183,8 +190,8 @@ def neuron_pages(data: ReportData, neurons: list[Neuron]) -> tuple[list[dict], d
                                     descriptions=_rows_for(data.descriptions, name), positive=[], negative=[])
         if name in values:
             v = values[name]
-            scale = float(np.abs(v).max())
-            page.update(stats=_stats(v), scale=_fmt(scale),
+            scale = (max(float(v.max()), 0.0), max(-float(v.min()), 0.0))
+            page.update(stats=_stats(v), scale=[_fmt(scale[0]), _fmt(-scale[1])],
                         positive=_contexts(data.acts, v, sents, 1, scale),
                         negative=_contexts(data.acts, v, sents, -1, scale))
         pages.append(page)
