@@ -130,7 +130,7 @@ def _ranks(data: ReportData, name: str) -> list[dict]:
                              score="" if pd.isna(score) else f"{score:.4g}",
                              prev=order[rank - 2] if rank and rank > 1 else None,
                              next=order[rank] if rank and rank < len(order) else None))
-    return rows
+    return sorted(rows, key=lambda r: r["rank"] is None)  # the lists that hold the neuron first
 
 
 def _effects(data: ReportData, name: str) -> list[dict]:

@@ -114,8 +114,12 @@ def _encoded_sections(data: ReportData, images: dict[str, str]) -> list[dict]:
 def _used_sections(data: ReportData, images: dict[str, str]) -> list[dict]:
     out = []
     for i, res in enumerate(data.used):
+        top = None
+        if res.top_neurons is not None:
+            top = (res.top_neurons[res.top_neurons["rank"] <= 10]
+                   .pivot_table(index="rank", columns="ranker", values="neuron", aggfunc="first").reset_index())
         out.append(dict(model=res.model, attribute=res.attribute, summary=res.summary, per_k=_table(res.per_k),
-                        images=[images[f"used_{i}_{p.stem}"] for p in res.images]))
+                        top=_table(top), images=[images[f"used_{i}_{p.stem}"] for p in res.images]))
     return out
 
 
