@@ -12,10 +12,14 @@ from tl_neuronprobe.report import report
 
 
 @pytest.fixture(scope="session")
-def results(tmp_path_factory) -> Path:
+def planted_run(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("results")
-    build_results(out)
-    return out
+    return dict(build_results(out), out=out)
+
+
+@pytest.fixture(scope="session")
+def results(planted_run) -> Path:
+    return planted_run["out"]
 
 
 @pytest.fixture(scope="session")

@@ -115,7 +115,8 @@ def test_search_finds_neurons_and_words(browser, site):
 def test_tables_sort_on_click(browser, site):
     browser.get(site.as_uri())
     layer = browser.find_element("css selector", "#neuron-index th:nth-child(2)")
-    column = "return Array.from(document.querySelectorAll('#neuron-index tbody tr td:nth-child(2)'), td => +td.textContent);"
+    column = ("return Array.from(document.querySelectorAll('#neuron-index tbody tr td:nth-child(2)'), "
+              "td => +td.textContent);")
     layer.click()
     up = browser.execute_script(column)
     layer.click()

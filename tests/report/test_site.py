@@ -107,20 +107,30 @@ def test_overview_has_run_corpus_and_comparisons(results, site):
     assert size < 3_000_000
 
 
-def test_result_objects_give_full_ranks(results, tmp_path):
-    """From objects: an encoded table's fitted orders give every neuron's rank, beyond the top 10."""
-    acts = tnp.Activations.load(results / "activations")
+def test_result_objects_give_full_ranks_and_effects(planted_run, tmp_path):
+    """From objects: an encoded table's fitted orders give every neuron's rank beyond the top 10, and a used table
+    run on those orders gives the neuron's intervention effect."""
+    model, corpus = planted_run["model"], planted_run["corpus"]
+    acts = tnp.Activations.load(planted_run["out"] / "activations").select(layer=1)
     enc = tnp.evaluate_encoded(acts, "Number", rankers=["probeless", "random"], ks=[1, 5], control=False,
                                probes=("logistic",))
-    descriptions = pd.DataFrame(dict(neuron=["L0.N3"], description=["planted text"], score=[0.5]))
-    index = report({"acts": acts, "encoded": enc, "descriptions": descriptions, "settings": {"seed": 3}},
-                   tmp_path / "r")
-    data = collect({"acts": acts, "encoded": enc})
-    order = data.orders["Number"]["random"]
-    html = (tmp_path / "r" / "neurons" / "L0.N3.html").read_text()
-    rank = order.index("L0.N3") + 1
+    used = tnp.evaluate_used(model, corpus, "Number", enc, [1, 2], n_bootstrap=50, n_random=1, bottom=False,
+                             progress=False)
+    descriptions = pd.DataFrame(dict(neuron=["L1.N3"], description=["planted text"], score=[0.5]))
+    objects = {"acts": acts, "encoded": enc, "planted/Number": used, "descriptions": descriptions,
+               "settings": {"seed": 3}}
+    index = report(objects, tmp_path / "r")
+    order = collect(objects).orders["Number"]["random"]
+    html = (tmp_path / "r" / "neurons" / "L1.N3.html").read_text()
+    rank = order.index("L1.N3") + 1
     assert rank > 10 and re.search(rf"<td>Number</td><td>random</td><td>{rank}</td>\s*<td>{len(order)}</td>", html)
     assert "planted text" in html and '"seed": 3' in html_lib.unescape(index.read_text())
+    first = order[0]  # random's first neuron was intervened on alone (k=1)
+    page = (tmp_path / "r" / "neurons" / f"{first}.html").read_text()
+    value = used[(used.ranking == "random") & (used.selection == "top") & (used.k == 1)].value.iloc[0]
+    assert re.search(rf"<td>planted</td><td>Number</td><td>random</td><td>1</td><td>1</td>\s*<td>\w+</td>"
+                     rf"<td>{value:.4g}</td>", page)
+    assert f"<td>planted</td><td>Number</td><td>random</td><td>{rank}</td>" not in html  # rank > every k: no effect
 
 
 def test_clear_errors(tmp_path):

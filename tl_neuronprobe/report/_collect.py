@@ -43,6 +43,8 @@ class UsedResult:
     summary: str = ""
     top_neurons: pd.DataFrame | None = None
     images: list[Path] = field(default_factory=list)
+    #: whether the rankings rank the activations' neurons (None: decide by the model's name)
+    own: bool | None = None
 
 
 @dataclass
@@ -81,8 +83,24 @@ def collect(results: Any) -> ReportData:
         items = [(None, results)]
     for name, obj in items:
         _add_object(data, name, obj)
+    _used_neurons_from_orders(data)
     data.source = "objects"
     return data
+
+
+def _used_neurons_from_orders(data: ReportData) -> None:
+    """A used table whose rankings are an encoded table's (same attribute and names) intervened on that table's
+    top neurons: record them, so neuron pages can show the effect."""
+    for res in data.used:
+        orders = data.orders.get(res.attribute)
+        if res.top_neurons is not None or res.used is None or not orders:
+            continue
+        names = set(res.used["ranking"].astype(str))
+        if names <= set(orders):
+            n = int(res.used["k"].max())
+            res.top_neurons = pd.DataFrame([dict(ranker=r, rank=i + 1, neuron=x) for r in sorted(names)
+                                            for i, x in enumerate(orders[r][:n])])
+            res.own = True
 
 
 # ------------------------------------------------------------------------------------------------ folders

@@ -57,7 +57,8 @@ def page_neurons(data: ReportData) -> list[Neuron]:
 def _own_used(data: ReportData) -> list:
     """Used results on the activations' model whose rankings' top neurons were saved."""
     model = data.model_name.replace("/", "_")
-    return [r for r in data.used if r.top_neurons is not None and (r.model == model or model.endswith(r.model))]
+    return [r for r in data.used if r.top_neurons is not None
+            and (r.own if r.own is not None else (r.model == model or model.endswith(r.model)))]
 
 
 def snippet(neuron: Neuron) -> str:
