@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from report_helpers import TRIGGER, build_results, open_browser
 
-from tl_neuronprobe.report import report
+from tl_neuronprobe.report import run_report
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +29,7 @@ def site(results, tmp_path_factory) -> Path:
     shutil.copytree(results, folder, dirs_exist_ok=True)
     (folder / "descriptions.csv").write_text("neuron,description,score\nL1.N5,singular determiner this,0.91\n"
                                              f"{TRIGGER},the noun cabinet,0.88\n")
-    return report(folder, tmp_path_factory.mktemp("site") / "report")
+    return run_report(folder, tmp_path_factory.mktemp("site") / "report")
 
 
 @pytest.fixture(scope="session")
