@@ -57,6 +57,7 @@ def main() -> None:
             shots = Path(args.screenshots)
             shots.mkdir(parents=True, exist_ok=True)
             driver.get(index.as_uri())
+            driver.find_element("id", "search").send_keys("these")  # the search drop-down, open
             driver.save_screenshot(str(shots / "report-overview.png"))
             driver.set_window_size(1280, 1500)
             driver.get(neuron.as_uri())
