@@ -149,3 +149,13 @@ def test_clear_errors(tmp_path):
     (tmp_path / "empty" / "descriptions.csv").write_text("neuron,label\nL0.N1,x\n")
     with pytest.raises(ValueError, match=r"missing column\(s\) \['description'\]"):
         report(tmp_path / "empty", tmp_path / "out")
+
+
+def test_tables_without_activations(results, tmp_path):
+    """Only result tables: neuron pages still exist (ranks, textualization) and say the activations are missing."""
+    top = pd.read_csv(results / "encoded" / "encoded_Number_top_neurons.csv")
+    text = pd.read_csv(results / "textualize" / "textualize.csv")
+    index = report([pd.read_csv(results / "encoded" / "encoded_Number.csv"), top, text], tmp_path / "r")
+    page = (index.parent / "neurons" / f"{TRIGGER}.html").read_text()
+    assert "not in the saved activations" in page and "best corpus window" in page
+    assert {p.stem for p in (index.parent / "neurons").glob("*.html")} == set(top.neuron) | set(text.neuron)

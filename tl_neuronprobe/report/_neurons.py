@@ -188,7 +188,8 @@ def neuron_pages(data: ReportData, neurons: list[Neuron]) -> tuple[list[dict], d
         page: dict[str, Any] = dict(name=name, slug=slug(n), hook=n.hook_name, layer=n.layer, index=n.index,
                                     site=n.site, snippet=snippet(n), ranks=_ranks(data, name),
                                     effects=_effects(data, name), textualize=_rows_for(data.textualize, name),
-                                    descriptions=_rows_for(data.descriptions, name), positive=[], negative=[])
+                                    descriptions=_rows_for(data.descriptions, name), positive=[], negative=[],
+                                    stats=None, scale=None)
         if name in values:
             v = values[name]
             scale = (max(float(v.max()), 0.0), max(-float(v.min()), 0.0))

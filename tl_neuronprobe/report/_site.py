@@ -153,7 +153,7 @@ def write_site(data: ReportData, out: Path) -> Path:
             next=pages[i + 1]["slug"] if i + 1 < len(pages) else None, title=page["name"], **common)
         (out / "neurons" / f"{page['slug']}.html").write_text(html, encoding="utf-8")
     index = [dict(name=p["name"], slug=p["slug"], layer=p["layer"], index=p["index"], site=p["site"],
-                  max=p.get("stats", {}).get("max", ""), lists=sum(r["rank"] is not None for r in p["ranks"]),
+                  max=(p["stats"] or {}).get("max", ""), lists=sum(r["rank"] is not None for r in p["ranks"]),
                   textualized=bool(p["textualize"]), word=p["positive"][0]["word"] if p["positive"] else "")
              for p in pages]
     settings, rerun = _settings(data)
