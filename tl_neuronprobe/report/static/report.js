@@ -42,10 +42,18 @@
     q = q.trim().toLowerCase();
     list.innerHTML = "";
     if (!q) { return; }
-    var hits = index.filter(function (e) {
-      return e.n.toLowerCase().indexOf(q) >= 0 || e.h.toLowerCase().indexOf(q) >= 0 ||
-        (" " + e.w.toLowerCase() + " ").indexOf(q) >= 0;
-    }).slice(0, 30);
+    // rank: name match, then the neuron's first (strongest) word, then any of its words; -1 = no match
+    function rank(e) {
+      var words = e.w.toLowerCase().split(" ");
+      if (e.n.toLowerCase().indexOf(q) >= 0 || e.h.toLowerCase().indexOf(q) >= 0) { return 0; }
+      if (words[0] === q) { return 1; }
+      if (words.indexOf(q) >= 0) { return 2; }
+      return e.w.toLowerCase().indexOf(q) >= 0 ? 3 : -1;
+    }
+    var hits = index.map(function (e) { return [rank(e), e]; })
+      .filter(function (p) { return p[0] >= 0; })
+      .sort(function (a, b) { return a[0] - b[0]; })
+      .slice(0, 30).map(function (p) { return p[1]; });
     hits.forEach(function (e) {
       var li = document.createElement("li"), a = document.createElement("a"), why = document.createElement("span");
       a.href = root + e.u;
