@@ -152,10 +152,6 @@ def write_site(data: ReportData, out: Path) -> Path:
             root="../", page=page, hist=hist.get(page["name"]), prev=pages[i - 1]["slug"] if i else None,
             next=pages[i + 1]["slug"] if i + 1 < len(pages) else None, title=page["name"], **common)
         (out / "neurons" / f"{page['slug']}.html").write_text(html, encoding="utf-8")
-    index = [dict(name=p["name"], slug=p["slug"], layer=p["layer"], index=p["index"], site=p["site"],
-                  max=(p["stats"] or {}).get("max", ""), lists=sum(r["rank"] is not None for r in p["ranks"]),
-                  textualized=bool(p["textualize"]), word=p["positive"][0]["word"] if p["positive"] else "")
-             for p in pages]
     settings, rerun = _settings(data)
     html = env.get_template("index.html").render(
         root="", title=f"{data.model_name or 'model'}: neuron report", corpus=_corpus(data),
@@ -164,12 +160,21 @@ def write_site(data: ReportData, out: Path) -> Path:
         encoded=_encoded_sections(data, image_names), used=_used_sections(data, image_names),
         textualize=_table(data.textualize.drop(columns=["tokens"], errors="ignore")
                           if data.textualize is not None else None),
-        descriptions=_table(data.descriptions), settings=settings, rerun=rerun, neurons=index, **common)
+        descriptions=_table(data.descriptions), settings=settings, rerun=rerun, neurons=_index_rows(pages),
+        **common)
     (out / "index.html").write_text(html, encoding="utf-8")
     entries = [search_entry(p) for p in pages]
     (out / "static" / "search-index.js").write_text(
         "window.TNP_INDEX = " + json.dumps(entries, separators=(",", ":")) + ";\n", encoding="utf-8")
     return out / "index.html"
+
+
+def _index_rows(pages: list[dict]) -> list[dict]:
+    """One row per neuron page for the overview's neuron index."""
+    return [dict(name=p["name"], slug=p["slug"], layer=p["layer"], index=p["index"], site=p["site"],
+                 max=(p["stats"] or {}).get("max", ""), lists=sum(r["rank"] is not None for r in p["ranks"]),
+                 textualized=bool(p["textualize"]), word=p["positive"][0]["word"] if p["positive"] else "")
+            for p in pages]
 
 
 def _hook_examples(data: ReportData) -> list[str]:
