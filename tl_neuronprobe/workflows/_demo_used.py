@@ -16,7 +16,7 @@ from ..data.extraction import extract
 from ..evaluation.encoded import evaluate_encoded
 from ..evaluation.used import evaluate_used, plot_used
 from ..interventions.readouts import AgreementReadout
-from ._encoded import plain_table
+from ._encoded import plain_table, top_neurons_table
 from ._used import write_comparison
 
 __all__ = ["demo_used", "USED_RANKERS", "USED_KS"]
@@ -45,6 +45,9 @@ def _encoded_and_used(model, name: str, corpus: Corpus, attribute: str, layer: i
                          **options)
     t2 = time.perf_counter()
     stem = f"{name}_{attribute}"
+    # which neurons each used top-k held, for the report's neuron pages
+    top_neurons_table(encoded.attrs.get("neurons") or layer_acts.neurons, encoded.attrs["orders"],
+                      n=max(ks)).to_csv(out / f"used_{stem}_top_neurons.csv", index=False)
     encoded, info = plain_table(encoded), used.attrs
     used = plain_table(used)
     encoded.to_csv(out / f"encoded_{stem}.csv", index=False)

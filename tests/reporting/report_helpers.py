@@ -1,0 +1,63 @@
+"""Helpers for the report tests: a small results folder from the planted model, and a headless chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import tl_neuronprobe as tnp
+
+TRIGGER = "L1.N57"  # planted: fires on the word "cabinet" alone
+
+
+def build_results(out: Path) -> dict:
+    """The demo's folder layout from library calls on the planted model (about 10 s on one core)."""
+    from tl_neuronprobe.workflows import demo_encoded, demo_textualize, demo_used, layer_statistics
+    from tl_neuronprobe.workflows import plot_layer_statistics
+
+    torch.manual_seed(0)
+    model = tnp.testing.planted_model()
+    corpus = tnp.testing.planted_corpus(120, seed=0)
+    acts = tnp.extract(model, corpus, site="mlp.post", out_dir=out / "activations", progress=False)
+    layer_statistics(acts).to_csv(out / "layer_stats.csv", index=False)
+    plot_layer_statistics(acts, out / "layer_stats.png")
+    demo_encoded(acts, out / "encoded", rankers=("probeless", "mean_difference", "random"), ks=[1, 2, 5, 10])
+    demo_used(out / "used", model, corpus, attributes=("Number",), model_name="planted", acts=acts, ks=[1, 2, 5, 10],
+              rankers=("probeless", "random"), agreement=False)
+    demo_textualize(model, {"trigger": [TRIGGER], "Number": ["L1.N5"]}, corpus, out / "textualize", steps=5)
+    settings = dict(model="planted", corpus="planted synthetic", sentences=len(corpus), words=corpus.n_words,
+                    neurons=acts.n_neurons, seed=0)
+    (out / "summary.json").write_text(json.dumps(settings))
+    return dict(model=model, corpus=corpus)
+
+
+def _browser_paths() -> tuple[str, str]:
+    binary = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)),
+                  None)
+    driver = shutil.which("chromedriver")
+    if binary is None or driver is None:
+        pytest.skip("browser tests need Debian's chromium and chromium-driver (apt-get install -y chromium "
+                    f"chromium-driver); found browser={binary}, chromedriver={driver}")
+    return binary, driver
+
+
+def open_browser(javascript: bool = True):
+    """A headless chromium driven by Selenium that keeps the page's console log."""
+    pytest.importorskip("selenium", reason="browser tests need the selenium package (the test extra)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = _browser_paths()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,1500", "--allow-file-access-from-files"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    if not javascript:
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    return webdriver.Chrome(options=options, service=Service(driver))

@@ -1,0 +1,209 @@
+"""The content of one neuron page (contexts, ranks, intervention effects, textualization); not for HTML.
+
+Contexts are word-level, as the activations are: each word carries the neuron's activation on it (the
+aggregation of its tokens that the extraction used), so the coloured values equal ``acts.X`` exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..core.neurons import Neuron
+from ._collect import ReportData
+
+__all__ = ["neuron_pages", "page_neurons", "search_entry", "slug", "snippet", "token_style"]
+
+N_CONTEXTS = 8
+#: a used ranking's neurons get pages down to this rank (its effects are shown for any rank it saved)
+TOP_N = 10
+#: activations closer to zero than this share of the neuron's largest |activation| choose no context
+NEGLIGIBLE = 1e-3
+
+
+def slug(neuron: "Neuron | str") -> str:
+    """File name stem of a neuron's page: ``L3.N1207``; ``L3.N1207@resid.post`` becomes ``L3.N1207_at_resid.post``."""
+    return str(neuron).replace("@", "_at_")
+
+
+def _parse(name: Any) -> Neuron | None:
+    try:
+        return Neuron.parse(str(name))
+    except ValueError:
+        return None
+
+
+def page_neurons(data: ReportData) -> list[Neuron]:
+    """Every neuron in any top list (encoded top 10, used top ``TOP_N`` on the activations' model, textualized,
+    described)."""
+    names: list[Any] = []
+    for top in data.top_neurons.values():
+        names += list(top["neuron"])
+    for res in _own_used(data):
+        names += list(res.top_neurons.loc[res.top_neurons["rank"] <= TOP_N, "neuron"])
+    for table in (data.textualize, data.descriptions):
+        if table is not None:
+            names += list(table["neuron"])
+    found = {n for n in map(_parse, names) if n is not None}
+    if data.acts is not None:
+        extracted = set(data.acts.neurons)
+        found = {n for n in found if n in extracted} or found
+    return sorted(found)
+
+
+def _own_used(data: ReportData) -> list:
+    """Used results on the activations' model whose rankings' top neurons were saved."""
+    model = data.model_name.replace("/", "_")
+    return [r for r in data.used if r.top_neurons is not None
+            and (r.own if r.own is not None else (r.model == model or model.endswith(r.model)))]
+
+
+def snippet(neuron: Neuron) -> str:
+    """A TransformerLens snippet that reads this neuron with ``run_with_hooks``."""
+    read = (f"value.flatten(-2)[..., {neuron.index}]" if neuron.site == "attn.z" else f"value[..., {neuron.index}]")
+    var = slug(neuron).replace(".", "_").replace("@", "_")
+    return (f"seen = []\n\n"
+            f"def read_{var}(value, hook):  # value: [batch, pos, ...] at {neuron.hook_name}\n"
+            f"    seen.append({read}.detach().cpu())\n\n"
+            f"model.run_with_hooks(tokens, fwd_hooks=[(\"{neuron.hook_name}\", read_{var})])\n"
+            f"activation = seen[0]  # [batch, pos]: {neuron} on every token")
+
+
+def token_style(value: float, scale: tuple[float, float]) -> str:
+    """Inline CSS: red for positive, blue for negative, opacity by ``|value|`` over the neuron's largest positive
+    or negative activation (``scale``), so small negative GELU values still show."""
+    top = scale[0] if value >= 0 else scale[1]
+    a = min(1.0, abs(value) / top) if top > 0 else 0.0
+    rgb = "220,38,38" if value >= 0 else "37,99,235"
+    ink = "#fff" if a > 0.6 else "#111"
+    return f"background:rgba({rgb},{a:.3f});color:{ink}"
+
+
+def _fmt(v: Any) -> str:
+    return f"{float(v):.6g}"
+
+
+class _Sentences:
+    """Row ranges of each sentence of the activations."""
+
+    def __init__(self, sentence_ids: np.ndarray):
+        order = np.argsort(sentence_ids, kind="stable")
+        ids, starts = np.unique(sentence_ids[order], return_index=True)
+        bounds = np.append(starts, len(order))
+        self.rows = {int(s): order[bounds[i]:bounds[i + 1]] for i, s in enumerate(ids)}
+
+
+def _contexts(acts, values: np.ndarray, sents: _Sentences, sign: int, scale: tuple[float, float]) -> list[dict]:
+    """The ``N_CONTEXTS`` sentences (distinct) holding the most positive (``sign=1``) or negative words."""
+    out, seen = [], set()
+    order = np.argsort(-sign * values, kind="stable")
+    for row in order:
+        if len(out) == N_CONTEXTS or sign * values[row] <= NEGLIGIBLE * max(scale):
+            break
+        sid = int(acts.sentence_ids[row])
+        if sid in seen:
+            continue
+        seen.add(sid)
+        tokens = [dict(word=acts.words[r], value=_fmt(values[r]), style=token_style(float(values[r]), scale),
+                       focus=bool(r == row)) for r in sents.rows[sid]]
+        out.append(dict(sentence=sid, word=acts.words[row], value=_fmt(values[row]), tokens=tokens))
+    return out
+
+
+def _stats(values: np.ndarray) -> dict[str, str]:
+    return dict(mean=f"{values.mean():.4g}", std=f"{values.std():.4g}", min=f"{values.min():.4g}",
+                max=f"{values.max():.4g}", share_positive=f"{(values > 0).mean():.3f}", words=str(len(values)))
+
+
+def _ranks(data: ReportData, name: str) -> list[dict]:
+    rows = []
+    for attr, top in data.top_neurons.items():
+        full = data.orders.get(attr, {})
+        for ranker, group in top.groupby("ranker", sort=False):
+            order = full.get(ranker) or list(group.sort_values("rank")["neuron"].astype(str))
+            rank = order.index(name) + 1 if name in order else None
+            hit = group[group["neuron"].astype(str) == name]
+            score = hit["score"].iloc[0] if "score" in hit.columns and len(hit) else math.nan
+            rows.append(dict(attribute=attr, ranker=str(ranker), rank=rank, of=len(order),
+                             score="" if pd.isna(score) else f"{score:.4g}",
+                             prev=order[rank - 2] if rank and rank > 1 else None,
+                             next=order[rank] if rank and rank < len(order) else None))
+    return sorted(rows, key=lambda r: r["rank"] is None)  # the lists that hold the neuron first
+
+
+def _effects(data: ReportData, name: str) -> list[dict]:
+    """Per used ranking that holds the neuron: the effect of intervening on the smallest top-k that holds it."""
+    rows = []
+    for res in _own_used(data):
+        if res.used is None:
+            continue
+        for ranking, group in res.top_neurons.groupby("ranker", sort=False):
+            hit = group[group["neuron"].astype(str) == name]
+            if hit.empty:
+                continue
+            rank = int(hit["rank"].iloc[0])
+            t = res.used[res.used["ranking"].astype(str) == str(ranking)]
+            ks = sorted(k for k in set(t["k"]) if k >= rank)
+            if not ks:
+                continue
+            t = t[t["k"] == ks[0]]
+            for metric, m in t.groupby("metric", sort=False):
+                top = m[m["selection"] == "top"]
+                rnd = m[m["selection"] == "random"]["value"]
+                if top.empty:
+                    continue
+                rows.append(dict(model=res.model, attribute=res.attribute, ranking=str(ranking), rank=rank,
+                                 k=int(ks[0]), metric=str(metric), top=f"{top['value'].iloc[0]:.4g}",
+                                 ci=f"[{top['ci_low'].iloc[0]:.3g}, {top['ci_high'].iloc[0]:.3g}]"
+                                 if "ci_low" in top.columns else "",
+                                 random=f"{rnd.mean():.4g}" if len(rnd) else ""))
+    return rows
+
+
+def _rows_for(table: pd.DataFrame | None, name: str) -> list[dict]:
+    if table is None:
+        return []
+    hit = table[table["neuron"].astype(str) == name]
+    return [{k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items() if k != "neuron"}
+            for r in hit.to_dict("records")]
+
+
+def neuron_pages(data: ReportData, neurons: list[Neuron]) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """One dict per neuron page, and each neuron's activations over the corpus (for histograms)."""
+    values: dict[str, np.ndarray] = {}
+    if data.acts is not None and neurons:
+        extracted = set(data.acts.neurons)
+        have = [n for n in neurons if n in extracted]
+        if have:
+            cols = data.acts.columns(have)
+            block = data.acts.X[:, cols].float().numpy()
+            values = {str(n): block[:, i] for i, n in enumerate(have)}
+    sents = _Sentences(data.acts.sentence_ids) if data.acts is not None else None
+    pages = []
+    for n in neurons:
+        name = str(n)
+        page: dict[str, Any] = dict(name=name, slug=slug(n), hook=n.hook_name, layer=n.layer, index=n.index,
+                                    site=n.site, snippet=snippet(n), ranks=_ranks(data, name),
+                                    effects=_effects(data, name), textualize=_rows_for(data.textualize, name),
+                                    descriptions=_rows_for(data.descriptions, name), positive=[], negative=[],
+                                    stats=None, scale=None)
+        if name in values:
+            v = values[name]
+            scale = (max(float(v.max()), 0.0), max(-float(v.min()), 0.0))
+            page.update(stats=_stats(v), scale=[_fmt(scale[0]), _fmt(-scale[1])],
+                        positive=_contexts(data.acts, v, sents, 1, scale),
+                        negative=_contexts(data.acts, v, sents, -1, scale))
+        pages.append(page)
+    return pages, values
+
+
+def search_entry(page: dict) -> dict:
+    """What the client-side search matches for a neuron: its names and the words around it."""
+    words = [c["word"] for c in page["positive"]]
+    words += [str(r.get("text", "")) for r in page["textualize"]]
+    words += [str(r.get("description", "")) for r in page["descriptions"]]
+    return dict(n=page["name"], u=f"neurons/{page['slug']}.html", h=page["hook"],
+                w=" ".join(dict.fromkeys(w for w in words if w)))

@@ -1,0 +1,183 @@
+"""Write the static report site (overview, neuron pages, images, search index) with Jinja2 templates."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from ._collect import ReportData, collect
+from ._figures import copy_images, write_histograms
+from ._neurons import neuron_pages, page_neurons, search_entry, slug
+
+__all__ = ["report", "run_report", "write_site"]
+
+#: folders the report owns inside ``out`` (cleared before each write)
+OWNED = ("neurons", "img", "static")
+MAX_CLASSES = 12
+
+
+def report(results: Any, out: "str | Path" = "report/") -> Path:
+    """Build the static report site and return the path of its ``index.html``.
+
+    ``results``: a results folder as ``tl-neuronprobe demo`` writes it, or a mapping / list of result
+    objects: :class:`~tl_neuronprobe.Activations`, tables from ``evaluate_encoded`` / ``evaluate_used``,
+    ``compare_encoded_used`` and ``textualize`` results, a descriptions table (neuron, description, scores),
+    a dict of settings. In a mapping, a used table or comparison is keyed ``"model/attribute"``.
+    """
+    return write_site(collect(results), Path(out))
+
+
+def run_report(results_dir: "str | Path", out_dir: "str | Path") -> Path:
+    """``tl-neuronprobe report RESULTS --out DIR``: the report of a results folder; returns its ``index.html``."""
+    return report(Path(results_dir), out_dir)
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("tl_neuronprobe.reporting", "templates"),
+                             autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["cell"] = _cell
+    env.globals["slug"] = slug
+    return env
+
+
+def _cell(v: Any) -> str:
+    """A table cell: floats to 4 significant digits, missing values empty."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.4g}"
+    return str(v)
+
+
+def _table(df: "pd.DataFrame | None", max_rows: int = 400) -> dict | None:
+    """A DataFrame as columns + rows for the ``table`` macro."""
+    if df is None or df.empty:
+        return None
+    df = df.head(max_rows)
+    return dict(columns=[str(c) for c in df.columns], rows=df.astype(object).values.tolist())
+
+
+def _prepare(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OWNED:
+        shutil.rmtree(out / name, ignore_errors=True)
+    (out / "neurons").mkdir()
+    static = resources.files("tl_neuronprobe.reporting") / "static"
+    (out / "static").mkdir()
+    for item in static.iterdir():
+        if item.is_file():
+            (out / "static" / item.name).write_bytes(item.read_bytes())
+
+
+def _corpus(data: ReportData) -> dict:
+    s = data.settings
+    info: dict[str, Any] = dict(name=s.get("corpus", ""), sentences=s.get("sentences"), words=s.get("words"),
+                                attributes=[])
+    acts = data.acts
+    if acts is None:
+        return info
+    info.update(sentences=len(np.unique(acts.sentence_ids)), words=acts.n_words)
+    for attr, values in acts.attributes.items():
+        counts = Counter(str(v) for v in values if v is not None)
+        shown = ", ".join(f"{c} {n}" for c, n in counts.most_common(MAX_CLASSES))
+        more = len(counts) - MAX_CLASSES
+        info["attributes"].append(dict(name=attr, words=sum(counts.values()), classes=len(counts),
+                                       counts=shown + (f", +{more} more" if more > 0 else "")))
+    return info
+
+
+def _encoded_sections(data: ReportData, images: dict[str, str]) -> list[dict]:
+    out = []
+    for attr, table in data.encoded.items():
+        t = table[(table["selection"] == "top")] if "selection" in table.columns else table
+        if "probe" in t.columns and "logistic" in set(t["probe"]):
+            t = t[t["probe"] == "logistic"]
+        curve = t.pivot_table(index="ranker", columns="k", values="accuracy").reset_index()
+        curve.columns = [f"k={c}" if c != "ranker" else c for c in curve.columns]
+        top = data.top_neurons.get(attr)
+        top_wide = (top.pivot_table(index="rank", columns="ranker", values="neuron", aggfunc="first").reset_index()
+                    if top is not None else None)
+        out.append(dict(attribute=attr, image=images.get(f"encoded_{attr}"), curve=_table(curve),
+                        top=_table(top_wide)))
+    return out
+
+
+def _used_sections(data: ReportData, images: dict[str, str]) -> list[dict]:
+    out = []
+    for i, res in enumerate(data.used):
+        top = None
+        if res.top_neurons is not None:
+            top = (res.top_neurons[res.top_neurons["rank"] <= 10]
+                   .pivot_table(index="rank", columns="ranker", values="neuron", aggfunc="first").reset_index())
+        out.append(dict(model=res.model, attribute=res.attribute, summary=res.summary, per_k=_table(res.per_k),
+                        top=_table(top), images=[images[f"used_{i}_{p.stem}"] for p in res.images]))
+    return out
+
+
+def _settings(data: ReportData) -> tuple[str, str]:
+    """The run's settings as JSON, and the command that re-runs it (when the results came from the demo)."""
+    s = dict(data.settings)
+    if data.acts is not None:
+        s["activations"] = data.acts.meta
+    rerun = ""
+    if "sentences" in s and "model" in s:
+        rerun = f"tl-neuronprobe demo --model {s['model']} --sentences {s['sentences']} --seed {s.get('seed', 0)}"
+    return json.dumps(s, indent=2, default=str), rerun
+
+
+def write_site(data: ReportData, out: Path) -> Path:
+    """Render ``data`` into the folder ``out``; returns ``out / "index.html"``."""
+    _prepare(out)
+    images = dict(data.images)
+    for i, res in enumerate(data.used):
+        images.update({f"used_{i}_{p.stem}": p for p in res.images})
+    image_names = copy_images(images, out / "img")
+    neurons = page_neurons(data)
+    pages, values = neuron_pages(data, neurons)
+    hist = write_histograms(values, {p["name"]: p["slug"] for p in pages}, out / "img")
+    have = {p["name"] for p in pages}
+    env = _env()
+    common = dict(model=data.model_name or "model", have=have)
+    for i, page in enumerate(pages):
+        html = env.get_template("neuron.html").render(
+            root="../", page=page, hist=hist.get(page["name"]), prev=pages[i - 1]["slug"] if i else None,
+            next=pages[i + 1]["slug"] if i + 1 < len(pages) else None, title=page["name"], **common)
+        (out / "neurons" / f"{page['slug']}.html").write_text(html, encoding="utf-8")
+    settings, rerun = _settings(data)
+    html = env.get_template("index.html").render(
+        root="", title=f"{data.model_name or 'model'}: neuron report", corpus=_corpus(data),
+        sites=sorted({n.site for n in data.acts.neurons}) if data.acts is not None else [],
+        hooks=_hook_examples(data), layer_stats=_table(data.layer_stats), layer_image=image_names.get("layer_stats"),
+        encoded=_encoded_sections(data, image_names), used=_used_sections(data, image_names),
+        textualize=_table(data.textualize.drop(columns=["tokens"], errors="ignore")
+                          if data.textualize is not None else None),
+        descriptions=_table(data.descriptions), settings=settings, rerun=rerun, neurons=_index_rows(pages),
+        **common)
+    (out / "index.html").write_text(html, encoding="utf-8")
+    entries = [search_entry(p) for p in pages]
+    (out / "static" / "search-index.js").write_text(
+        "window.TNP_INDEX = " + json.dumps(entries, separators=(",", ":")) + ";\n", encoding="utf-8")
+    return out / "index.html"
+
+
+def _index_rows(pages: list[dict]) -> list[dict]:
+    """One row per neuron page for the overview's neuron index."""
+    return [dict(name=p["name"], slug=p["slug"], layer=p["layer"], index=p["index"], site=p["site"],
+                 max=(p["stats"] or {}).get("max", ""), lists=sum(r["rank"] is not None for r in p["ranks"]),
+                 textualized=bool(p["textualize"]), word=p["positive"][0]["word"] if p["positive"] else "")
+            for p in pages]
+
+
+def _hook_examples(data: ReportData) -> list[str]:
+    if data.acts is None:
+        return []
+    return sorted({n.hook_name for n in data.acts.neurons}, key=lambda h: (len(h), h))
