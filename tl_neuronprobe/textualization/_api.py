@@ -47,36 +47,15 @@ class _Baseline:
 
 
 def textualize(
-    model,
-    neurons: "str | Neuron | Iterable[str | Neuron]",
-    method: str = "gumbel",
-    length: int = 5,
-    position: int | None = None,
-    seed: int = 0,
-    *,
-    steps: int | None = None,
-    restarts: int | None = None,
-    batch_size: int = 64,
-    lr: float | None = None,
-    vocab: VocabSpec = None,
-    corpus: "Corpus | Sequence[str] | str | None" = DEFAULT_CORPUS,  # noqa: F821
-    corpus_max: "dict | None" = None,
-    fluency: "float | tuple[float, float]" = 0.0,
-    selection: str = "auto",
-    samples: int | None = None,
-    schedule: str = "anneal",
-    temperature: tuple[float, float] = (2.0, 0.1),
-    penalty: float = 1.0,
-    candidates: int = 32,
-    topk: int = 64,
-    restart_every: int = 30,
-    init: str = "random",
-    surrogate: bool | None = None,
-    eval_every: int = 10,
-    eval_batch: int = 512,
-    device: "str | torch.device | None" = None,
-    dtype: "str | torch.dtype | None" = "auto",
-    progress: bool = True,
+    model, neurons: "str | Neuron | Iterable[str | Neuron]", method: str = "gumbel", length: int = 5,
+    position: int | None = None, seed: int = 0, *, steps: int | None = None, restarts: int | None = None,
+    batch_size: int = 64, lr: float | None = None, vocab: VocabSpec = None,
+    corpus: "Corpus | Sequence[str] | str | None" = DEFAULT_CORPUS, corpus_max: "dict | None" = None,  # noqa: F821
+    fluency: "float | tuple[float, float]" = 0.0, selection: str = "auto", samples: int | None = None,
+    schedule: str = "anneal", temperature: tuple[float, float] = (2.0, 0.1), penalty: float = 1.0,
+    candidates: int = 32, topk: int = 64, restart_every: int = 30, init: str = "random",
+    surrogate: bool | None = None, eval_every: int = 10, eval_batch: int = 512,
+    device: "str | torch.device | None" = None, dtype: "str | torch.dtype | None" = "auto", progress: bool = True,
 ) -> TextualizeResult:
     """Find, for each neuron, ``length`` tokens that make it fire most (read at ``position`` of them).
 

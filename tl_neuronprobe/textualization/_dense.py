@@ -16,7 +16,7 @@ from ._steps import Best
 def dense(problem: Problem, rows: Rows, steps: int, lr: float, gen: torch.Generator, bar, penalty: float = 1.0,
           eval_every: int = 10, eval_batch: int = 512, **_) -> Best:
     """Optimize free vectors [R, n, D]; every ``eval_every`` steps their nearest tokens are scored exactly and
-    the best tokens, with the vectors they came from, are kept."""
+    the best tokens are kept; the vectors at the end of the run are the neuron's dense representation."""
     R, n = len(rows), problem.n
     E = problem.E.float()
     D = E.shape[1]
@@ -41,6 +41,7 @@ def dense(problem: Problem, rows: Rows, steps: int, lr: float, gen: torch.Genera
             with torch.no_grad():
                 near, idx = (normalize(x, dim=-1) @ En.T).max(dim=-1)
                 _, val, _ = problem.score(rows, problem.allowed[idx], batch=eval_batch)
-                best.update(idx, val, near.mean(dim=-1), x.detach())
+                best.update(idx, val, near.mean(dim=-1))
         bar.update(1)
+    best.vectors = x.detach().float()
     return best

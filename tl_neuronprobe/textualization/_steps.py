@@ -15,7 +15,7 @@ from ._problem import Problem, Rows
 @dataclass
 class Best:
     """Best-so-far of one optimization batch: tokens (allowed-index space) and their objective per row, and
-    for ``dense`` the mean cosine to those tokens and the free vectors they were read from."""
+    for ``dense`` the mean cosine to those tokens and the optimized free vectors (at the end of the run)."""
 
     tokens: torch.Tensor  # [R, n] indices into problem.allowed
     value: torch.Tensor  # [R] objective used to pick
@@ -29,19 +29,15 @@ class Best:
                                                                                            device=dev))
         if dense:
             best.similarity = torch.zeros(rows, device=dev)
-            best.vectors = torch.zeros(rows, problem.n, problem.E.shape[1], device=dev)
         return best
 
-    def update(self, tokens: torch.Tensor, value: torch.Tensor, sim: torch.Tensor | None = None,
-               vectors: torch.Tensor | None = None) -> None:
+    def update(self, tokens: torch.Tensor, value: torch.Tensor, sim: torch.Tensor | None = None) -> None:
         """Keep, per row, the better of the stored and new candidates (on the device, no synchronization)."""
         better = value > self.value
         self.tokens = torch.where(better[:, None], tokens, self.tokens)
         self.value = torch.where(better, value, self.value)
         if sim is not None:
             self.similarity = torch.where(better, sim, self.similarity)
-        if vectors is not None:
-            self.vectors = torch.where(better[:, None, None], vectors.float(), self.vectors)
 
 
 def pick_candidates(problem: Problem, rows: Rows, cands: torch.Tensor, eval_batch: int
