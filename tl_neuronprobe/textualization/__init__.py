@@ -10,8 +10,10 @@ from ._corpus import DEFAULT_CORPUS, corpus_top_windows
 from ._gumbel import SCHEDULES, Schedule, temperatures
 from ._problem import Problem, Rows
 from ._results import COLUMNS, NEAREST_COLUMNS, NeuronText, TextualizeResult
+from ._words import KS, WORD_COLUMNS, WordsNeeded, words_needed
 from ._vocab import TextualizeError, VocabSpec, framing, resolve_vocab, token_names
 
 __all__ = ["COLUMNS", "DEFAULTS", "DEFAULT_CORPUS", "METHODS", "NEAREST_COLUMNS", "NeuronText", "Problem", "Rows",
            "SCHEDULES", "Schedule", "TextualizeError", "TextualizeResult", "VocabSpec", "corpus_top_windows",
-           "framing", "resolve_vocab", "temperatures", "textualize", "token_names"]
+           "framing", "resolve_vocab", "temperatures", "textualize", "token_names", "KS", "WORD_COLUMNS",
+           "WordsNeeded", "words_needed"]
