@@ -113,6 +113,8 @@ def textualize(
                   corpus=corpus if isinstance(corpus, str) or corpus is None else type(corpus).__name__)
     if method == "gumbel":
         config.update(schedule=schedule, samples=opts["samples"])
+    if method == "discrete":
+        config.update(fluency=fluency, selection=resolve_selection(selection, fluency))
     with eval_mode(adapter):
         base = _baseline(problem, method, corpus, corpus_max, init, opts["restarts"], eval_batch, progress)
         if method == "corpus":
