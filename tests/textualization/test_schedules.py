@@ -44,6 +44,8 @@ def test_published_schedules_find_the_planted_trigger(planted, schedule):
     with pytest.raises(TextualizeError, match="unknown schedule 'poerner-gpt'"):
         textualize(planted, [neuron], method="gumbel", schedule="poerner-gpt", steps=2, corpus=None,
                    progress=False)
+    with pytest.raises(TextualizeError, match="applies to method='gumbel' only"):
+        textualize(planted, [neuron], method="dense", schedule=schedule, steps=2, corpus=None, progress=False)
 
 
 def test_population_selection_picks_across_members_per_weight():

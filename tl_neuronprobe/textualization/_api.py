@@ -131,6 +131,8 @@ def _settings(method, steps, restarts, lr, samples, schedule, temperature, batch
     """Steps, restarts, lr, samples and the temperature schedule, from the arguments, the published schedule
     and the method's defaults (in that order); errors name the bad option."""
     preset = dict(DEFAULTS[method])
+    if schedule != "anneal" and method != "gumbel":
+        raise TextualizeError(f"schedule={schedule!r} applies to method='gumbel' only")
     if method == "gumbel" and schedule != "anneal":
         resolve_schedule(schedule, temperature, 1)  # unknown names fail here
         preset.update({k: v for k, v in SCHEDULES[schedule].items() if k != "schedule"})
