@@ -38,8 +38,9 @@ SETTINGS = {"gumbel": dict(method="gumbel", steps=300, restarts=2),
             "epo-member": dict(method="discrete", steps=60, restarts=8, topk=512, restart_every=30,
                                fluency=(0.1, 10.0), selection="member"),
             "epo-encoder": dict(method="discrete", steps=60, restarts=8, topk=512, restart_every=30),
-            "poerner": dict(method="gumbel", schedule="poerner", steps=300, restarts=2),
-            "poerner-bert": dict(method="gumbel", schedule="poerner-bert", steps=300, restarts=2)}
+            "poerner": dict(method="gumbel", schedule="poerner", steps=3000, restarts=1),
+            "poerner-bert": dict(method="gumbel", schedule="poerner-bert", steps=3000, restarts=1),
+            "gumbel-1": dict(method="gumbel", steps=300, restarts=1)}
 BATCHES = (64, 128, 256, 512, 1024)
 
 
@@ -60,6 +61,8 @@ def load(name: str, size: str, device: str):
         return gpt2_random(size, device)
     if name == "minilm":
         return tnp.models.load("minilm", device=device)
+    if name == "planted":
+        return tnp.testing.planted_model().to(device)
     raise SystemExit(f"unknown model {name!r}")
 
 
@@ -145,7 +148,7 @@ def cuda_suite(out: str | None, length: int = 5, seed: int = 0) -> list[dict]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cuda-suite", action="store_true", help="run the whole GPU grid (needs CUDA)")
-    ap.add_argument("--model", default="gpt2-random", choices=["gpt2-random", "minilm"])
+    ap.add_argument("--model", default="gpt2-random", choices=["gpt2-random", "minilm", "planted"])
     ap.add_argument("--size", default="small", choices=list(SIZES))
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--methods", default="gumbel,dense,discrete,epo")
