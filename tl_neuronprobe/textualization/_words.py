@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from einops import rearrange
 from torch.nn.functional import normalize
+from tqdm.auto import tqdm
 
 from ..core.adapter import ModelAdapter
 from ..core.neurons import Neuron
@@ -143,8 +144,6 @@ def _recover(adapter, layer, site, words, word_ids, order, ks, vocab, surrogate,
     if missing:
         raise TextualizeError(f"words outside the allowed vocabulary cannot be recovered: {missing[:10]}")
     rows = problem.rows(range(len(groups)), restarts)
-    from tqdm.auto import tqdm
-
     with tqdm(total=opts["steps"], disable=not progress, desc=f"words_needed (layer {layer})") as bar:
         best = dense(problem, rows, gen=generator(seed, problem.device), bar=bar, **opts)
     with torch.no_grad():
