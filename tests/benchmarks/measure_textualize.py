@@ -9,6 +9,7 @@ distinct window of the same length of ``tnp.Corpus.load("ud-english")``, framed 
 
     python tests/benchmarks/measure_textualize.py --cuda-suite --out cuda.json     # the whole GPU grid
     python tests/benchmarks/measure_textualize.py --model minilm --neurons 8 --steps-scale 0.25   # CPU
+    python tests/benchmarks/measure_textualize.py --model minilm --words-curve --out words_minilm  # words_needed
 
 Figures go to docs/textualization.md (with the command), not here.
 """
@@ -145,9 +146,32 @@ def cuda_suite(out: str | None, length: int = 5, seed: int = 0) -> list[dict]:
     return records
 
 
+def frequent_words(model, n: int = 100) -> list[str]:
+    """The ``n`` most frequent lower-cased alphabetic words of the treebank slice that are one token."""
+    tok = model.tokenizer
+    counts = collections.Counter(w.lower() for s in tnp.Corpus.load("ud-english").sentences for w in s.words)
+    return [w for w, _ in counts.most_common()
+            if w.isalpha() and len(tok(w, add_special_tokens=False)["input_ids"]) == 1][:n]
+
+
+def words_curve(model, out: str | None, steps: int = 150, n_words: int = 100) -> None:
+    """Share of ``n_words`` frequent words recovered against k, every layer (``words_needed``)."""
+    from tl_neuronprobe.textualization import words_needed
+
+    adapter = tnp.ModelAdapter(model)
+    t = time.perf_counter()
+    res = words_needed(model, frequent_words(model, n_words), layer=range(adapter.n_layers), steps=steps)
+    print(res.curve.pivot(index="k", columns="layer", values="share").round(2).to_string())
+    print(f"{time.perf_counter() - t:.0f} s")
+    if out:
+        res.table.to_csv(out + ".csv", index=False)
+        res.plot(out + ".png")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cuda-suite", action="store_true", help="run the whole GPU grid (needs CUDA)")
+    ap.add_argument("--words-curve", action="store_true", help="words_needed for 100 frequent words, every layer")
     ap.add_argument("--model", default="gpt2-random", choices=["gpt2-random", "minilm", "planted"])
     ap.add_argument("--size", default="small", choices=list(SIZES))
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -167,6 +191,9 @@ def main(argv=None) -> int:
         cuda_suite(args.out, args.length, args.seed)
         return 0
     model = load(args.model, args.size, args.device)
+    if args.words_curve:
+        words_curve(model, args.out)
+        return 0
     neurons = random_neurons(model, args.neurons, args.seed)
     t = time.perf_counter()
     corpus_max = corpus_baseline(model, neurons, args.length, args.corpus)
