@@ -172,6 +172,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cuda-suite", action="store_true", help="run the whole GPU grid (needs CUDA)")
     ap.add_argument("--words-curve", action="store_true", help="words_needed for 100 frequent words, every layer")
+    ap.add_argument("--words-steps", type=int, default=150, help="dense steps per word and k (--words-curve)")
     ap.add_argument("--model", default="gpt2-random", choices=["gpt2-random", "minilm", "planted"])
     ap.add_argument("--size", default="small", choices=list(SIZES))
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -192,7 +193,7 @@ def main(argv=None) -> int:
         return 0
     model = load(args.model, args.size, args.device)
     if args.words_curve:
-        words_curve(model, args.out)
+        words_curve(model, args.out, steps=args.words_steps)
         return 0
     neurons = random_neurons(model, args.neurons, args.seed)
     t = time.perf_counter()
