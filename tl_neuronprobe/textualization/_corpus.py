@@ -1,0 +1,115 @@
+"""The corpus baseline: every distinct token window of a corpus, framed like optimized text, streamed through
+the model with a running top-k per neuron. Not an optimizer: it only reads what real text reaches."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..core.adapter import ModelAdapter
+from ..core.neurons import Neuron, parse_neurons
+from ..data.corpus import Corpus
+from ._problem import Problem
+from ._vocab import TextualizeError
+
+#: the default baseline: the real English treebank slice shipped in the package
+DEFAULT_CORPUS = "ud-english"
+WINDOW_COLUMNS = ["neuron", "rank", "activation", "text", "tokens", "token_ids", "sentence", "start"]
+
+
+def corpus_sentences(corpus) -> list[str]:
+    """Sentences as text from a :class:`Corpus`, a corpus spec (``"ud-english[:N]"``, ``"synthetic:N"``, a
+    file) or a list of strings or word lists."""
+    if corpus is None:
+        raise TextualizeError("no corpus given")
+    if isinstance(corpus, str):
+        corpus = Corpus.load(corpus)
+    if isinstance(corpus, Corpus):
+        return [" ".join(s.words) for s in corpus.sentences]
+    out = [s if isinstance(s, str) else " ".join(str(w) for w in s) for s in corpus]
+    if not out:
+        raise TextualizeError("the corpus is empty")
+    return out
+
+
+def distinct_windows(problem: Problem, sentences: Sequence[str]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Distinct token windows of length ``problem.n`` (no specials) and where each first occurs."""
+    enc = problem.adapter.tokenizer(list(sentences), add_special_tokens=False)["input_ids"]
+    seen: dict[tuple[int, ...], tuple[int, int]] = {}
+    n = problem.n
+    for si, ids in enumerate(enc):
+        for start in range(0, len(ids) - n + 1):
+            seen.setdefault(tuple(ids[start:start + n]), (si, start))
+    if not seen:
+        raise TextualizeError(f"no corpus sentence has {n} tokens: use a shorter window or a longer corpus")
+    return torch.as_tensor(list(seen), dtype=torch.long), list(seen.values())
+
+
+def scan(problem: Problem, sentences: Sequence[str], k: int, batch_size: int, progress: bool):
+    """Top-``k`` windows per neuron: (values [N, k], window indices [N, k], windows [W, n], where)."""
+    windows, where = distinct_windows(problem, sentences)
+    k = max(1, min(int(k), len(windows)))
+    N = len(problem.neurons)
+    best_v = torch.full((N, 0), -math.inf, device=problem.device)
+    best_i = torch.zeros((N, 0), dtype=torch.long, device=problem.device)
+    dev_windows = windows.to(problem.device)
+    with torch.no_grad(), eval_mode(problem.adapter):
+        for start in tqdm(range(0, len(windows), batch_size), disable=not progress, desc="corpus windows"):
+            chunk = dev_windows[start:start + batch_size]
+            acts = problem.all_neuron_forward(chunk).T  # [N, b]
+            idx = torch.arange(start, start + chunk.shape[0], device=problem.device).expand(N, -1)
+            top = torch.cat([best_v, acts], dim=1).topk(min(k, best_v.shape[1] + acts.shape[1]), dim=1)
+            best_v, best_i = top.values, torch.cat([best_i, idx], dim=1).gather(1, top.indices)
+    return best_v.cpu(), best_i.cpu(), windows, where
+
+
+def corpus_top_windows(model, corpus, neurons, window: int = 5, k: int = 5, position: int | None = None,
+                       batch_size: int = 512, progress: bool = False) -> "pandas.DataFrame":  # noqa: F821
+    """The ``k`` distinct corpus token windows of ``window`` tokens that drive each neuron most.
+
+    Each window runs on its own, framed like :func:`textualize`'s inputs (BOS / ``[CLS] ... [SEP]``), and the
+    neuron is read at ``position`` of the window (default: last token for decoders, the middle for encoders).
+    Windows are streamed in batches with a running top-k per neuron. Returns a DataFrame with columns neuron,
+    rank, activation, text, tokens, token_ids, sentence, start.
+    """
+    import pandas as pd
+
+    adapter = ModelAdapter.wrap(model)
+    neurons = adapter.check_neurons(parse(neurons))
+    problem = Problem(adapter, neurons, window, position, soft=False)
+    top_vals, top_idx, windows, where = scan(problem, corpus_sentences(corpus), k, batch_size, progress)
+    rows = []
+    for j, neuron in enumerate(neurons):
+        for rank in range(top_vals.shape[1]):
+            w = int(top_idx[j, rank])
+            ids = windows[w].tolist()
+            names, text = problem.decode(ids)
+            rows.append(dict(neuron=str(neuron), rank=rank, activation=float(top_vals[j, rank]), text=text,
+                             tokens=tuple(names), token_ids=tuple(ids), sentence=where[w][0], start=where[w][1]))
+    return pd.DataFrame(rows, columns=WINDOW_COLUMNS)
+
+
+@contextlib.contextmanager
+def eval_mode(adapter: ModelAdapter):
+    """The model in eval mode for the block, restored afterwards."""
+    model = adapter.model
+    was = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was)
+
+
+def parse(neurons) -> list[Neuron]:
+    """Neurons from a spec string, a :class:`Neuron` or a list; an error when none are given."""
+    if isinstance(neurons, (str, Neuron)):
+        neurons = [neurons] if isinstance(neurons, Neuron) else parse_neurons(neurons)
+    out = parse_neurons(list(neurons))
+    if not out:
+        raise TextualizeError("no neurons given")
+    return out

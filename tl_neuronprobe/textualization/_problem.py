@@ -1,0 +1,269 @@
+"""The optimization problem every textualization method shares: the neurons (and the surrogate each one is
+optimized through), the framing and reading position, the allowed tokens and their embeddings, and batched
+forward passes in which each row reads its own neuron. Not the optimizers themselves (``_gumbel``,
+``_dense``, ``_discrete``)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from einops import rearrange, repeat
+
+from ..core.adapter import ModelAdapter
+from ..core.hooks import capture_hooks, run_capture
+from ..core.neurons import Neuron
+from ._vocab import TextualizeError, VocabSpec, framing, resolve_vocab, token_names
+
+
+def surrogate_neuron(adapter: ModelAdapter, neuron: Neuron, surrogate: bool | None) -> Neuron:
+    """The neuron optimized in place of ``neuron``: its pre-activation for ``mlp.post`` neurons of non-gated
+    MLPs with a monotone-where-positive activation (ReLU, GELU, SiLU), when ``surrogate`` is True or None."""
+    if surrogate is False or neuron.site != "mlp.post":
+        return neuron
+    pre = Neuron(neuron.layer, neuron.index, "mlp.pre")
+    act_fn = str(getattr(adapter.cfg, "act_fn", "") or "")
+    gated = getattr(adapter.cfg, "gated_mlp", False)
+    ok = (not gated and pre.hook_name in adapter.model.hook_dict
+          and re.fullmatch(r"(gelu\w*|relu|silu|swish)", act_fn) is not None)
+    if surrogate and not ok:
+        raise TextualizeError(f"neuron {neuron}: no monotone pre-activation to optimize instead (act_fn "
+                              f"{act_fn!r}, gated={gated}); use surrogate=False")
+    return pre if ok else neuron
+
+
+def token_embedding_hook(adapter: ModelAdapter) -> str:
+    """The hook soft inputs are fed through; a clear error when the model has none."""
+    try:
+        name = adapter.token_embedding_hook
+        adapter.W_E
+    except (ValueError, AttributeError) as exc:
+        raise TextualizeError(
+            f"{adapter.name} has no token embeddings reachable by hooks ({exc}); the gumbel, dense and discrete "
+            "methods feed soft inputs through that hook (method='corpus' still works)") from exc
+    return name
+
+
+@dataclass
+class Rows:
+    """Which neuron each row (sequence) of a batch is scored on: ``index[i]`` indexes ``Problem.neurons``;
+    ``neuron_ids`` lists the distinct ones on the host, so passes know their hooks and depth without asking
+    the device."""
+
+    index: torch.Tensor
+    neuron_ids: list[int]
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    def repeat(self, times: int) -> "Rows":
+        """Each row ``times`` times, consecutively."""
+        return Rows(self.index.repeat_interleave(times), self.neuron_ids)
+
+    def __getitem__(self, item: slice) -> "Rows":
+        return Rows(self.index[item], self.neuron_ids)
+
+
+class Problem:
+    """Everything shared by the methods: neurons, framing, reading position, allowed tokens, embeddings, and
+    batched forward passes that read each row's own neuron (:class:`Rows`)."""
+
+    def __init__(self, adapter: ModelAdapter, neurons: Sequence[Neuron], length: int, position: int | None,
+                 vocab: VocabSpec = None, amp_dtype: torch.dtype | None = None, soft: bool = True,
+                 surrogate: bool | None = False):
+        if not isinstance(length, (int, np.integer)) or length < 1:
+            raise TextualizeError(f"length must be a positive number of tokens, got {length!r}")
+        if not neurons:
+            raise TextualizeError("no neurons given")
+        self.adapter, self.neurons, self.n = adapter, list(neurons), int(length)
+        self.encoder = adapter.is_encoder
+        self.prefix, self.suffix = framing(adapter)
+        self.lo = len(self.prefix)
+        self.pos = self._position(position)
+        self.seq_pos = self.lo + self.pos
+        self.device, self.amp_dtype = adapter.device, amp_dtype
+        self.objective_neurons = [surrogate_neuron(adapter, n, surrogate) for n in self.neurons]
+        self._tables = {True: self._table(self.neurons), False: self._table(self.objective_neurons)}
+        self.hooks = self._tables[True][0]
+        self.allowed = resolve_vocab(adapter, vocab).to(self.device)
+        self.names = token_names(adapter)
+        self.emb_hook = token_embedding_hook(adapter) if soft else None
+        if soft:
+            self.E = adapter.W_E.detach()[self.allowed]  # [V', D]
+        self.template = torch.as_tensor(self.prefix + [int(self.allowed[0])] * self.n + self.suffix,
+                                        device=self.device)
+
+    def _position(self, position: int | None) -> int:
+        total = self.lo + self.n + len(self.suffix)
+        if total > self.adapter.n_ctx:
+            raise TextualizeError(f"length {self.n} plus {total - self.n} special tokens exceeds the context of "
+                                  f"{self.adapter.n_ctx} tokens of {self.adapter.name}")
+        if position is None:
+            position = self.n // 2 if self.encoder else self.n - 1
+        if not isinstance(position, (int, np.integer)) or not -self.n <= position < self.n:
+            raise TextualizeError(f"position {position!r} is outside the {self.n} optimized tokens "
+                                  f"(use 0..{self.n - 1} or negative indices)")
+        return int(position) % self.n
+
+    def _table(self, neurons: Sequence[Neuron]) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+        hooks = sorted({n.hook_name for n in neurons})
+        hook_of = torch.as_tensor([hooks.index(n.hook_name) for n in neurons], device=self.device)
+        return hooks, hook_of, torch.as_tensor([n.index for n in neurons], device=self.device)
+
+    @property
+    def n_allowed(self) -> int:
+        return int(self.allowed.numel())
+
+    def ids(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Frame optimized token ids [B, n] (vocabulary ids) into model inputs [B, T]."""
+        B = tokens.shape[0]
+        pre = repeat(self.template[: self.lo], "t -> b t", b=B)
+        post = repeat(self.template[self.lo + self.n:], "t -> b t", b=B)
+        return torch.cat([pre, tokens, post], dim=1)
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    # --------------------------------------------------------------------------------- forward passes
+    def _reader(self, rows: Rows, col_of: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """What a hook keeps: each row's own neuron at the reading position [B]."""
+        def read(act: torch.Tensor) -> torch.Tensor:
+            flat = rearrange(act[:, self.seq_pos], "b ... -> b (...)")
+            col = col_of[rows.index].clamp(max=flat.shape[1] - 1)
+            return flat.gather(1, col[:, None])[:, 0].float()
+        return read
+
+    def _reads(self, rows: Rows, hooks: Sequence[str], col_of: torch.Tensor, store: dict[str, torch.Tensor]):
+        return capture_hooks({h: self._reader(rows, col_of) for h in hooks}, store, detach=False)
+
+    def feed(self, embeds: torch.Tensor) -> tuple[str, Callable]:
+        """A hook that replaces the token embeddings of the optimized positions with ``embeds`` [B, n, D]."""
+        lo, hi = self.lo, self.lo + self.n
+
+        def put(act: torch.Tensor, hook=None) -> torch.Tensor:  # noqa: ARG001 - TransformerLens signature
+            return torch.cat([act[:, :lo], embeds.to(act.dtype), act[:, hi:]], dim=1)
+        return self.emb_hook, put
+
+    def forward(self, rows: Rows, tokens: torch.Tensor | None = None, embeds: torch.Tensor | None = None,
+                logits: bool = False, target: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Activation of each row's neuron at the reading position, and logits if asked.
+
+        Exactly one of ``tokens`` [B, n] (vocabulary ids) and ``embeds`` [B, n, D] (soft inputs fed through
+        the token-embedding hook) is given. Without ``logits`` the pass stops after the deepest layer needed.
+        ``target`` reads the neurons asked for; otherwise their optimization objective (the surrogate).
+        """
+        neurons = self.neurons if target else self.objective_neurons
+        all_hooks, hook_of, col_of = self._tables[target]
+        hooks = sorted({neurons[i].hook_name for i in rows.neuron_ids})
+        stop = max(neurons[i].layer for i in rows.neuron_ids)
+        store: dict[str, torch.Tensor] = {}
+        fwd = self._reads(rows, hooks, col_of, store)
+        if embeds is not None:
+            ids, fwd = repeat(self.template, "t -> b t", b=embeds.shape[0]), [self.feed(embeds)] + fwd
+        else:
+            ids = self.ids(tokens)
+        out = self.adapter.forward(ids, fwd, stop_at_layer=None if logits else stop + 1,
+                                   return_type="logits" if logits else None)
+        missing = [h for h in hooks if h not in store]
+        if missing:
+            raise TextualizeError(f"hook(s) {missing} never ran in a forward pass of {self.adapter.name}: "
+                                  f"textualize cannot reach neurons at these sites")
+        self.last_store = store
+        act = store[hooks[0]]
+        for h in hooks[1:]:
+            act = torch.where(hook_of[rows.index] == all_hooks.index(h), store[h], act)
+        return act, out
+
+    def rows(self, neuron_ids: Sequence[int], repeats: int = 1) -> Rows:
+        """Rows scoring ``neuron_ids``, each repeated ``repeats`` times consecutively (neuron-major)."""
+        ids = [int(i) for i in neuron_ids]
+        index = torch.as_tensor(ids, dtype=torch.long, device=self.device).repeat_interleave(repeats)
+        return Rows(index, sorted(set(ids)))
+
+    def all_neuron_forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Activations [B, N] of every neuron on every row (for the corpus scan)."""
+        cols = {h: torch.as_tensor([n.index for n in self.neurons if n.hook_name == h], device=self.device)
+                for h in self.hooks}
+        readers = {h: (lambda act, c=cols[h]: rearrange(act[:, self.seq_pos], "b ... -> b (...)")[:, c].float())
+                   for h in self.hooks}
+        store = run_capture(self.adapter, self.ids(tokens), readers)
+        out = torch.empty(tokens.shape[0], len(self.neurons), device=self.device)
+        for h in self.hooks:
+            out[:, [i for i, n in enumerate(self.neurons) if n.hook_name == h]] = store[h]
+        return out
+
+    # ------------------------------------------------------------------------------------ scoring
+    def self_ce(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Mean next-token cross-entropy of the optimized tokens under the model itself [B] (NaN if no token
+        has a left context)."""
+        first = 0 if self.lo > 0 else 1
+        if self.n - first <= 0:
+            return torch.full((tokens.shape[0],), math.nan, device=tokens.device)
+        pred = logits[:, self.lo - 1 + first: self.lo + self.n - 1].float()
+        logp = torch.log_softmax(pred, dim=-1).gather(-1, tokens[:, first:, None])[..., 0]
+        return -logp.mean(dim=-1)
+
+    @torch.no_grad()
+    def score(self, rows: Rows, tokens: torch.Tensor, weights: torch.Tensor | None = None,
+              batch: int = 512, amp: bool = True, target: bool = False
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Exact scores of discrete candidates [B, n] in chunks: (objective, activation, self cross-entropy).
+
+        ``weights`` [B] are fluency weights; the objective is ``activation - weight * cross-entropy`` (the
+        cross-entropy needs the full forward pass and is NaN when no weight is given).
+        """
+        need_ce = weights is not None
+        acts, ces = [], []
+        for start in range(0, tokens.shape[0], batch):
+            chunk = tokens[start:start + batch]
+            with self.autocast() if amp else contextlib.nullcontext():
+                act, logits = self.forward(rows[start:start + batch], tokens=chunk, logits=need_ce, target=target)
+            acts.append(act)
+            if need_ce:
+                ces.append(self.self_ce(logits, chunk))
+        act = torch.cat(acts)
+        if not need_ce:
+            return act, act, torch.full_like(act, math.nan)
+        ce = torch.cat(ces)
+        return act - weights * torch.nan_to_num(ce), act, ce
+
+    def check_reachable(self, generator: torch.Generator) -> None:
+        """One small pass: the token-embedding hook outputs ``W_E[ids]``, soft inputs reproduce token inputs,
+        and every neuron's hook has a gradient path from the input embeddings; errors name the problem."""
+        rows = self.rows(range(len(self.neurons)))
+        tok_idx = torch.randint(self.n_allowed, (len(self.neurons), self.n), generator=generator,
+                                device=self.device)
+        tokens = self.allowed[tok_idx]
+        with torch.no_grad():
+            self._check_embedding_hook(self.ids(tokens[:1]))
+            hard, _ = self.forward(rows, tokens=tokens)
+            self.forward(rows, tokens=tokens, target=True)
+        soft, _ = self.forward(rows, embeds=self.E[tok_idx].clone().requires_grad_(True))
+        cut = [h for h, v in self.last_store.items() if not v.requires_grad]
+        if cut:
+            names = [str(n) for n, o in zip(self.neurons, self.objective_neurons) if o.hook_name in cut]
+            raise TextualizeError(f"neurons {names} cannot be reached: no gradient flows from the input "
+                                  f"embeddings to hook(s) {cut} (is a hook detaching or replacing them?)")
+        if not torch.allclose(soft.detach(), hard, atol=1e-3, rtol=1e-3):
+            raise TextualizeError(f"{self.adapter.name}: feeding W_E rows through {self.emb_hook!r} does not "
+                                  "reproduce the token inputs' activations; soft inputs are not faithful here")
+
+    def _check_embedding_hook(self, ids: torch.Tensor) -> None:
+        got = run_capture(self.adapter, ids, [self.emb_hook]).get(self.emb_hook)
+        ref = self.adapter.W_E[ids]
+        if got is None or got.shape != ref.shape or not torch.allclose(got.float(), ref.float(), atol=1e-4,
+                                                                       rtol=1e-3):
+            raise TextualizeError(
+                f"{self.adapter.name}: hook {self.emb_hook!r} does not output the token embeddings W_E[ids] "
+                "alone, so soft inputs cannot be fed there (method='corpus' still works)")
+
+    def decode(self, token_ids: Sequence[int]) -> tuple[list[str], str]:
+        names = [self.names[i] for i in token_ids]
+        return names, self.adapter.tokenizer.decode(list(token_ids)).strip()
