@@ -1,4 +1,5 @@
-"""Command line: ``tl-neuronprobe extract | demo | rank | evaluate-encoded | evaluate-used | compare | textualize``.
+"""Command line: ``tl-neuronprobe extract | demo | rank | evaluate-encoded | evaluate-used | compare | textualize |
+words-needed | describe | report``.
 
 Each command parses its arguments and calls one function of :mod:`tl_neuronprobe.workflows`.
 """
@@ -13,7 +14,7 @@ from ..core.adapter import LongSentenceError
 from ..data.corpus import CorpusError
 from ..data.extraction import NonFiniteActivationError
 from ..textualization import TextualizeError
-from . import rank, textualize, used
+from . import describe, rank, textualize, used
 from ._args import common_flags, comma_ints, comma_list
 
 #: what a user can cause (a bad file, name, attribute or value); anything else is a bug and keeps its traceback
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = common_flags()
     _add_extract(sub, common)
     _add_demo(sub, common)
-    for module in (rank, used, textualize):
+    for module in (rank, used, textualize, describe):
         module.register(sub, common)
     return parser
 

@@ -122,7 +122,8 @@ def _read_folder(root: Path, data: ReportData) -> None:
     _read_encoded(root / "encoded", data)
     _read_used(root / "used", data)
     data.textualize = _read_csv(root / "textualize" / "textualize.csv")
-    for cand in (root / "descriptions.csv", root / "descriptions" / "descriptions.csv"):
+    for cand in (root / "descriptions.csv", root / "descriptions" / "descriptions.csv",
+                 root / "describe" / "descriptions" / "descriptions.csv"):
         if cand.exists():
             data.descriptions = _check_descriptions(pd.read_csv(cand), cand)
             break

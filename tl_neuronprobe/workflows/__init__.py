@@ -7,14 +7,15 @@ One function per command (``extract_job``, ``rank_job``, ``evaluate_encoded_job`
 
 from ._demo import DEFAULT_SENTENCES, STAGES, DemoSettings, demo, demo_corpus
 from ._demo_used import demo_used
-from ._describe import best_described, description_agreement, run_describe, top_contexts
+from ._describe import best_described, describe_stage, description_agreement, run_describe, top_contexts
 from ._encoded import demo_encoded, evaluate_encoded_job, rank_job, seeded_ranker, top_neurons_table, write_encoded
 from ._extract import extract_job
+from ._report import report_job
 from ._stats import layer_statistics, plot_layer_statistics
-from ._textualize import demo_textualize, markdown_table, textualize_job, top_neurons, words_only
+from ._textualize import demo_textualize, markdown_table, textualize_job, top_neurons, words_needed_job, words_only
 from ._used import compare_job, evaluate_used_job, parse_rankings, read_ranking_file, write_comparison
 
-__all__ = ["best_described", "description_agreement", "run_describe", "top_contexts", "DEFAULT_SENTENCES", "DemoSettings", "STAGES", "compare_job", "demo", "demo_corpus", "demo_encoded",
+__all__ = ["best_described", "description_agreement", "run_describe", "top_contexts", "describe_stage", "report_job", "words_needed_job", "DEFAULT_SENTENCES", "DemoSettings", "STAGES", "compare_job", "demo", "demo_corpus", "demo_encoded",
            "demo_textualize", "demo_used", "evaluate_encoded_job", "evaluate_used_job", "extract_job",
            "layer_statistics", "markdown_table", "parse_rankings", "plot_layer_statistics", "rank_job",
            "read_ranking_file", "seeded_ranker", "textualize_job", "top_neurons", "top_neurons_table",

@@ -21,7 +21,9 @@ from ..data.activations import Activations
 from ..data.corpus import Corpus
 from ..data.extraction import extract
 from ._demo_used import demo_used
+from ._describe import describe_stage
 from ._encoded import demo_encoded
+from ._report import report_job
 from ._stats import layer_statistics, plot_layer_statistics
 from ._textualize import demo_textualize
 
@@ -29,7 +31,7 @@ __all__ = ["DemoSettings", "demo", "demo_corpus", "STAGES", "DEFAULT_SENTENCES"]
 
 #: the demo's default corpus size: about 5 minutes for the whole demo on MiniLM and 2 CPU cores
 DEFAULT_SENTENCES = 200
-STAGES = ("encoded", "used", "textualize")
+STAGES = ("encoded", "used", "textualize", "describe", "report")
 
 
 @dataclasses.dataclass
@@ -54,6 +56,7 @@ class DemoSettings:
     used_sentences: int = 48
     agreement: bool = True
     textualize_steps: int = 30
+    describe_max_length: int = 2
     skip: tuple[str, ...] = ()
     quick_mode: bool = False
     seed: int = 0
@@ -109,14 +112,17 @@ def _stages(settings: DemoSettings, model, corpus: Corpus, acts: Activations, ou
                                   progress=s.progress),
         "textualize": lambda: demo_textualize(model, None, corpus, out / "textualize", seed=s.seed,
                                               steps=s.textualize_steps, acts=acts, attributes=s.attributes),
+        "describe": lambda: describe_stage(acts, corpus, out / "describe", model=model, seed=s.seed,
+                                           progress=s.progress, max_length=s.describe_max_length),
+        "report": lambda: report_job(out, out / "report"),
     }
 
 
 def demo(settings: DemoSettings | None = None, **changes: Any) -> dict:
     """Run the demo (``settings``, or :class:`DemoSettings` built from ``changes``) and return its summary.
 
-    Writes ``activations/``, ``layer_stats.csv/png``, ``encoded/``, ``used/``, ``textualize/`` and
-    ``summary.json`` under ``settings.out``.
+    Writes ``activations/``, ``layer_stats.csv/png``, ``encoded/``, ``used/``, ``textualize/``, ``describe/``,
+    ``summary.json`` and the HTML neuron browser ``report/index.html`` under ``settings.out``.
     """
     settings = settings or DemoSettings(**changes)
     out = Path(settings.out)
@@ -130,14 +136,17 @@ def demo(settings: DemoSettings | None = None, **changes: Any) -> dict:
     t0 = time.perf_counter()
     acts = _stage_activations(settings, model, corpus, out, summary)
     summary["extract_seconds"] = round(time.perf_counter() - t0, 2)
+    summary["settings"] = dataclasses.asdict(settings)
+    (out / "summary.json").unlink(missing_ok=True)  # never a stale one from an earlier run beside new results
     for name, run in _stages(settings, model, corpus, acts, out).items():
         if name in settings.skip:
             continue
+        if name == "report":  # the report reads the settings from summary.json
+            (out / "summary.json").write_text(json.dumps(summary, indent=2))
         t = time.perf_counter()
         run()
         summary[f"demo_{name}_seconds"] = round(time.perf_counter() - t, 2)
     summary["total_seconds"] = round(time.perf_counter() - t0, 2)
-    summary["settings"] = dataclasses.asdict(settings)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     print(f"demo results in {out}")

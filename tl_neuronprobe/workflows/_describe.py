@@ -75,34 +75,47 @@ def description_agreement(desc: Descriptions, acts: Activations, attribute: str 
     return pd.DataFrame(rows)
 
 
-def run_describe(model: Any = "minilm", data: str = "synthetic:400", out_dir: "str | Path" = "describe-out",
+def run_describe(model: Any = "minilm", data: str = "ud-english:400", out_dir: "str | Path" = "describe-out",
                  n_sentences: int | None = None, layers: Sequence[int] | None = None, site: str = "mlp.post",
                  sources: "str | Sequence[str]" = "auto", agreement: bool = True, effects: int = 0,
                  device: str | None = None, batch_size: int = 32, progress: bool = True, seed: int = 0,
                  **options: Any) -> Descriptions:
     """Load ``model`` (a name for ``tnp.models.load`` or a model) and ``data`` (``Corpus.load`` spec), extract
-    ``site`` activations, describe every neuron and write the results to ``out_dir``.
-
-    Writes ``descriptions/`` (see :class:`Descriptions`), ``coverage.csv`` (per layer), ``methods.csv``
-    (description vs baselines), ``best.csv`` (best described neurons with contexts), ``agreement.csv``
-    (P@k against Probeless / Linear per UPOS tag, when the data has ``upos``), ``effects.csv`` (the
-    ``effects`` best described neurons ablated) and ``summary.json`` (timings and options). ``options`` go to
-    :func:`describe`.
-    """
+    ``site`` activations, describe every neuron and write the results to ``out_dir`` (see
+    :func:`describe_stage`, which does the rest)."""
     from .. import models
     from ..data.extraction import extract
-    from ._effects import description_effects
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
     mdl = models.load(model, device=device) if isinstance(model, str) else model
     corpus = Corpus.load(data, seed=seed)
     if n_sentences is not None:
         corpus = corpus[: int(n_sentences)]
     acts = extract(mdl, corpus, site=site, layers=layers, progress=progress, device=device, long_sentences="skip")
-    timings["load_and_extract_s"] = time.perf_counter() - t0
+    extract_s = time.perf_counter() - t0
+    return describe_stage(acts, corpus, out_dir, model=mdl, sources=sources, agreement=agreement, effects=effects,
+                          batch_size=batch_size, progress=progress, seed=seed,
+                          summary=dict(model=model if isinstance(model, str) else type(model).__name__, data=data,
+                                       site=site, load_and_extract_s=extract_s), **options)
+
+
+def describe_stage(acts: Activations, corpus: Corpus, out_dir: "str | Path", model: Any = None,
+                   sources: "str | Sequence[str]" = "auto", agreement: bool = True, effects: int = 0,
+                   batch_size: int = 32, progress: bool = True, seed: int = 0, summary: dict | None = None,
+                   **options: Any) -> Descriptions:
+    """Describe every neuron of ``acts`` over ``corpus`` and write the results to ``out_dir``.
+
+    Writes ``descriptions/`` (see :class:`Descriptions`), ``coverage.csv`` (per layer), ``methods.csv``
+    (description vs baselines), ``best.csv`` (best described neurons with contexts), ``agreement.csv``
+    (P@k against Probeless / Linear per UPOS tag, when the data has ``upos``), ``effects.csv`` (the
+    ``effects`` best described neurons ablated; needs ``model``) and ``summary.json`` (timings and options).
+    ``options`` go to :func:`describe`.
+    """
+    from ..descriptions import description_effects
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
     t0 = time.perf_counter()
     desc = describe(acts, corpus, sources=sources, seed=seed, progress=progress, **options)
     timings["describe_s"] = time.perf_counter() - t0
@@ -114,13 +127,12 @@ def run_describe(model: Any = "minilm", data: str = "synthetic:400", out_dir: "s
         t0 = time.perf_counter()
         description_agreement(desc, acts, seed=seed).to_csv(out / "agreement.csv", index=False)
         timings["agreement_s"] = time.perf_counter() - t0
-    if effects:
+    if effects and model is not None:
         top = best_described(desc, acts, n=effects, per_layer=False)["neuron"]
-        description_effects(mdl, corpus, desc, list(top), batch_size=batch_size).to_csv(out / "effects.csv",
-                                                                                       index=False)
-    summary = dict(model=model if isinstance(model, str) else type(model).__name__, data=data,
-                   n_sentences=len(corpus), n_words=corpus.n_words, n_neurons=acts.n_neurons,
-                   n_concepts=len(desc.concepts), site=site, timings=timings, options=desc.meta,
-                   torch_threads=torch.get_num_threads())
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        description_effects(model, corpus, desc, list(top), batch_size=batch_size).to_csv(out / "effects.csv",
+                                                                                         index=False)
+    info = dict(summary or {}, n_sentences=len(corpus), n_words=corpus.n_words, n_neurons=acts.n_neurons,
+                n_concepts=len(desc.concepts), timings=timings, options=desc.meta,
+                torch_threads=torch.get_num_threads())
+    (out / "summary.json").write_text(json.dumps(info, indent=1, default=str))
     return desc

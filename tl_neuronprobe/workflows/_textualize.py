@@ -17,7 +17,7 @@ from ..core.neurons import Neuron, parse_neurons
 from ..data.activations import Activations
 from ..data.extraction import extract
 from ..rankers import Probeless
-from ..textualization import TextualizeError, corpus_top_windows, textualize
+from ..textualization import TextualizeError, corpus_top_windows, textualize, words_needed
 
 __all__ = ["textualize_job", "demo_textualize", "top_neurons", "words_only", "markdown_table", "SHOWN"]
 
@@ -55,6 +55,27 @@ def textualize_job(model: str, neurons: str, out: "str | Path | None" = None, co
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "textualize.csv", index=False)
         (out / "textualize.md").write_text(markdown_table(table[SHOWN]))
+        result.save(out / "result")  # reloadable: TextualizeResult.load (dense results keep their vectors)
+        if options.get("method") == "dense":
+            for text in result:
+                result.plot_nearest(text.neuron, path=out / f"nearest_{text.neuron}.png")
+        print(f"written to {out}")
+    return result
+
+
+def words_needed_job(model: str, words: Sequence[str], layers: Sequence[int], ks: Sequence[int],
+                     out: "str | Path | None" = None, device: str | None = None, seed: int = 0, **options):
+    """:func:`~tl_neuronprobe.textualization.words_needed` from names; with ``out`` writes ``words_needed.csv``,
+    ``words_needed_curve.csv`` and ``words_needed.png``. Returns the result."""
+    loaded = models.load(model, device=device)
+    result = words_needed(loaded, list(words), list(layers), ks=list(ks), seed=seed, **options)
+    print(result.curve.to_string(index=False))
+    if out:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        result.table.to_csv(out / "words_needed.csv", index=False)
+        result.curve.to_csv(out / "words_needed_curve.csv", index=False)
+        result.plot(out / "words_needed.png")
         print(f"written to {out}")
     return result
 
