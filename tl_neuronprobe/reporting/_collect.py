@@ -22,12 +22,12 @@ __all__ = ["ReportData", "UsedResult", "collect"]
 
 #: columns that identify the kind of a result table
 _KINDS = (
-    ("encoded", {"ranker", "probe", "selection", "k", "accuracy"}),
+    ("encoded", {"ranking", "probe", "selection", "k", "accuracy"}),
     ("used", {"ranking", "selection", "k", "metric", "value"}),
     ("textualize", {"neuron", "text", "activation", "corpus_max"}),
     ("descriptions", {"neuron", "description"}),
     ("layer_stats", {"site", "layer", "mean", "std"}),
-    ("top_neurons", {"ranker", "rank", "neuron"}),
+    ("top_neurons", {"ranking", "rank", "neuron"}),
     ("compare", {"k", "best_encoded", "best_used"}),
 )
 
@@ -98,14 +98,19 @@ def _used_neurons_from_orders(data: ReportData) -> None:
         names = set(res.used["ranking"].astype(str))
         if names <= set(orders):
             n = int(res.used["k"].max())
-            res.top_neurons = pd.DataFrame([dict(ranker=r, rank=i + 1, neuron=x) for r in sorted(names)
+            res.top_neurons = pd.DataFrame([dict(ranking=r, rank=i + 1, neuron=x) for r in sorted(names)
                                             for i, x in enumerate(orders[r][:n])])
             res.own = True
 
 
 # ------------------------------------------------------------------------------------------------ folders
 def _read_csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.exists() else None
+    return _glossary(pd.read_csv(path)) if path.exists() else None
+
+
+def _glossary(table: pd.DataFrame) -> pd.DataFrame:
+    """Tables written before the glossary named the ordering column ``ranker``; it is ``ranking`` now."""
+    return table.rename(columns={"ranker": "ranking"}) if "ranker" in table and "ranking" not in table else table
 
 
 def _read_folder(root: Path, data: ReportData) -> None:
@@ -137,7 +142,7 @@ def _read_encoded(folder: Path, data: ReportData) -> None:
         attr = m.group(1)
         if any(attr.endswith(s) for s in ("_top_neurons", "_layers", "_agreement")):
             continue
-        data.encoded[attr] = pd.read_csv(csv)
+        data.encoded[attr] = _glossary(pd.read_csv(csv))
         top = _read_csv(folder / f"encoded_{attr}_top_neurons.csv")
         if top is not None:
             data.top_neurons[attr] = top
@@ -153,7 +158,7 @@ def _read_used(folder: Path, data: ReportData) -> None:
             continue
         stem = csv.stem[len("used_"):]
         model, _, attr = stem.rpartition("_")
-        res = UsedResult(model=model or "model", attribute=attr, used=pd.read_csv(csv),
+        res = UsedResult(model=model or "model", attribute=attr, used=_glossary(pd.read_csv(csv)),
                          per_k=_read_csv(folder / f"compare_{stem}.csv"),
                          top_neurons=_read_csv(folder / f"used_{stem}_top_neurons.csv"))
         txt = folder / f"compare_{stem}.txt"
@@ -198,6 +203,8 @@ def _add_object(data: ReportData, name: str | None, obj: Any) -> None:
 
 
 def _add_table(data: ReportData, name: str | None, table: pd.DataFrame) -> None:
+    attrs, table = table.attrs, _glossary(table)
+    table.attrs = attrs
     kind = _kind(table)
     if kind is None:
         raise ValueError(f"table {name or ''} with columns {list(table.columns)} is not a known result table "
@@ -209,7 +216,7 @@ def _add_table(data: ReportData, name: str | None, table: pd.DataFrame) -> None:
         if orders is not None and neurons:
             data.orders[attr] = {r: [str(neurons[j]) for j in o] for r, o in orders.items()}
             data.top_neurons[attr] = pd.DataFrame(
-                [dict(ranker=r, rank=i + 1, neuron=n) for r, o in data.orders[attr].items() for i, n in
+                [dict(ranking=r, rank=i + 1, neuron=n) for r, o in data.orders[attr].items() for i, n in
                  enumerate(o[:10])])
     elif kind == "used":
         attr = str(table["attribute"].iloc[0]) if "attribute" in table.columns else "attribute"

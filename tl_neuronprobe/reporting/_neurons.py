@@ -36,17 +36,29 @@ def _parse(name: Any) -> Neuron | None:
         return None
 
 
+def best_described(descriptions: pd.DataFrame, n: int) -> list[str]:
+    """The ``n`` neurons whose description scores best on held-out text (``test_f1``; else table order)."""
+    table = descriptions
+    if "described" in table:
+        table = table[table["described"].astype(bool)]
+    if "test_f1" in table:
+        table = table.sort_values("test_f1", ascending=False, kind="stable")
+    return list(dict.fromkeys(table["neuron"].astype(str)))[:n]
+
+
 def page_neurons(data: ReportData) -> list[Neuron]:
     """Every neuron in any top list (encoded top 10, used top ``TOP_N`` on the activations' model, textualized,
-    described)."""
+    and the ``TOP_N`` best described by held-out F1: a description of every neuron is shown on every page, but
+    does not make a page by itself)."""
     names: list[Any] = []
     for top in data.top_neurons.values():
         names += list(top["neuron"])
     for res in _own_used(data):
         names += list(res.top_neurons.loc[res.top_neurons["rank"] <= TOP_N, "neuron"])
-    for table in (data.textualize, data.descriptions):
-        if table is not None:
-            names += list(table["neuron"])
+    if data.textualize is not None:
+        names += list(data.textualize["neuron"])
+    if data.descriptions is not None:
+        names += list(best_described(data.descriptions, TOP_N))
     found = {n for n in map(_parse, names) if n is not None}
     if data.acts is not None:
         extracted = set(data.acts.neurons)
@@ -122,7 +134,7 @@ def _ranks(data: ReportData, name: str) -> list[dict]:
     rows = []
     for attr, top in data.top_neurons.items():
         full = data.orders.get(attr, {})
-        for ranker, group in top.groupby("ranker", sort=False):
+        for ranker, group in top.groupby("ranking", sort=False):
             order = full.get(ranker) or list(group.sort_values("rank")["neuron"].astype(str))
             rank = order.index(name) + 1 if name in order else None
             hit = group[group["neuron"].astype(str) == name]
@@ -140,7 +152,7 @@ def _effects(data: ReportData, name: str) -> list[dict]:
     for res in _own_used(data):
         if res.used is None:
             continue
-        for ranking, group in res.top_neurons.groupby("ranker", sort=False):
+        for ranking, group in res.top_neurons.groupby("ranking", sort=False):
             hit = group[group["neuron"].astype(str) == name]
             if hit.empty:
                 continue

@@ -101,10 +101,10 @@ def _encoded_sections(data: ReportData, images: dict[str, str]) -> list[dict]:
         t = table[(table["selection"] == "top")] if "selection" in table.columns else table
         if "probe" in t.columns and "logistic" in set(t["probe"]):
             t = t[t["probe"] == "logistic"]
-        curve = t.pivot_table(index="ranker", columns="k", values="accuracy").reset_index()
-        curve.columns = [f"k={c}" if c != "ranker" else c for c in curve.columns]
+        curve = t.pivot_table(index="ranking", columns="k", values="accuracy").reset_index()
+        curve.columns = [f"k={c}" if c != "ranking" else c for c in curve.columns]
         top = data.top_neurons.get(attr)
-        top_wide = (top.pivot_table(index="rank", columns="ranker", values="neuron", aggfunc="first").reset_index()
+        top_wide = (top.pivot_table(index="rank", columns="ranking", values="neuron", aggfunc="first").reset_index()
                     if top is not None else None)
         out.append(dict(attribute=attr, image=images.get(f"encoded_{attr}"), curve=_table(curve),
                         top=_table(top_wide)))
@@ -117,7 +117,7 @@ def _used_sections(data: ReportData, images: dict[str, str]) -> list[dict]:
         top = None
         if res.top_neurons is not None:
             top = (res.top_neurons[res.top_neurons["rank"] <= 10]
-                   .pivot_table(index="rank", columns="ranker", values="neuron", aggfunc="first").reset_index())
+                   .pivot_table(index="rank", columns="ranking", values="neuron", aggfunc="first").reset_index())
         out.append(dict(model=res.model, attribute=res.attribute, summary=res.summary, per_k=_table(res.per_k),
                         top=_table(top), images=[images[f"used_{i}_{p.stem}"] for p in res.images]))
     return out

@@ -7,6 +7,7 @@ descriptions with the Probeless and Linear rankings per tag. Not for argument pa
 from __future__ import annotations
 
 import json
+from collections import Counter
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -57,7 +58,7 @@ def description_agreement(desc: Descriptions, acts: Activations, attribute: str 
     X, y, classes = acts.dataset(attribute, min_count=min_count)
     fitted = {}
     for name in rankers:
-        est = {"probeless": Probeless, "linear": Linear}[name](random_state=seed)
+        est = {"probeless": Probeless, "linear": Linear}[name](seed=seed)
         fitted[name] = est.fit(X.numpy(), y.numpy())
     names = desc.neurons
     top = desc.table[desc.table["end"] == "top"]
@@ -70,7 +71,7 @@ def description_agreement(desc: Descriptions, acts: Activations, attribute: str 
         for name, est in fitted.items():
             gold = [names[j] for j in np.argsort(-est.per_class_[ci], kind="stable")[:k]]
             mentions = top.set_index("neuron").loc[gold, "formula"].str.contains(concept, regex=False)
-            rows.append(dict(tag=tag, ranker=name, k=k, p_at_k=len(set(ours) & set(gold)) / k,
+            rows.append(dict(tag=tag, ranking=name, k=k, p_at_k=len(set(ours) & set(gold)) / k,
                              ranker_top_described_as_tag=float(mentions.mean())))
     return pd.DataFrame(rows)
 
@@ -123,16 +124,22 @@ def describe_stage(acts: Activations, corpus: Corpus, out_dir: "str | Path", mod
     desc.coverage("layer").to_csv(out / "coverage.csv", index=False)
     desc.compare_methods().to_csv(out / "methods.csv", index=False)
     best_described(desc, acts).to_csv(out / "best.csv", index=False)
+    notes = []
     if agreement and "upos" in acts.attributes:
-        t0 = time.perf_counter()
-        description_agreement(desc, acts, seed=seed).to_csv(out / "agreement.csv", index=False)
-        timings["agreement_s"] = time.perf_counter() - t0
+        counts = Counter(v for v in acts.attributes["upos"] if v is not None)
+        if max(counts.values(), default=0) >= 50:
+            t0 = time.perf_counter()
+            description_agreement(desc, acts, seed=seed).to_csv(out / "agreement.csv", index=False)
+            timings["agreement_s"] = time.perf_counter() - t0
+        else:
+            notes.append("agreement with the rankers skipped: no upos tag has 50 words")
+            print(f"[describe] {notes[-1]}")
     if effects and model is not None:
         top = best_described(desc, acts, n=effects, per_layer=False)["neuron"]
         description_effects(model, corpus, desc, list(top), batch_size=batch_size).to_csv(out / "effects.csv",
                                                                                          index=False)
     info = dict(summary or {}, n_sentences=len(corpus), n_words=corpus.n_words, n_neurons=acts.n_neurons,
-                n_concepts=len(desc.concepts), timings=timings, options=desc.meta,
+                n_concepts=len(desc.concepts), timings=timings, options=desc.meta, notes=notes,
                 torch_threads=torch.get_num_threads())
     (out / "summary.json").write_text(json.dumps(info, indent=1, default=str))
     return desc

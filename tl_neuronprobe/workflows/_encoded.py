@@ -34,7 +34,7 @@ def top_neurons_table(neurons: Sequence[Any], orders: dict[str, np.ndarray], n: 
     for name, order in orders.items():
         for r, j in enumerate(order[: min(n, len(order))]):
             nr = neurons[j] if neurons else None
-            rows.append(dict(ranker=name, rank=r + 1, column=int(j), neuron=str(nr) if nr is not None else str(j),
+            rows.append(dict(ranking=name, rank=r + 1, column=int(j), neuron=str(nr) if nr is not None else str(j),
                              layer=getattr(nr, "layer", None),
                              score=float(scores[name][j]) if scores and name in scores else np.nan))
     return pd.DataFrame(rows)
