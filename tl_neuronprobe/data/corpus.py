@@ -10,9 +10,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+
+
+#: named corpora for :meth:`Corpus.load` (``name`` or ``name:N``): ``loader(n_sentences or None, seed, **kw)``,
+#: registered by the modules that provide them (``data.synthetic``, ``data.treebank``), so this module imports
+#: neither of them
+SOURCES: dict[str, Callable[..., "Corpus"]] = {}
+
+
+def register_source(name: str, loader: Callable[..., "Corpus"]) -> None:
+    """Make ``Corpus.load(name)`` and ``Corpus.load(f"{name}:N")`` call ``loader(N or None, seed)``."""
+    SOURCES[name] = loader
 
 
 class CorpusError(ValueError):
@@ -178,12 +189,8 @@ class Corpus:
         ``word<TAB>label`` file."""
         spec = str(spec)
         name, _, count = spec.partition(":")
-        if name in ("synthetic", "ud-english") and (not count or count.isdigit()):
-            if name == "synthetic":
-                return cls.synthetic(int(count) if count else 1000, seed=seed)
-            from .treebank import ud_english
-
-            return ud_english(int(count) if count else None)
+        if name in SOURCES and (not count or count.isdigit()):
+            return SOURCES[name](int(count) if count else None, seed)
         path = Path(spec)
         if not path.exists():
             raise FileNotFoundError(f"corpus file {path} does not exist (or use 'ud-english[:N]' or 'synthetic[:N]')")
@@ -193,10 +200,8 @@ class Corpus:
 
     @classmethod
     def synthetic(cls, n_sentences: int = 1000, seed: int = 0, **kwargs) -> "Corpus":
-        """The seeded synthetic English corpus (see :mod:`tl_neuronprobe.synthetic`)."""
-        from .synthetic import generate
-
-        return generate(n_sentences=n_sentences, seed=seed, **kwargs)
+        """The seeded synthetic English corpus (see :mod:`tl_neuronprobe.data.synthetic`)."""
+        return SOURCES["synthetic"](n_sentences, seed, **kwargs)
 
 
 _ID = re.compile(r"^(\d+)(?:-(\d+)|\.(\d+))?$")

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .activations import META_FILE, TENSOR_FILE, Activations, TensorFileWriter, _commit_dir, _staging_dir, write_meta
 from ..core.adapter import Batch, LongSentenceError, ModelAdapter, TokenizedSentence
 from .corpus import Corpus
+from ..core.hooks import run_capture
 from ..core.neurons import Neuron, check_site, hook_name
 
 AGGREGATIONS = ("first", "last", "mean")
@@ -138,6 +139,103 @@ class _Reducer:
         return flat[self.index]
 
 
+@dataclass
+class _Job:
+    """One extraction: the model, what to read (``plan``: (site, layer) in column order) and the units to run."""
+
+    adapter: ModelAdapter
+    corpus: Corpus
+    plan: list[tuple[str, int]]
+    units: list[_Unit]
+    skipped: list[int]
+    aggregation: str
+    dtype: torch.dtype
+    batch_size: int
+    max_tokens: int
+
+    @property
+    def columns(self) -> np.ndarray:
+        return np.cumsum([0] + [self.adapter.site_width(s) for s, _ in self.plan])
+
+    def run_batch(self, batch_units: list[_Unit], dest: torch.Tensor, row_lo: int) -> None:
+        """Run one batch, reduce each word's sub-tokens and write the rows into ``dest`` (rows from ``row_lo``)."""
+        batch = self.adapter.collate([u.tokens for u in batch_units])
+        reducer = _Reducer(batch, batch_units, self.aggregation)
+        names = [hook_name(s, layer) for s, layer in self.plan]
+        got = run_capture(self.adapter, batch, {name: reducer for name in names})
+        captured = {j: got[name] for j, name in enumerate(names)}
+        total = torch.stack([v.float().sum() for v in captured.values()]).sum()
+        if not bool(torch.isfinite(total)):  # one host sync per batch
+            _raise_non_finite(captured, self.plan, reducer, self.corpus, self.corpus.sentence_ids)
+        rows, col = reducer.rows.cpu() - row_lo, self.columns
+        for j, vals in captured.items():
+            dest[:, int(col[j]):int(col[j + 1])].index_copy_(0, rows, vals.to("cpu", self.dtype))
+
+    def run(self, sentences_per_block: int, block_dest, block_done, progress: bool) -> None:
+        """Blocks of consecutive sentences (bounded RAM when streaming), length-bucketed batches within a block.
+        ``block_dest(row_lo, row_hi)`` gives the rows to fill; ``block_done(row_lo, dest)`` takes them."""
+        sentence_ids, n_words = self.corpus.sentence_ids, self.corpus.n_words
+        starts = np.asarray([u.first_word for u in self.units], dtype=np.int64)
+        sentence_of_unit = sentence_ids[np.minimum(starts, n_words - 1)] if len(self.units) else starts
+        skipped_rows = torch.as_tensor(np.flatnonzero(np.isin(sentence_ids, self.skipped)))
+        edges = list(range(0, len(self.corpus), sentences_per_block)) + [len(self.corpus)]
+        with tqdm(total=sum(len(u.tokens) for u in self.units), unit="tok", disable=not progress,
+                  desc="extract") as bar, torch.inference_mode():
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                row_lo = int(np.searchsorted(sentence_ids, lo, side="left"))
+                row_hi = int(np.searchsorted(sentence_ids, hi, side="left"))
+                dest = block_dest(row_lo, row_hi)
+                dest[skipped_rows[(skipped_rows >= row_lo) & (skipped_rows < row_hi)] - row_lo] = 0
+                block_units = [u for u, s in zip(self.units, sentence_of_unit) if lo <= s < hi]
+                for batch_units in _batches(block_units, self.batch_size, self.max_tokens):
+                    self.run_batch(batch_units, dest, row_lo)
+                    bar.update(sum(len(u.tokens) for u in batch_units))  # host-side: no sync
+                block_done(row_lo, dest)
+
+
+def _checked_dtype(aggregation: str, dtype: "str | torch.dtype", corpus: Corpus) -> torch.dtype:
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
+    if dtype not in _DTYPES.values():
+        raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype}")
+    if len(corpus) == 0:
+        raise ValueError("the corpus is empty")
+    return dtype
+
+
+def _read_plan(adapter: ModelAdapter, sites: list[str], layers) -> tuple[list[tuple[str, int]], list[Neuron]]:
+    """(site, layer) pairs in column order, and the neurons of the columns."""
+    plan: list[tuple[str, int]] = []
+    for s in sites:
+        check_site(s)
+        plan += [(s, layer) for layer in adapter.check_layers(s, layers)]
+    return plan, [Neuron(layer, i, s) for s, layer in plan for i in range(adapter.site_width(s))]
+
+
+def _stream(job: _Job, out_dir: Path, neurons: list[Neuron], meta: dict, sentences_per_block: int,
+            progress: bool) -> Activations:
+    """Run ``job`` writing each block into a staging folder; the folder replaces ``out_dir`` only when done."""
+    corpus = job.corpus
+    staging = _staging_dir(out_dir)
+    writer = TensorFileWriter(staging / TENSOR_FILE, corpus.n_words, len(neurons), job.dtype)
+    try:
+        job.run(sentences_per_block, lambda lo, hi: torch.empty(hi - lo, len(neurons), dtype=job.dtype),
+                writer.write_rows, progress)
+        writer.close()
+        write_meta(staging / META_FILE, neurons=[[n.site, n.layer, n.index] for n in neurons], words=corpus.words,
+                   sentence_ids=corpus.sentence_ids.tolist(), attributes=corpus.attributes(), meta=meta)
+        _commit_dir(staging, out_dir)
+        return Activations.load(out_dir)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            writer.fh.close()
+        raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
 def extract(
     model,
     corpus: Corpus,
@@ -162,90 +260,17 @@ def extract(
     are memory-mapped from it; the folder appears only when extraction completes.
     """
     adapter = ModelAdapter.wrap(model)
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
-    dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
-    if dtype not in _DTYPES.values():
-        raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype}")
-    if len(corpus) == 0:
-        raise ValueError("the corpus is empty")
+    dtype = _checked_dtype(aggregation, dtype, corpus)
     if device is not None:
         adapter.model.to(device)
     sites = [site] if isinstance(site, str) else list(site)
-    plan: list[tuple[str, int]] = []  # (site, layer) in column order
-    for s in sites:
-        check_site(s)
-        plan += [(s, layer) for layer in adapter.check_layers(s, layers)]
-    neurons = [Neuron(layer, i, s) for s, layer in plan for i in range(adapter.site_width(s))]
-    col = np.cumsum([0] + [adapter.site_width(s) for s, _ in plan])
-    deepest = max(layer for _, layer in plan)
-    n_words, n_cols = corpus.n_words, len(neurons)
-
+    plan, neurons = _read_plan(adapter, sites, layers)
     units, skipped = _plan(adapter, corpus, long_sentences)
     meta = dict(model=adapter.name, sites=sites, aggregation=aggregation, long_sentences=long_sentences,
                 skipped_sentences=[corpus.sentences[i].id for i in skipped])
-    sentence_ids = corpus.sentence_ids
-    attributes = corpus.attributes()
-
-    staging = writer = None
+    job = _Job(adapter, corpus, plan, units, skipped, aggregation, dtype, batch_size, max_tokens)
     if out_dir is not None:
-        staging = _staging_dir(Path(out_dir))
-        writer = TensorFileWriter(staging / TENSOR_FILE, n_words, n_cols, dtype)
-        X = None
-    else:
-        X = torch.empty(n_words, n_cols, dtype=dtype)  # every row is written below (skipped rows zeroed)
-
-    # blocks of consecutive sentences keep RAM bounded when streaming; within a block, length bucketing
-    starts = np.asarray([u.first_word for u in units], dtype=np.int64)
-    sentence_of_unit = sentence_ids[np.minimum(starts, n_words - 1)] if len(units) else starts
-    skipped_rows = torch.as_tensor(np.flatnonzero(np.isin(sentence_ids, skipped)))
-    block_edges = list(range(0, len(corpus), sentences_per_block)) + [len(corpus)]
-    bar = tqdm(total=sum(len(u.tokens) for u in units), unit="tok", disable=not progress, desc="extract")
-    try:
-        with torch.inference_mode():
-            for lo, hi in zip(block_edges[:-1], block_edges[1:]):
-                row_lo = int(np.searchsorted(sentence_ids, lo, side="left"))
-                row_hi = int(np.searchsorted(sentence_ids, hi, side="left"))
-                dest = torch.empty(row_hi - row_lo, n_cols, dtype=dtype) if writer is not None else X[row_lo:row_hi]
-                block_skipped = skipped_rows[(skipped_rows >= row_lo) & (skipped_rows < row_hi)] - row_lo
-                dest[block_skipped] = 0
-                block_units = [u for u, s in zip(units, sentence_of_unit) if lo <= s < hi]
-                for batch_units in _batches(block_units, batch_size, max_tokens):
-                    batch = adapter.collate([u.tokens for u in batch_units])
-                    reducer = _Reducer(batch, batch_units, aggregation)
-                    captured: dict[int, torch.Tensor] = {}
-
-                    def make_hook(j: int):
-                        def hook(act, hook=None):  # noqa: ARG001
-                            captured[j] = reducer(act)
-                        return hook
-
-                    hooks = [(hook_name(s, layer), make_hook(j)) for j, (s, layer) in enumerate(plan)]
-                    adapter.forward(batch, hooks, stop_at_layer=deepest + 1)
-                    total = torch.stack([v.float().sum() for v in captured.values()]).sum()
-                    if not bool(torch.isfinite(total)):  # one host sync per batch
-                        _raise_non_finite(captured, plan, reducer, corpus, sentence_ids)
-                    rows = reducer.rows.cpu() - row_lo
-                    for j, vals in captured.items():
-                        dest[:, int(col[j]):int(col[j + 1])].index_copy_(0, rows, vals.to("cpu", dtype))
-                    bar.update(sum(len(u.tokens) for u in batch_units))  # host-side: no sync
-                if writer is not None:
-                    writer.write_rows(row_lo, dest)
-                del dest
-        bar.close()
-        if writer is not None:
-            writer.close()
-            write_meta(staging / META_FILE, neurons=[[n.site, n.layer, n.index] for n in neurons],
-                       words=corpus.words, sentence_ids=sentence_ids.tolist(), attributes=attributes, meta=meta)
-            _commit_dir(staging, Path(out_dir))
-            return Activations.load(out_dir)
-    except BaseException:
-        bar.close()
-        if writer is not None:
-            with contextlib.suppress(Exception):
-                writer.fh.close()
-        raise
-    finally:
-        if staging is not None and staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return Activations(X, neurons, corpus.words, sentence_ids, attributes, meta)
+        return _stream(job, Path(out_dir), neurons, meta, sentences_per_block, progress)
+    X = torch.empty(corpus.n_words, len(neurons), dtype=dtype)  # every row is written (skipped rows zeroed)
+    job.run(sentences_per_block, lambda lo, hi: X[lo:hi], lambda lo, dest: None, progress)
+    return Activations(X, neurons, corpus.words, corpus.sentence_ids, corpus.attributes(), meta)

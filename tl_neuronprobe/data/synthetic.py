@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .corpus import Corpus, Sentence
+from .corpus import Corpus, Sentence, register_source
 
 #: lemma -> (singular, plural)
 NOUNS: dict[str, tuple[str, str]] = {
@@ -138,3 +138,7 @@ def generate(n_sentences: int = 1000, seed: int = 0, attractor_p: float = 0.5) -
         raise ValueError(f"n_sentences must be >= 1, got {n_sentences}")
     rng = np.random.default_rng(seed)
     return Corpus([_sentence(rng, f"syn-{seed}-{i}", attractor_p) for i in range(n_sentences)], f"synthetic(seed={seed})")
+
+
+register_source("synthetic", lambda n_sentences=None, seed=0, **kw: generate(
+    1000 if n_sentences is None else n_sentences, seed, **kw))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import Corpus
+from .corpus import Corpus, register_source
 
 #: the shipped slice (held-out documents of EWT train), with its license and README beside it
 SLICE = Path(__file__).with_name("ud_english") / "en_ewt-ud-heldout.conllu.xz"
@@ -70,3 +70,6 @@ def ud_english(n_sentences: int | None = None) -> Corpus:
     corpus = full.subset(range(n))
     corpus.name = "ud-english" if n_sentences is None else f"ud-english:{n}"
     return corpus
+
+
+register_source("ud-english", lambda n_sentences=None, seed=0: ud_english(n_sentences))
