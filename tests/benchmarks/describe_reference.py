@@ -42,12 +42,12 @@ def naive_association(X: np.ndarray, C: sp.csc_matrix, sentence_ids: np.ndarray,
     return auroc, iou, z
 
 
-def treebank_concepts(n_words: int, max_concepts: int, path: str = "/work/shared/data/en_ewt-ud-train.conllu"):
-    """Concepts of the first sentences of the treebank holding ``n_words`` words (or the synthetic corpus)."""
-    try:
-        corpus = tnp.Corpus.from_conllu(path)
-    except FileNotFoundError:
-        corpus = tnp.Corpus.synthetic(max(10, n_words // 6))
+def treebank_concepts(n_words: int, max_concepts: int, path: str = "ud-english"):
+    """Concepts of the first sentences of a treebank (default: the shipped EWT slice, 55,639 words) holding
+    ``n_words`` words."""
+    corpus = tnp.Corpus.load(path)
+    if corpus.n_words < n_words:
+        raise ValueError(f"{path} has {corpus.n_words} words, fewer than the {n_words} asked for")
     lengths = np.cumsum([len(s) for s in corpus.sentences])
     corpus = corpus[: int(np.searchsorted(lengths, n_words)) + 1]
     sid = corpus.sentence_ids[:n_words]
