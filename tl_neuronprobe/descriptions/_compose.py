@@ -85,7 +85,7 @@ def render(terms: Formula, labels: Mapping[str, str], keys: Mapping[str, str] | 
 
 
 def _is_feature(key: str) -> bool:
-    known = ("upos", "xpos", "lemma", "deprel", "word", "shape", "position", "user", "discovered", "head.upos")
+    known = ("upos", "xpos", "lemma", "deprel", "word", "shape", "position", "user", "discovered", "head.upos", "head_upos")
     return bool(key) and key not in known and not key.startswith(("prefix", "suffix", "prev.", "next.", "ngram"))
 
 

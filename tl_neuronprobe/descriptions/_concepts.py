@@ -99,7 +99,7 @@ def concept_label(key: str, value: str) -> str:
         return value
     if key == "deprel":
         return f"{value} (dependency)"
-    if key == "head.upos":
+    if key in ("head.upos", "head_upos"):  # Corpus.from_conllu gives head_upos
         return f"head is {value}"
     if key == "lemma":
         return f'lemma "{value}"'
@@ -303,7 +303,8 @@ def build_concepts(words: Sequence[str], sentence_ids: np.ndarray, attributes: M
 
 def add_head_upos(corpus, path) -> None:
     """Add a ``head.upos`` attribute (the UPOS of each word's syntactic head; ``ROOT`` for the root) to a corpus
-    read from the CoNLL-U file ``path`` (``Corpus.from_conllu`` keeps no heads). Sentences must match in order."""
+    read from the CoNLL-U file ``path``. Sentences must match in order. Only for corpora built elsewhere:
+    ``Corpus.from_conllu`` already gives the same values as its ``head_upos`` attribute."""
     import conllu
 
     with open(path, encoding="utf-8") as fh:

@@ -121,14 +121,4 @@ def fit_ranker(name: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, seed
     """Fit the ranker called ``name`` (:func:`tl_neuronprobe.rankers.make_ranker`) on word activations."""
     from .. import rankers
 
-    ranker = None
-    for params in ({"seed": seed}, {}):
-        try:
-            ranker = rankers.make_ranker(name, **params)
-            break
-        except TypeError:
-            continue
-    try:
-        return ranker.fit(X, y, groups=groups)
-    except TypeError:
-        return ranker.fit(X, y)
+    return rankers.make_ranker(name, seed=seed).fit(X, y, groups=groups)
