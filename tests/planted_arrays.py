@@ -140,3 +140,20 @@ def assert_controls_miss(d: PlantedData) -> None:
         assert not recovered(order, d.planted), control
         assert overlap(order, d.planted) <= len(d.planted) // 4, (control, overlap(order, d.planted))
         assert not covers(order, d.signals, 5), control
+
+
+def planted_activations(seed=0, n=1600):
+    """``Activations`` over one-per-class planted data (upos C0..C3, Number on three classes) and the data."""
+    import torch
+
+    import tl_neuronprobe as tnp
+
+    d = make_one_per_class(n=n, n_neurons=40, seed=seed)
+    D = d.X.shape[1]
+    neurons = [tnp.Neuron(j // 20, j % 20, "mlp.post") for j in range(D)]
+    rng = np.random.default_rng(seed)
+    words = [f"w{int(i)}" for i in rng.integers(0, 300, n)]
+    labels = [f"C{c}" for c in d.y]
+    number = [("Sing" if c % 2 else "Plur") if c < 3 else None for c in d.y]
+    acts = tnp.Activations(torch.from_numpy(d.X), neurons, words, d.groups, {"upos": labels, "Number": number})
+    return acts, d

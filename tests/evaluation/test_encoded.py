@@ -10,19 +10,7 @@ import torch
 import tl_neuronprobe as tnp
 from tl_neuronprobe.evaluation.encoded import evaluate_encoded, layer_distribution, plot_encoded, ranker_agreement
 
-from planted_arrays import make_one_per_class
-
-
-def planted_activations(seed=0, n=1600):
-    d = make_one_per_class(n=n, n_neurons=40, seed=seed)
-    D = d.X.shape[1]
-    neurons = [tnp.Neuron(j // 20, j % 20, "mlp.post") for j in range(D)]
-    rng = np.random.default_rng(seed)
-    words = [f"w{int(i)}" for i in rng.integers(0, 300, n)]
-    labels = [f"C{c}" for c in d.y]
-    number = [("Sing" if c % 2 else "Plur") if c < 3 else None for c in d.y]
-    acts = tnp.Activations(torch.from_numpy(d.X), neurons, words, d.groups, {"upos": labels, "Number": number})
-    return acts, d
+from planted_arrays import make_one_per_class, planted_activations
 
 
 @pytest.fixture(scope="module")

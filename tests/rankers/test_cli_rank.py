@@ -10,7 +10,7 @@ import pytest
 from tl_neuronprobe import workflows
 from tl_neuronprobe.cli import main as _run
 
-from test_encoded import planted_activations
+from planted_arrays import planted_activations
 
 
 @pytest.fixture(scope="module")
