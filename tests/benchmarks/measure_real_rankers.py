@@ -93,13 +93,13 @@ def compare(data, variants: dict, seeds, ks=KS, probe_seed: int = 0,
         orders[("reference", s)] = neurox_mass_order(W.numpy())
         fits.append(("reference", s, t, float((neurox_predict(W, b, Xte) == yte).mean())))
         for name, kw in variants.items():
-            lin, t = timed(lambda: Linear(**kw, random_state=s).fit(Xtr, ytr, groups=gtr))
+            lin, t = timed(lambda: Linear(**kw, seed=s).fit(Xtr, ytr, groups=gtr))
             orders[(name, s)] = lin.order_
             fits.append((name, s, t, lin.score(Xte, yte)))
     keys = list(orders)
-    probe = LogisticProbes(random_state=probe_seed).fit(Xtr, ytr, [orders[key][:k] for key in keys for k in ks],
+    probe = LogisticProbes(seed=probe_seed).fit(Xtr, ytr, [orders[key][:k] for key in keys for k in ks],
                                                         groups=gtr)
-    acc = probe.score(Xte, yte).reshape(len(keys), len(ks))
+    acc = np.asarray(probe.subset_scores(Xte, yte)).reshape(len(keys), len(ks))
     rows = [(name, s, k, float(a)) for (name, s), accs in zip(keys, acc) for k, a in zip(ks, accs)]
     return (pd.DataFrame(rows, columns=["ranking", "seed", "k", "accuracy"]),
             pd.DataFrame(fits, columns=["ranking", "seed", "seconds", "accuracy"]))

