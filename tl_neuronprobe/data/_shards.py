@@ -189,11 +189,12 @@ def read_records(staging: Path) -> dict[int, dict]:
 
 
 def write_manifest(staging: Path, shards: list[Shard], records: dict[int, dict], fingerprint: dict,
-                   world_size: int, resumed: int) -> None:
+                   world_size: int, resumed: int, model_name: str = "") -> None:
     """The manifest: every shard's record in corpus order, the fingerprint and how this run went."""
     missing = [s.index for s in shards if s.index not in records]
     if missing:
         raise RuntimeError(f"shards {missing} have no record in {staging}: a rank did not finish its share")
     _write_json_atomic(staging / MANIFEST_FILE, dict(
-        format=MANIFEST_FORMAT, tensor_file=TENSOR_FILE, fingerprint=fingerprint, world_size=world_size,
+        format=MANIFEST_FORMAT, tensor_file=TENSOR_FILE, model_name=model_name, fingerprint=fingerprint,
+        world_size=world_size,
         resumed_shards=resumed, shards=[records[s.index] for s in shards]))

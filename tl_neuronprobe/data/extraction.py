@@ -246,9 +246,10 @@ def _read_plan(adapter: ModelAdapter, sites: list[str], layers) -> tuple[list[tu
 
 
 def _fingerprint(job: _Job, neurons: list[Neuron], sentences_per_block: int, long_sentences: str) -> dict:
-    """What makes two runs write the same rows: a staging folder is resumed only under the same fingerprint."""
+    """What makes two runs write the same rows: a staging folder is resumed only under the same fingerprint. The
+    model counts by its class and weights, not by its name (a local path may differ between runs and ranks)."""
     corpus = job.corpus
-    return dict(model=job.adapter.name, weights=model_digest(job.adapter.model), plan=[list(p) for p in job.plan],
+    return dict(model=type(job.adapter.model).__name__, weights=model_digest(job.adapter.model), plan=[list(p) for p in job.plan],
                 aggregation=job.aggregation, dtype=str(job.dtype), long_sentences=long_sentences,
                 batch_size=job.batch_size, max_tokens=job.max_tokens, sentences_per_block=sentences_per_block,
                 corpus=corpus_digest(corpus.words, corpus.sentence_ids), rows=corpus.n_words, cols=len(neurons))
@@ -306,7 +307,7 @@ def _stream(job: _Job, out_dir: Path, neurons: list[Neuron], meta: dict, sentenc
         store.close()
     distributed.barrier()
     if distributed.is_main():
-        write_manifest(staging, shards, read_records(staging), fingerprint, world, len(done))
+        write_manifest(staging, shards, read_records(staging), fingerprint, world, len(done), job.adapter.name)
         write_meta(staging / META_FILE, neurons=[[n.site, n.layer, n.index] for n in neurons], words=corpus.words,
                    sentence_ids=corpus.sentence_ids.tolist(), attributes=corpus.attributes(), meta=meta)
         _commit_dir(staging, out_dir)
