@@ -72,15 +72,27 @@ def corpus_digest(words: list[str], sentence_ids: np.ndarray) -> str:
     return h.hexdigest()
 
 
+#: TransformerLens modules after the last block: extraction never runs them, and a head that loads randomly
+#: initialized (an encoder's MLM head) must not make two loads of the same weights look different
+_HEADS = {"unembed", "ln_final", "mlm_head", "_container_state_owners"}
+
+
 def model_digest(model: torch.nn.Module) -> str:
-    """crc32 over every parameter's name, shape and bytes (one parameter at a time on the CPU); parameters on
-    the ``meta`` device (offloaded) count by name and shape only."""
-    crc = 0
-    for name, p in model.named_parameters():
-        crc = zlib.crc32(f"{name}:{tuple(p.shape)}:{p.dtype}".encode(), crc)
-        if p.device.type != "meta" and p.numel():
-            raw = p.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy()
-            crc = zlib.crc32(memoryview(raw), crc)
+    """crc32 over the name, shape and bytes of every parameter that extraction can read through (embeddings and
+    blocks; not the heads), one parameter at a time on the CPU; parameters on the ``meta`` device (offloaded
+    to disk) count by name and shape only."""
+    crc, seen = 0, set()
+    for child, module in model.named_children():
+        if child in _HEADS:
+            continue
+        for name, p in module.named_parameters():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            crc = zlib.crc32(f"{child}.{name}:{tuple(p.shape)}:{p.dtype}".encode(), crc)
+            if p.device.type != "meta" and p.numel():
+                raw = p.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy()
+                crc = zlib.crc32(memoryview(raw), crc)
     return f"{crc:08x}"
 
 
