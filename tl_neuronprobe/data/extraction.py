@@ -22,12 +22,14 @@ from ..core import distributed
 from ..core.adapter import Batch, LongSentenceError, ModelAdapter, TokenizedSentence
 from ..core.hooks import run_capture
 from ..core.neurons import Neuron, check_site, hook_name
-from ._shards import (Shard, ShardStore, corpus_digest, model_digest, plan_shards, prepare_staging, read_records,
+from ._shards import (MANIFEST_FILE, Shard, ShardStore, corpus_digest, model_digest, plan_shards, prepare_staging, read_records,
                       staging_path, write_manifest)
 from .activations import META_FILE, Activations, _commit_dir, write_meta
 from .corpus import Corpus
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["extract", "AGGREGATIONS", "MANIFEST_FILE", "NonFiniteActivationError", "LongSentenceError"]
 
 AGGREGATIONS = ("first", "last", "mean")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
