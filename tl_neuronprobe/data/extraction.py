@@ -2,8 +2,9 @@
 
 Sentences are tokenized in one call, sorted by length into buckets, run in batches that stop right after the
 deepest layer needed, and each word's sub-token activations are reduced on the device (first, last or mean
-sub-token). With ``out_dir`` the matrix is streamed to disk in blocks of sentences, so RAM stays bounded
-whatever the corpus size, and the result is reloaded memory-mapped.
+sub-token). With ``out_dir`` the matrix is streamed to disk in blocks of sentences (shards, see :mod:`._shards`),
+so RAM stays bounded whatever the corpus size, an interrupted run resumes, the shards are split over the ranks
+of a ``torchrun`` launch, and the result is reloaded memory-mapped.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from ..core import distributed
 from ..core.adapter import Batch, LongSentenceError, ModelAdapter, TokenizedSentence
 from ..core.hooks import run_capture
 from ..core.neurons import Neuron, check_site, hook_name
-from ._shards import (MANIFEST_FILE, Shard, ShardStore, corpus_digest, model_digest, plan_shards, prepare_staging, read_records,
-                      staging_path, write_manifest)
+from ._shards import (MANIFEST_FILE, Shard, ShardStore, corpus_digest, model_digest, plan_shards, prepare_staging,
+                      read_records, staging_path, write_manifest)
 from .activations import META_FILE, Activations, _commit_dir, write_meta
 from .corpus import Corpus
 
@@ -251,10 +252,11 @@ def _fingerprint(job: _Job, neurons: list[Neuron], sentences_per_block: int, lon
     """What makes two runs write the same rows: a staging folder is resumed only under the same fingerprint. The
     model counts by its class and weights, not by its name (a local path may differ between runs and ranks)."""
     corpus = job.corpus
-    return dict(model=type(job.adapter.model).__name__, weights=model_digest(job.adapter.model), plan=[list(p) for p in job.plan],
-                aggregation=job.aggregation, dtype=str(job.dtype), long_sentences=long_sentences,
-                batch_size=job.batch_size, max_tokens=job.max_tokens, sentences_per_block=sentences_per_block,
-                corpus=corpus_digest(corpus.words, corpus.sentence_ids), rows=corpus.n_words, cols=len(neurons))
+    return dict(model=type(job.adapter.model).__name__, weights=model_digest(job.adapter.model),
+                plan=[list(p) for p in job.plan], aggregation=job.aggregation, dtype=str(job.dtype),
+                long_sentences=long_sentences, batch_size=job.batch_size, max_tokens=job.max_tokens,
+                sentences_per_block=sentences_per_block, corpus=corpus_digest(corpus.words, corpus.sentence_ids),
+                rows=corpus.n_words, cols=len(neurons))
 
 
 def _same_on_every_rank(fingerprint: dict) -> None:
@@ -307,14 +309,19 @@ def _stream(job: _Job, out_dir: Path, neurons: list[Neuron], meta: dict, sentenc
                 lambda s, dest: store.write(s, dest, me), progress and distributed.is_main(), all_shards=shards)
     finally:
         store.close()
-    distributed.barrier()
+    distributed.barrier()  # every rank's shards are on disk with their records
     if distributed.is_main():
         write_manifest(staging, shards, read_records(staging), fingerprint, world, len(done), job.adapter.name)
-        write_meta(staging / META_FILE, neurons=[[n.site, n.layer, n.index] for n in neurons], words=corpus.words,
-                   sentence_ids=corpus.sentence_ids.tolist(), attributes=corpus.attributes(), meta=meta)
-        _commit_dir(staging, out_dir)
+        _finish(staging, out_dir, corpus, neurons, meta)
     distributed.barrier()
     return Activations.load(out_dir)
+
+
+def _finish(staging: Path, out_dir: Path, corpus: Corpus, neurons: list[Neuron], meta: dict) -> None:
+    """Rank 0's last step: meta.json beside the rows, then the staging folder renamed to ``out_dir``."""
+    write_meta(staging / META_FILE, neurons=[[n.site, n.layer, n.index] for n in neurons], words=corpus.words,
+               sentence_ids=corpus.sentence_ids.tolist(), attributes=corpus.attributes(), meta=meta)
+    _commit_dir(staging, out_dir)
 
 
 def extract(
