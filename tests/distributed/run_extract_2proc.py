@@ -1,5 +1,6 @@
 """Launched by the tests under ``torchrun --standalone --nproc_per_node 2``: streamed extraction of a seeded tiny
-model over a synthetic corpus into ``argv[1]``, the shards split over the ranks.
+model over a synthetic corpus into ``argv[1]``, the shards split over the ranks; then the same in memory (rows
+gathered on every rank), which must equal it on every rank.
 
 ``argv[2]`` (optional) is a shard count after which rank 1 dies (``os._exit``) without a word: a killed rank.
 """
@@ -41,4 +42,6 @@ if __name__ == "__main__":
     corpus, model = corpus_and_model()
     acts = tnp.extract(model, corpus, out_dir=sys.argv[1], sentences_per_block=BLOCK, progress=False)
     assert distributed.world_size() == 2, distributed.world_size()
+    in_memory = tnp.extract(model, corpus, sentences_per_block=BLOCK, progress=False)  # rows gathered on every rank
+    assert torch.equal(in_memory.X, acts.X), "in-memory extraction on 2 ranks differs from the streamed one"
     print(f"rank {distributed.rank()}: {tuple(acts.X.shape)}", flush=True)

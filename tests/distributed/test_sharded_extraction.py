@@ -106,9 +106,3 @@ def test_other_settings_start_afresh(tiny, corpus, tmp_path, count_writes):
     assert written == list(range(8)) and manifest(out)["resumed_shards"] == 0
     assert torch.equal(acts.X, tnp.extract(tiny, corpus, aggregation="first", sentences_per_block=BLOCK,
                                                  progress=False).X)
-
-
-def test_in_memory_under_several_ranks_asks_for_out_dir(tiny, corpus, monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(ValueError, match="out_dir"):
-        tnp.extract(tiny, corpus, progress=False)

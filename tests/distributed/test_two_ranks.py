@@ -1,5 +1,6 @@
 """A real 2-process gloo run (``torchrun --standalone --nproc_per_node 2``) of streamed extraction: the folder's
-rows equal one process's bit for bit; a rank killed mid-run leaves no counted shard, and a re-run resumes."""
+rows equal one process's bit for bit (and so do the in-memory rows gathered on each rank); a rank killed mid-run
+leaves no counted shard, and a re-run resumes."""
 
 import json
 import os

@@ -347,16 +347,13 @@ def extract(
     ``out_dir``, rows are streamed to ``out_dir`` block by block (bounded RAM) and the returned activations
     are memory-mapped from it; the folder appears only when extraction completes.
 
-    Under ``torchrun`` (several ranks) ``out_dir`` is required: the blocks of ``sentences_per_block`` sentences
-    (shards) are split over the ranks, each writes its rows into one shared file, and the rows come out in
-    corpus order, bit-identical to one process. An interrupted run leaves ``.{out_dir name}.partial`` beside
+    Under ``torchrun`` the blocks of ``sentences_per_block`` sentences (shards) are split over the ranks: with
+    ``out_dir`` each writes its rows into one shared file, without it the rows are gathered on every rank; they
+    come out in corpus order, bit-identical to one process. An interrupted run leaves ``.{out_dir name}.partial`` beside
     ``out_dir``; running the same extraction again resumes from its completed shards (see docs/scaling.md).
     """
     adapter = ModelAdapter.wrap(model)
     dtype = _checked_dtype(aggregation, dtype, corpus)
-    if out_dir is None and distributed.launched():
-        raise ValueError("extraction under torchrun with several ranks needs out_dir=: the ranks write their "
-                         "shards into one folder, which every rank then memory-maps")
     if device is not None:
         adapter.model.to(device)
     sites = [site] if isinstance(site, str) else list(site)
@@ -367,7 +364,23 @@ def extract(
     job = _Job(adapter, corpus, plan, units, skipped, aggregation, dtype, batch_size, max_tokens)
     if out_dir is not None:
         return _stream(job, Path(out_dir), neurons, meta, sentences_per_block, progress)
-    X = _empty(corpus.n_words, len(neurons), dtype)  # every row is written (skipped rows zeroed)
-    shards = plan_shards(corpus.sentence_ids, len(corpus), sentences_per_block)
-    job.run(shards, lambda s: X[s.row_lo:s.row_hi], lambda s, dest: None, progress)
-    return Activations(X, neurons, corpus.words, corpus.sentence_ids, corpus.attributes(), meta)
+    return Activations(_in_memory(job, len(neurons), sentences_per_block, progress), neurons, corpus.words,
+                       corpus.sentence_ids, corpus.attributes(), meta)
+
+
+def _in_memory(job: _Job, cols: int, sentences_per_block: int, progress: bool) -> torch.Tensor:
+    """The whole matrix in RAM. Under ``torchrun`` each rank runs its share of the shards and the rows are then
+    gathered, so every rank ends with the whole matrix (briefly about twice its size while gathering)."""
+    distributed.setup()
+    X = _empty(job.corpus.n_words, cols, job.dtype)  # every row is written (skipped rows zeroed)
+    shards = plan_shards(job.corpus.sentence_ids, len(job.corpus), sentences_per_block)
+    mine = distributed.my_share(shards)
+    job.run(mine, lambda s: X[s.row_lo:s.row_hi], lambda s, dest: None, progress and distributed.is_main(),
+            all_shards=shards)
+    if distributed.world_size() > 1:
+        parts = distributed.gather([(s.row_lo, X[s.row_lo:s.row_hi].clone()) for s in mine])
+        for rank_, part in enumerate(parts):
+            if rank_ != distributed.rank():
+                for row_lo, rows in part:
+                    X[row_lo:row_lo + len(rows)] = rows
+    return X
