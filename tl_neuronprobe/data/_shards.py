@@ -206,6 +206,8 @@ def write_manifest(staging: Path, shards: list[Shard], records: dict[int, dict],
     missing = [s.index for s in shards if s.index not in records]
     if missing:
         raise RuntimeError(f"shards {missing} have no record in {staging}: a rank did not finish its share")
+    for leftover in (staging / SHARDS_DIR).glob(".*.tmp-*"):  # records a killed rank never renamed
+        leftover.unlink(missing_ok=True)
     _write_json_atomic(staging / MANIFEST_FILE, dict(
         format=MANIFEST_FORMAT, tensor_file=TENSOR_FILE, model_name=model_name, fingerprint=fingerprint,
         world_size=world_size,
