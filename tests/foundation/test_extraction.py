@@ -147,7 +147,8 @@ def test_interrupted_extraction_keeps_the_previous_folder(planted_corpus, tmp_pa
         tnp.extract(bad, planted_corpus, out_dir=out, sentences_per_block=10, progress=False)
     assert ((out / "activations.safetensors").read_bytes(), (out / "meta.json").read_text()) == saved
     assert torch.equal(tnp.Activations.load(out).X, before.X)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["acts"]
+    # beside it only the staging folder, kept so that a re-run resumes from its completed shards
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".acts.partial", "acts"]
     # and the model runs exactly as before: no hook left behind
     ad = ModelAdapter(good)
     batch = ad.collate(ad.tokenize_sentences([planted_corpus[0].words]))

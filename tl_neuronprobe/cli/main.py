@@ -7,6 +7,7 @@ Each command parses its arguments and calls one function of :mod:`tl_neuronprobe
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from .. import workflows
@@ -26,8 +27,19 @@ def cmd_extract(args: argparse.Namespace) -> int:
     workflows.extract_job(args.model, args.data, args.out, site=comma_list(args.site), layers=comma_ints(args.layers),
                           aggregation=args.aggregation, dtype=args.dtype, batch_size=args.batch_size,
                           long_sentences=args.long_sentences, device=args.device, seed=args.seed,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, device_map=device_map(args.device_map),
+                          n_devices=args.n_devices, sentences_per_block=args.sentences_per_block)
     return 0
+
+
+def device_map(text: "str | None") -> "str | dict | None":
+    """``--device-map``: ``auto``, ``balanced``, ``sequential`` ... as given, or a JSON object of module to device."""
+    if not text or not text.lstrip().startswith("{"):
+        return text or None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--device-map is neither a name (auto, balanced) nor a JSON object: {exc}") from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -53,6 +65,12 @@ def _add_extract(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--long-sentences", default="error", choices=["error", "window", "skip"])
+    p.add_argument("--sentences-per-block", type=int, default=2048,
+                   help="sentences per shard: the unit of work split over torchrun ranks, resumed after a failure, "
+                        "and held in RAM at once")
+    p.add_argument("--device-map", default=None,
+                   help="place a Hugging Face model over devices: auto, balanced, or a JSON object module->device")
+    p.add_argument("--n-devices", type=int, default=None, help="split the model over the first N GPUs")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_extract)
 

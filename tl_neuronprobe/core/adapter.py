@@ -72,20 +72,51 @@ def is_encoder_config(config) -> bool:
                             + str(getattr(config, "model_type", "")))
 
 
-def boot_model(source: str, hf_model: torch.nn.Module, tokenizer, device: "str | torch.device",
-               dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+def placement(device, device_map, n_devices: "int | None") -> tuple[dict, dict]:
+    """Keyword arguments that place a model over several devices: ``(for from_pretrained, for boot_model)``.
+
+    Bridges (TransformerLens >= 3) take a Hugging Face / accelerate ``device_map`` (``"auto"``, ``"balanced"`` or
+    a dict of module name to device); ``n_devices=N`` becomes ``"balanced"`` over the first N GPUs.
+    ``HookedTransformer`` (TransformerLens < 4) takes ``n_devices`` (its blocks split over GPUs 0..N-1) and no
+    ``device_map``. Neither goes with ``device``."""
+    if device_map is None and (n_devices is None or n_devices <= 1):
+        return {}, {}
+    if device is not None:
+        raise ValueError("device and device_map / n_devices are mutually exclusive: pass one")
+    if device_map is not None and n_devices not in (None, 1):
+        raise ValueError("pass device_map or n_devices, not both")
+    if "bridge" not in transformer_lens_classes():
+        if device_map is not None:
+            raise ValueError("device_map needs TransformerBridge (TransformerLens >= 3); HookedTransformer takes "
+                             "n_devices=")
+        return {}, {"n_devices": int(n_devices)}
+    if device_map is None:
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if available < n_devices:
+            raise ValueError(f"n_devices={n_devices} but {available} CUDA devices are available")
+        return {"device_map": "balanced",
+                "max_memory": {i: torch.cuda.mem_get_info(i)[0] for i in range(n_devices)}}, {}
+    return {"device_map": device_map}, {}
+
+
+def boot_model(source: str, hf_model: torch.nn.Module, tokenizer, device: "str | torch.device | None",
+               dtype: torch.dtype = torch.float32, n_devices: "int | None" = None) -> torch.nn.Module:
     """A TransformerLens model over a loaded Hugging Face model: ``TransformerBridge`` where TransformerLens has
-    it (3.x/4.x), else ``HookedTransformer`` (2.x, decoders with official names only)."""
+    it (3.x/4.x), else ``HookedTransformer`` (2.x, decoders with official names only). A Hugging Face model
+    dispatched with a ``device_map`` stays where accelerate put it (``device`` None); ``n_devices`` splits a
+    ``HookedTransformer``'s blocks over that many GPUs."""
     classes = transformer_lens_classes()
     if "bridge" in classes:
         hf_model.eval()
+        where = str(device) if device is not None else None
         return classes["bridge"].boot_transformers(source, hf_model=hf_model, tokenizer=tokenizer,
-                                                   device=str(device), dtype=dtype)
+                                                   device=where, dtype=dtype)
     if is_encoder_config(hf_model.config):
         raise ValueError(f"{source}: encoders need TransformerBridge (TransformerLens >= 3)")
     name = getattr(hf_model.config, "_name_or_path", source)
-    return classes["hooked"].from_pretrained(name, hf_model=hf_model, tokenizer=tokenizer, device=str(device),
-                                             dtype=dtype)
+    split = {"n_devices": n_devices} if n_devices and n_devices > 1 else {}
+    return classes["hooked"].from_pretrained(name, hf_model=hf_model, tokenizer=tokenizer,
+                                             device=str(device or "cuda"), dtype=dtype, **split)
 
 
 @dataclass
@@ -178,6 +209,17 @@ class ModelAdapter:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @property
+    def input_device(self) -> torch.device:
+        """Where token ids go: the input embedding's device (a model split over devices runs its embedding on
+        one of them, not necessarily the device of its first parameter)."""
+        hf = getattr(self.model, "original_model", None)  # a bridge's Hugging Face model
+        if getattr(hf, "hf_device_map", None) and hasattr(hf, "get_input_embeddings"):
+            return next(hf.get_input_embeddings().parameters()).device
+        if self.generation == "hooked" and int(getattr(self.cfg, "n_devices", 1) or 1) > 1:
+            return self.model.embed.W_E.device
+        return self.device
 
     @property
     def dtype(self) -> torch.dtype:
@@ -342,7 +384,7 @@ class ModelAdapter:
             ids[row, : len(s)] = s.input_ids
             mask[row, : len(s)] = 1
             word[row, : len(s)] = s.word_of_token
-        device = self.device
+        device = self.input_device
         return Batch(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device),
                      torch.from_numpy(word).to(device), padded=bool((mask == 0).any()))
 

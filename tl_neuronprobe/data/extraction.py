@@ -2,14 +2,14 @@
 
 Sentences are tokenized in one call, sorted by length into buckets, run in batches that stop right after the
 deepest layer needed, and each word's sub-token activations are reduced on the device (first, last or mean
-sub-token). With ``out_dir`` the matrix is streamed to disk in blocks of sentences, so RAM stays bounded
-whatever the corpus size, and the result is reloaded memory-mapped.
+sub-token). With ``out_dir`` the matrix is streamed to disk in blocks of sentences (shards, see :mod:`._shards`),
+so RAM stays bounded whatever the corpus size, an interrupted run resumes, the shards are split over the ranks
+of a ``torchrun`` launch, and the result is reloaded memory-mapped.
 """
 
 from __future__ import annotations
 
-import contextlib
-import shutil
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -19,11 +19,18 @@ import torch
 from einops import rearrange
 from tqdm.auto import tqdm
 
-from .activations import META_FILE, TENSOR_FILE, Activations, TensorFileWriter, _commit_dir, _staging_dir, write_meta
+from ..core import distributed
 from ..core.adapter import Batch, LongSentenceError, ModelAdapter, TokenizedSentence
-from .corpus import Corpus
 from ..core.hooks import run_capture
 from ..core.neurons import Neuron, check_site, hook_name
+from ._shards import (MANIFEST_FILE, Shard, ShardStore, corpus_digest, model_digest, plan_shards, prepare_staging,
+                      read_records, staging_path, write_manifest)
+from .activations import META_FILE, Activations, _commit_dir, write_meta
+from .corpus import Corpus
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["extract", "AGGREGATIONS", "MANIFEST_FILE", "NonFiniteActivationError", "LongSentenceError"]
 
 AGGREGATIONS = ("first", "last", "mean")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -131,12 +138,21 @@ class _Reducer:
             self.index = pick.scatter_reduce(0, inverse, flat_tok, reduce=reduce, include_self=True)
 
     def __call__(self, act: torch.Tensor) -> torch.Tensor:
+        """The words' rows of one hook's activation, on the device where that hook's layer lives."""
         flat = rearrange(act, "b p ... -> (b p) (...)")
         if self.aggregation == "mean":
+            inverse, flat_tok, counts = self._on(flat.device, "inverse", "flat_tok", "counts")
             out = torch.zeros(len(self.rows), flat.shape[1], device=flat.device, dtype=torch.float32)
-            out.index_add_(0, self.inverse, flat[self.flat_tok].float())
-            return out / self.counts[:, None]
-        return flat[self.index]
+            out.index_add_(0, inverse, flat[flat_tok].float())
+            return out / counts[:, None]
+        return flat[self._on(flat.device, "index")[0]]
+
+    def _on(self, device: torch.device, *names: str) -> list[torch.Tensor]:
+        """The named index tensors on ``device`` (copied once per device: a model split over several devices)."""
+        if device == self.rows.device:
+            return [getattr(self, n) for n in names]
+        cache = self.__dict__.setdefault("_copies", {})
+        return [cache.setdefault((n, device), getattr(self, n).to(device)) for n in names]
 
 
 @dataclass
@@ -164,7 +180,8 @@ class _Job:
         names = [hook_name(s, layer) for s, layer in self.plan]
         got = run_capture(self.adapter, batch, {name: reducer for name in names})
         captured = {j: got[name] for j, name in enumerate(names)}
-        total = torch.stack([v.float().sum() for v in captured.values()]).sum()
+        first = next(iter(captured.values())).device  # hooks may sit on several devices (a split model)
+        total = torch.stack([v.float().sum().to(first) for v in captured.values()]).sum()
         if not bool(torch.isfinite(total)):  # one host sync per batch
             _raise_non_finite(captured, self.plan, reducer, self.corpus, self.corpus.sentence_ids)
         rows = reducer.rows.cpu() - row_lo
@@ -175,26 +192,33 @@ class _Job:
         else:  # whole rows at once: contiguous writes instead of one strided write per hook
             dest.index_copy_(0, rows, torch.cat([captured[j].to("cpu", self.dtype) for j in range(len(names))], 1))
 
-    def run(self, sentences_per_block: int, block_dest, block_done, progress: bool) -> None:
-        """Blocks of consecutive sentences (bounded RAM when streaming), length-bucketed batches within a block.
-        ``block_dest(row_lo, row_hi)`` gives the rows to fill; ``block_done(row_lo, dest)`` takes them."""
-        sentence_ids, n_words = self.corpus.sentence_ids, self.corpus.n_words
+    def units_by_shard(self, shards: "list[Shard]") -> dict[int, list[_Unit]]:
+        """The units of each shard (a window of a long sentence goes with its sentence), in corpus order."""
+        bounds = np.asarray([s.sentence_hi for s in shards], dtype=np.int64)
         starts = np.asarray([u.first_word for u in self.units], dtype=np.int64)
-        sentence_of_unit = sentence_ids[np.minimum(starts, n_words - 1)] if len(self.units) else starts
-        skipped_rows = torch.as_tensor(np.flatnonzero(np.isin(sentence_ids, self.skipped)))
-        edges = list(range(0, len(self.corpus), sentences_per_block)) + [len(self.corpus)]
-        with tqdm(total=sum(len(u.tokens) for u in self.units), unit="tok", disable=not progress,
-                  desc="extract") as bar, torch.inference_mode():
-            for lo, hi in zip(edges[:-1], edges[1:]):
-                row_lo = int(np.searchsorted(sentence_ids, lo, side="left"))
-                row_hi = int(np.searchsorted(sentence_ids, hi, side="left"))
-                dest = block_dest(row_lo, row_hi)
+        sentences = self.corpus.sentence_ids[np.minimum(starts, self.corpus.n_words - 1)]
+        which = np.searchsorted(bounds, sentences, side="right")
+        out: dict[int, list[_Unit]] = {s.index: [] for s in shards}
+        for u, j in zip(self.units, which.tolist()):
+            out[shards[j].index].append(u)
+        return out
+
+    def run(self, shards: "list[Shard]", block_dest, block_done, progress: bool, all_shards=None) -> None:
+        """Run ``shards`` (blocks of consecutive sentences: bounded RAM when streaming), length-bucketed batches
+        within a shard, so a shard's rows never depend on which other shards run or where.
+        ``block_dest(shard)`` gives the rows to fill; ``block_done(shard, dest)`` takes them."""
+        units = self.units_by_shard(all_shards or shards)
+        skipped_rows = torch.as_tensor(np.flatnonzero(np.isin(self.corpus.sentence_ids, self.skipped)))
+        with tqdm(total=sum(len(u.tokens) for s in shards for u in units[s.index]), unit="tok",
+                  disable=not progress, desc="extract") as bar, torch.inference_mode():
+            for shard in shards:
+                row_lo, row_hi = shard.row_lo, shard.row_hi
+                dest = block_dest(shard)
                 dest[skipped_rows[(skipped_rows >= row_lo) & (skipped_rows < row_hi)] - row_lo] = 0
-                block_units = [u for u, s in zip(self.units, sentence_of_unit) if lo <= s < hi]
-                for batch_units in _batches(block_units, self.batch_size, self.max_tokens):
+                for batch_units in _batches(units[shard.index], self.batch_size, self.max_tokens):
                     self.run_batch(batch_units, dest, row_lo)
                     bar.update(sum(len(u.tokens) for u in batch_units))  # host-side: no sync
-                block_done(row_lo, dest)
+                block_done(shard, dest)
 
 
 def _empty(rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor:
@@ -224,27 +248,80 @@ def _read_plan(adapter: ModelAdapter, sites: list[str], layers) -> tuple[list[tu
     return plan, [Neuron(layer, i, s) for s, layer in plan for i in range(adapter.site_width(s))]
 
 
+def _fingerprint(job: _Job, neurons: list[Neuron], sentences_per_block: int, long_sentences: str) -> dict:
+    """What makes two runs write the same rows: a staging folder is resumed only under the same fingerprint. The
+    model counts by its class and weights, not by its name (a local path may differ between runs and ranks)."""
+    corpus = job.corpus
+    return dict(model=type(job.adapter.model).__name__, weights=model_digest(job.adapter.model),
+                plan=[list(p) for p in job.plan], aggregation=job.aggregation, dtype=str(job.dtype),
+                long_sentences=long_sentences, batch_size=job.batch_size, max_tokens=job.max_tokens,
+                sentences_per_block=sentences_per_block, corpus=corpus_digest(corpus.words, corpus.sentence_ids),
+                rows=corpus.n_words, cols=len(neurons))
+
+
+def _same_on_every_rank(fingerprint: dict) -> None:
+    """Every rank must extract the same thing (same model weights, corpus and settings)."""
+    others = distributed.gather(fingerprint)
+    if any(f != fingerprint for f in others):
+        diff = sorted({k for f in others for k in f if f[k] != fingerprint.get(k)})
+        raise ValueError(f"the ranks disagree on {diff}: every rank must load the same model and corpus "
+                         "and pass the same extraction settings")
+
+
+def _completed(store: ShardStore, shards: list[Shard]) -> set[int]:
+    """Shards whose record and bytes check out; each rank verifies its share of the recorded ones."""
+    recorded = [s for s in shards if store.record_path(s.index).exists()]
+    mine = [s.index for s in distributed.my_share(recorded) if store.is_done(s)]
+    return {i for part in distributed.gather(mine) for i in part}
+
+
+def _announce(message: str, progress: bool) -> None:
+    logger.info(message)
+    if progress and distributed.is_main():
+        tqdm.write(message)
+
+
 def _stream(job: _Job, out_dir: Path, neurons: list[Neuron], meta: dict, sentences_per_block: int,
             progress: bool) -> Activations:
-    """Run ``job`` writing each block into a staging folder; the folder replaces ``out_dir`` only when done."""
-    corpus = job.corpus
-    staging = _staging_dir(out_dir)
-    writer = TensorFileWriter(staging / TENSOR_FILE, corpus.n_words, len(neurons), job.dtype)
+    """Run ``job`` shard by shard into the staging folder of ``out_dir`` (see :mod:`._shards`), the shards split
+    over the ranks; rank 0 then writes the manifest and meta and renames the folder to ``out_dir``. A failure
+    leaves the staging folder, and the next run with the same fingerprint resumes from its completed shards."""
+    distributed.setup()
+    corpus, world, me = job.corpus, distributed.world_size(), distributed.rank()
+    shards = plan_shards(corpus.sentence_ids, len(corpus), sentences_per_block)
+    fingerprint = _fingerprint(job, neurons, sentences_per_block, meta["long_sentences"])
+    _same_on_every_rank(fingerprint)
+    staging = staging_path(out_dir)
+    if distributed.is_main():
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        state = prepare_staging(staging, fingerprint, corpus.n_words, len(neurons), job.dtype)
+        if state == "replaced":
+            _announce(f"extract: {staging} held a partial extraction with other settings; starting afresh",
+                      progress)
+    distributed.barrier()
+    store = ShardStore(staging, len(neurons), job.dtype)
     try:
-        job.run(sentences_per_block, lambda lo, hi: _empty(hi - lo, len(neurons), job.dtype),
-                writer.write_rows, progress)
-        writer.close()
-        write_meta(staging / META_FILE, neurons=[[n.site, n.layer, n.index] for n in neurons], words=corpus.words,
-                   sentence_ids=corpus.sentence_ids.tolist(), attributes=corpus.attributes(), meta=meta)
-        _commit_dir(staging, out_dir)
-        return Activations.load(out_dir)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            writer.fh.close()
-        raise
+        done = _completed(store, shards)
+        todo = [s for s in shards if s.index not in done]
+        _announce(f"extract: {len(done)} of {len(shards)} shards resumed from {staging}, {len(todo)} to run on "
+                  f"{world} rank{'s' * (world > 1)}", progress and (len(done) > 0 or world > 1))
+        job.run(distributed.my_share(todo), lambda s: _empty(s.row_hi - s.row_lo, len(neurons), job.dtype),
+                lambda s, dest: store.write(s, dest, me), progress and distributed.is_main(), all_shards=shards)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        store.close()
+    distributed.barrier()  # every rank's shards are on disk with their records
+    if distributed.is_main():
+        write_manifest(staging, shards, read_records(staging), fingerprint, world, len(done), job.adapter.name)
+        _finish(staging, out_dir, corpus, neurons, meta)
+    distributed.barrier()
+    return Activations.load(out_dir)
+
+
+def _finish(staging: Path, out_dir: Path, corpus: Corpus, neurons: list[Neuron], meta: dict) -> None:
+    """Rank 0's last step: meta.json beside the rows, then the staging folder renamed to ``out_dir``."""
+    write_meta(staging / META_FILE, neurons=[[n.site, n.layer, n.index] for n in neurons], words=corpus.words,
+               sentence_ids=corpus.sentence_ids.tolist(), attributes=corpus.attributes(), meta=meta)
+    _commit_dir(staging, out_dir)
 
 
 def extract(
@@ -269,6 +346,11 @@ def extract(
     word windows) or ``'skip'`` (their rows stay zero; listed in ``meta['skipped_sentences']``). With
     ``out_dir``, rows are streamed to ``out_dir`` block by block (bounded RAM) and the returned activations
     are memory-mapped from it; the folder appears only when extraction completes.
+
+    Under ``torchrun`` the blocks of ``sentences_per_block`` sentences (shards) are split over the ranks: with
+    ``out_dir`` each writes its rows into one shared file, without it the rows are gathered on every rank; they
+    come out in corpus order, bit-identical to one process. An interrupted run leaves ``.{out_dir name}.partial`` beside
+    ``out_dir``; running the same extraction again resumes from its completed shards (see docs/scaling.md).
     """
     adapter = ModelAdapter.wrap(model)
     dtype = _checked_dtype(aggregation, dtype, corpus)
@@ -282,6 +364,23 @@ def extract(
     job = _Job(adapter, corpus, plan, units, skipped, aggregation, dtype, batch_size, max_tokens)
     if out_dir is not None:
         return _stream(job, Path(out_dir), neurons, meta, sentences_per_block, progress)
-    X = _empty(corpus.n_words, len(neurons), dtype)  # every row is written (skipped rows zeroed)
-    job.run(sentences_per_block, lambda lo, hi: X[lo:hi], lambda lo, dest: None, progress)
-    return Activations(X, neurons, corpus.words, corpus.sentence_ids, corpus.attributes(), meta)
+    return Activations(_in_memory(job, len(neurons), sentences_per_block, progress), neurons, corpus.words,
+                       corpus.sentence_ids, corpus.attributes(), meta)
+
+
+def _in_memory(job: _Job, cols: int, sentences_per_block: int, progress: bool) -> torch.Tensor:
+    """The whole matrix in RAM. Under ``torchrun`` each rank runs its share of the shards and the rows are then
+    gathered, so every rank ends with the whole matrix (briefly about twice its size while gathering)."""
+    distributed.setup()
+    X = _empty(job.corpus.n_words, cols, job.dtype)  # every row is written (skipped rows zeroed)
+    shards = plan_shards(job.corpus.sentence_ids, len(job.corpus), sentences_per_block)
+    mine = distributed.my_share(shards)
+    job.run(mine, lambda s: X[s.row_lo:s.row_hi], lambda s, dest: None, progress and distributed.is_main(),
+            all_shards=shards)
+    if distributed.world_size() > 1:
+        parts = distributed.gather([(s.row_lo, X[s.row_lo:s.row_hi].clone()) for s in mine])
+        for rank_, part in enumerate(parts):
+            if rank_ != distributed.rank():
+                for row_lo, rows in part:
+                    X[row_lo:row_lo + len(rows)] = rows
+    return X
