@@ -2,10 +2,13 @@
 interventions) across ranks, each run across the ranks and, on rank 0, again as one process (inside
 ``distributed.local()``, same process, same threads). Every rank pickles what it got to ``OUT/<stage>.rank<r>.pkl``,
 rank 0 the single-process result to ``OUT/<stage>.single.pkl``; ``test_ranks_stages.py`` compares them.
+Each run also records the work it did (chunks, window batches, specs, neurons: :func:`record_work`) to
+``OUT/work.<rank or single>.json``, so the test can check that the ranks split the work rather than repeat it.
 Small on purpose: planted testbeds, a few steps, several chunks / batches / specs / neurons per rank."""
 
 from __future__ import annotations
 
+import json
 import pickle
 import sys
 import time
@@ -15,9 +18,33 @@ import torch
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.core import distributed
+from tl_neuronprobe.descriptions import _describe
+from tl_neuronprobe.evaluation import used as _used
 from tl_neuronprobe.testbeds.descriptions import planted_descriptions
+from tl_neuronprobe.textualization import _api, _problem
 
 NEURONS = [tnp.Neuron(0, i) for i in range(0, 12, 3)] + [tnp.Neuron(1, i) for i in range(0, 40, 5)]
+
+
+WORK: dict[str, list] = {}
+
+
+def record_work() -> None:
+    """Wrap the per-share steps so each run lists what it computed: textualize chunk indices, corpus window
+    batches, sweep specs, described neurons."""
+    def wrap(owner, name, what):
+        inner = getattr(owner, name)
+
+        def recorded(*args, **kwargs):
+            WORK.setdefault(f"{name}", []).append(what(*args, **kwargs))
+            return inner(*args, **kwargs)
+
+        setattr(owner, name, recorded)
+
+    wrap(_api, "chunk_generator", lambda seed, chunk, device: chunk)
+    wrap(_problem.Problem, "all_neuron_forward", lambda self, windows: int(windows.shape[0]))
+    wrap(_used, "run_sweep", lambda sweep, *a, **k: len(sweep.specs))
+    wrap(_describe, "_fit_end", lambda data, *a, **k: len(data.neurons))
 
 
 def stage_textualize(model, corpus):
@@ -55,6 +82,7 @@ def stage_describe(testbed):
 def main(out: Path) -> None:
     torch.set_num_threads(1)
     distributed.setup()
+    record_work()
     model = tnp.models.load("planted", seed=0)
     corpus = tnp.testing.planted_corpus(60, seed=1)
     testbed = planted_descriptions(n_sentences=300, seed=0)
@@ -62,18 +90,28 @@ def main(out: Path) -> None:
                   windows=lambda: stage_windows(model, corpus),
                   used=lambda: stage_used(model, corpus),
                   describe=lambda: stage_describe(testbed))
+    single: dict[str, list] = {}
     for name, run in stages.items():
         t = time.perf_counter()
         got = run()
         seconds = time.perf_counter() - t
         (out / f"{name}.rank{distributed.rank()}.pkl").write_bytes(pickle.dumps(got))
         if distributed.is_main():
+            mine = dict(WORK)
+            WORK.clear()
             with distributed.local():
                 t = time.perf_counter()
                 (out / f"{name}.single.pkl").write_bytes(pickle.dumps(run()))
+            for key, items in WORK.items():
+                single.setdefault(key, []).extend(items)
+            WORK.clear()
+            WORK.update(mine)
             print(f"{name}: {distributed.world_size()} ranks {seconds:.2f} s, one process "
                   f"{time.perf_counter() - t:.2f} s", flush=True)
         distributed.barrier()
+    (out / f"work.rank{distributed.rank()}.json").write_text(json.dumps(WORK))
+    if distributed.is_main():
+        (out / "work.single.json").write_text(json.dumps(single))
 
 
 if __name__ == "__main__":

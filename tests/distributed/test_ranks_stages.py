@@ -13,6 +13,7 @@ rounding depends on how many neurons share a chunk of ``refine``; it may differ 
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -47,6 +48,17 @@ def load(out: Path, stage: str):
 
 def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_ranks_split_the_work(runs):
+    """Each rank did a share, the shares add up to the single-process work: chunk indices are disjoint and
+    cover the run's, window batches, sweep specs and described neurons add up."""
+    single = json.loads((runs / "work.single.json").read_text())
+    ranks = [json.loads((runs / f"work.rank{r}.json").read_text()) for r in range(WORLD)]
+    assert sorted(c for w in ranks for c in w["chunk_generator"]) == sorted(single["chunk_generator"])
+    for key in ("all_neuron_forward", "run_sweep", "_fit_end"):
+        assert all(w[key] for w in ranks), f"a rank did no {key}"
+        assert sum(sum(w[key]) for w in ranks) == sum(single[key]), key
 
 
 def test_textualize_across_ranks(runs):
