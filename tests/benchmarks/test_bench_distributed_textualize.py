@@ -16,8 +16,9 @@ from pathlib import Path
 
 SCRIPT = Path(__file__).with_name("ranks_bench_textualize.py")
 ROUNDS = 3
-#: The floor asserted: 2 ranks must not be slower than 1 beyond the measured noise. Measured here (2 cores
-#: shared with other sessions) 1.5-1.9x; 2x is the ceiling of 2 cores and is not asserted.
+#: The floor asserted, less the run's measured noise. Measured here (2 cores shared with other sessions):
+#: 1.22x (load average 6, noise 0.58), 1.42x (noise 0.15), 1.88x (load average 2.7, noise 0.09). 2x is the
+#: ceiling of 2 cores and is not asserted; a rank repeating the others' work would measure about 1x or less.
 FLOOR = 1.1
 
 
