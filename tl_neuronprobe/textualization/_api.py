@@ -70,10 +70,8 @@ def textualize(
         seed: seeds every random draw; the same call gives the same result.
         steps, restarts, lr: optimization steps (iterations for ``discrete``), rows per neuron (population for
             ``discrete``), learning rate; ``None`` takes the method's :data:`DEFAULTS` (or the schedule's).
-        batch_size: neurons optimized together (rows = neurons x restarts). Chunk ``c`` of neurons draws from
-            its own generator (``seed`` for the first, derived from ``(seed, c)`` after), so under ``torchrun``
-            the ranks share the chunks (rank ``r`` takes chunks ``r, r + world, ...``) and the corpus scan,
-            and every rank returns what one process returns.
+        batch_size: neurons optimized together (rows = neurons x restarts), each chunk from its own generator;
+            under ``torchrun`` the ranks share the chunks (docs/scaling-ranks.md).
         vocab: allowed tokens: ids, token strings, a predicate on the token string, or a boolean mask.
         corpus: corpus for the baseline (a :class:`Corpus`, sentences, ``"ud-english[:N]"``, ``"synthetic:N"``,
             a file; None: none); default the shipped real English treebank slice. Its best distinct window of
@@ -107,7 +105,6 @@ def textualize(
     if device is not None:
         adapter.model.to(device)
     neurons = adapter.check_neurons(parse(neurons))
-    distributed.setup()
     opts = _settings(method, steps, restarts, lr, samples, schedule, temperature, batch_size, candidates,
                      eval_every, init, fluency, selection)
     problem = Problem(adapter, neurons, length, position, vocab=vocab, amp_dtype=_amp_dtype(dtype, adapter.device),
@@ -202,6 +199,7 @@ def _optimize(problem: Problem, method: str, base: _Baseline, seed: int, opts: d
     its own generator; under several ranks, rank ``r`` runs chunks ``r, r + world, ...`` (deep and shallow
     chunks spread over the ranks) and the results are gathered on every rank."""
     neurons, restarts = problem.neurons, opts["restarts"]
+    distributed.setup()
     problem.check_reachable(generator(seed, problem.device))
     order = sorted(range(len(neurons)), key=lambda i: (neurons[i].layer, i))
     chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

@@ -59,6 +59,7 @@ def scan(problem: Problem, sentences: Sequence[str], k: int, batch_size: int, pr
 
     Under several ranks each scans its share of the batches (the same batches as one process, so the same
     activations) and the shares' top-k are merged on every rank."""
+    distributed.setup()
     windows, where = distinct_windows(problem, sentences)
     k = max(1, min(int(k), len(windows)))
     N = len(problem.neurons)
@@ -116,7 +117,6 @@ def corpus_top_windows(model, corpus, neurons, window: int = 5, k: int = 5, posi
     """
     import pandas as pd
 
-    distributed.setup()
     adapter = ModelAdapter.wrap(model)
     neurons = adapter.check_neurons(parse(neurons))
     problem = Problem(adapter, neurons, window, position, soft=False)
