@@ -65,7 +65,8 @@ def describe(acts: Activations, corpus: Corpus | None = None, neurons: Sequence[
     :func:`latent_concepts`; ``concepts``: a ready vocabulary instead. A neuron is described when at least one
     concept is significant after Benjamini-Hochberg at ``alpha`` (within-sentence shuffle null) and reaches
     ``min_iou``; otherwise it gets "no description". Formulas up to ``max_length`` terms (``1``: single
-    concepts). ``test_size``: share of sentences held out for scoring (fit on the rest).
+    concepts). ``test_size``: share of sentences held out for scoring (fit on the rest). Under ``torchrun`` the
+    ranks describe shares of the neurons and every rank returns the single-process result.
     """
     data = _inputs(acts, corpus, neurons)
     if concepts is None:
