@@ -6,11 +6,13 @@ process group that ``torchrun`` describes in the environment (NCCL when every ra
 otherwise). Without ``torchrun`` everything here is the single-process identity: rank 0 of 1, no group.
 
 Work is split into *contiguous* shares (:func:`share`), so gathering the per-rank results in rank order
-restores the single-process order exactly.
+restores the single-process order exactly. Inside ``with local():`` a rank acts alone (rank 0 of 1), e.g. to
+run a stage on rank 0 only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import timedelta
 from typing import Any, Sequence, TypeVar
@@ -19,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 T = TypeVar("T")
+_LOCAL = False  # set by local(): this process ignores the group
 
 
 def launched() -> bool:
@@ -32,6 +35,8 @@ def setup(backend: "str | None" = None, timeout_s: float = 1800.0) -> bool:
     Returns True when a group with more than one rank is active. ``backend`` defaults to ``nccl`` when CUDA is
     available on this rank and ``gloo`` otherwise.
     """
+    if _LOCAL:
+        return False
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size() > 1
     if not launched():
@@ -110,5 +115,17 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+@contextlib.contextmanager
+def local():
+    """Within the block this process acts alone, rank 0 of 1, even in a group: every stage does all its work
+    here (for a stage run on one rank only, or a single-process reference beside a distributed run)."""
+    global _LOCAL
+    before, _LOCAL = _LOCAL, True
+    try:
+        yield
+    finally:
+        _LOCAL = before
+
+
 def _active() -> bool:
-    return dist.is_available() and dist.is_initialized()
+    return not _LOCAL and dist.is_available() and dist.is_initialized()

@@ -1,7 +1,9 @@
 """``describe``: concepts -> association -> significant best concept -> formula search -> held-out scores.
 
 The pipeline of the subpackage; each step lives in its own module. Not for loading models or data (see
-:func:`~tl_neuronprobe.describe.run_describe`).
+:func:`~tl_neuronprobe.describe.run_describe`). Every step after the concept vocabulary and the held-out split is
+per neuron (Benjamini-Hochberg runs across concepts within a neuron), so under ``torchrun`` the ranks take
+contiguous shares of the neurons and every rank gathers the single-process result.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..core import distributed
 from ..data.activations import Activations
 from ..data.corpus import Corpus
 from ..core.neurons import Neuron
@@ -62,7 +65,8 @@ def describe(acts: Activations, corpus: Corpus | None = None, neurons: Sequence[
     :func:`latent_concepts`; ``concepts``: a ready vocabulary instead. A neuron is described when at least one
     concept is significant after Benjamini-Hochberg at ``alpha`` (within-sentence shuffle null) and reaches
     ``min_iou``; otherwise it gets "no description". Formulas up to ``max_length`` terms (``1``: single
-    concepts). ``test_size``: share of sentences held out for scoring (fit on the rest).
+    concepts). ``test_size``: share of sentences held out for scoring (fit on the rest). Under ``torchrun`` the
+    ranks describe shares of the neurons and every rank returns the single-process result.
     """
     data = _inputs(acts, corpus, neurons)
     if concepts is None:
@@ -71,15 +75,17 @@ def describe(acts: Activations, corpus: Corpus | None = None, neurons: Sequence[
     elif concepts.n_words != len(data.words):
         raise ValueError(f"concepts cover {concepts.n_words} words, the activations {len(data.words)}")
     fit, test = sentence_split(data.sentence_ids, test_size, seed)
-    tables, scores, first = [], [], None
-    for end in ends:
-        fitted = _fit_end(data, concepts, fit, end, quantile, alpha, min_iou, max_length, beam, min_gain, ops,
-                          n_candidates, chunk, progress)
-        first = first or fitted
-        tables.append(fitted["table"])
-        scores.append(_held_out(data, concepts, fit, test, fitted, end, seed))
-    table = pd.concat(tables, ignore_index=True)
-    score_table = pd.concat(scores, ignore_index=True)
+    random_concepts = np.random.default_rng(seed).integers(0, len(concepts), len(data.neurons))  # a baseline
+    distributed.setup()
+    mine = distributed.share(len(data.neurons))
+    part = _columns(data, mine) if len(mine) else None
+    per_end = []
+    for end in ends if part is not None else ():
+        fitted = _fit_end(part, concepts, fit, end, quantile, alpha, min_iou, max_length, beam, min_gain, ops,
+                          n_candidates, chunk, progress and distributed.is_main())
+        scores = _held_out(part, concepts, fit, test, fitted, end, random_concepts[mine.start:mine.stop])
+        per_end.append(dict(table=fitted["table"], iou=fitted["iou"], q=fitted["q"], scores=scores))
+    table, score_table, iou, q = _gather_ends(distributed.gather(per_end if part is not None else None), ends)
     own = score_table[score_table["method"] == "description"].drop(columns=["method"])
     own = own.rename(columns={"iou": "test_iou", "precision": "test_precision", "recall": "test_recall",
                               "f1": "test_f1"})
@@ -87,7 +93,28 @@ def describe(acts: Activations, corpus: Corpus | None = None, neurons: Sequence[
     meta = dict(alpha=alpha, min_iou=min_iou, quantile=quantile, max_length=max_length, beam=beam,
                 min_gain=min_gain, ops=list(ops), test_size=test_size, seed=seed, ends=list(ends),
                 n_fit_words=len(fit), n_test_words=len(test), min_support=min_support, max_concepts=max_concepts)
-    return Descriptions(table, score_table, concepts, first["iou"], first["q"], meta)
+    return Descriptions(table, score_table, concepts, iou, q, meta)
+
+
+def _columns(data: _Data, cols: range) -> _Data:
+    """The neurons ``cols`` (a contiguous range) of ``data``."""
+    sl = slice(cols.start, cols.stop)
+    return _Data(data.X[:, sl], data.neurons[sl], data.layers[sl], data.words, data.sentence_ids, data.attributes)
+
+
+def _gather_ends(parts: list, ends: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
+    """The ranks' shares (in rank order; ``None`` for a rank without neurons) as one process makes them: the table
+    end by end, the scores end by end and method by method, the first end's IoU and q-values."""
+    parts = [p for p in parts if p is not None]
+    tables, scores = [], []
+    for e, end in enumerate(ends):
+        tables.append(pd.concat([p[e]["table"] for p in parts], ignore_index=True))
+        methods = range(len(parts[0][e]["scores"]))
+        by_method = [p[e]["scores"][m] for m in methods for p in parts]
+        scores.append(pd.concat(by_method, ignore_index=True).assign(end=end))
+    iou = np.concatenate([p[0]["iou"] for p in parts])
+    q = np.concatenate([p[0]["q"] for p in parts])
+    return pd.concat(tables, ignore_index=True), pd.concat(scores, ignore_index=True), iou, q
 
 
 def _fit_end(data: _Data, concepts: Concepts, fit, end, quantile, alpha, min_iou, max_length, beam, min_gain, ops,
@@ -144,8 +171,10 @@ def _table(data, concepts, assoc, ref, cand, iou, inter, n_fire, best, described
 
 
 
-def _held_out(data: _Data, concepts: Concepts, fit, test, fitted: dict, end: str, seed: int) -> pd.DataFrame:
-    """Held-out scores of the descriptions and of the three baselines, one row per (neuron, method)."""
+def _held_out(data: _Data, concepts: Concepts, fit, test, fitted: dict, end: str, random_concepts: np.ndarray
+              ) -> list[pd.DataFrame]:
+    """Held-out scores of the descriptions and of the three baselines, one table per method with a row per
+    neuron; ``random_concepts``: the random baseline's concept per neuron."""
     sign = 1.0 if end == "top" else -1.0
     x = sign * data.X.float().numpy()
     x_fit, x_test = x[fit], x[test]
@@ -175,11 +204,10 @@ def _held_out(data: _Data, concepts: Concepts, fit, test, fitted: dict, end: str
     frequent = int(np.argmax(c_fit.table["support"].to_numpy()))
     m = masks([((None, frequent),)] * len(data.neurons))
     parts.append(score_masks("most_frequent_concept", desc_fit=m[0], desc_test=m[1], **common))
-    rng = np.random.default_rng(seed)
-    m = masks([((None, int(r)),) for r in rng.integers(0, len(concepts), len(data.neurons))])
+    m = masks([((None, int(r)),) for r in random_concepts])
     parts.append(score_masks("random_concept", desc_fit=m[0], desc_test=m[1], **common))
     forms = codes([w.lower() for w in data.words])
     lf, lt, pred = token_lookup(forms, fit, test, x_fit, thr)
     parts.append(score_masks("token_lookup", desc_fit=lf, desc_test=lt, pred_test=pred, **common))
-    return pd.concat(parts, ignore_index=True).assign(end=end)
+    return parts
 

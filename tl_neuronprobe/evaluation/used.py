@@ -10,6 +10,10 @@ every k at once, as a pipeline of named stages, each callable on its own:
 4. the sweep (:func:`tl_neuronprobe.interventions.sweep.run_sweep`) under a readout (:func:`choose_readout`);
 5. :func:`tabulate`: the tidy table with sentence-bootstrap intervals (:mod:`.stats`).
 
+Under ``torchrun`` the ranks share the sweep's specs (contiguous shares of the (ranking, selection, k, draw)
+interventions, every sentence batch on every rank) and gather the per-unit metrics in spec order, so every rank
+tabulates the single-process table (:func:`sweep_across_ranks`).
+
 Not for the comparison with the encoded curves (:mod:`.compare`) nor the figures (:mod:`.plots`).
 """
 
@@ -25,11 +29,12 @@ import pandas as pd
 import torch
 
 from .. import interventions as iv
+from ..core import distributed
 from ..core.adapter import ModelAdapter
 from ..core.neurons import Neuron
 from ..data.corpus import Corpus
 from ..interventions.readouts import Readout
-from ..interventions.sweep import Spec, Sweep, run_sweep
+from ..interventions.sweep import Spec, Sweep, SweepResult, run_sweep
 from ._readout import READOUTS, choose_readout
 from ._resolve import METHODS, PRESETS, Resolved, UsedSettings, resolve
 from ._tables import Preparer, Tables, build_tables, sentence_batches
@@ -39,7 +44,7 @@ from .stats import bootstrap_means, excess_over_random  # noqa: F401 - the old i
 
 __all__ = ["evaluate_used", "plot_used", "compare_encoded_used", "EncodedUsed", "METHODS", "READOUTS", "PRESETS",
            "UsedSettings", "Resolved", "Tables", "Plan", "resolve", "build_tables", "plan", "choose_readout",
-           "tabulate"]
+           "tabulate", "sweep_across_ranks"]
 
 #: the table's selections: a ranking's first k, its last k, random k of the same site and layers
 SELECTIONS = ("top", "bottom", "random")
@@ -99,6 +104,27 @@ def plan(adapter: ModelAdapter, orders: dict[str, list[Neuron]], ks: list[int], 
     return Plan(specs, rows, row_specs)
 
 
+# ------------------------------------------------------------------------------------------- 4. sweep
+def sweep_across_ranks(sweep: Sweep, batches: list[list[int]], prepare: Preparer, readout: Readout,
+                       settings: UsedSettings) -> SweepResult:
+    """:func:`run_sweep` over this rank's contiguous share of the specs, gathered in spec order on every rank.
+
+    The shares keep the whole sweep's neuron columns (same edit values, same strategy); the readout finalizes
+    each spec's row on its own, so concatenating the ranks' metrics gives the single-process metrics.
+    ``forward_passes`` and ``seconds`` add up the ranks' work. One process: :func:`run_sweep` itself.
+    """
+    args = (batches, prepare, readout, settings.strategy, settings.max_tokens)
+    if distributed.world_size() == 1:
+        return run_sweep(sweep, *args, settings.progress)
+    mine = [sweep.specs[i] for i in distributed.share(len(sweep.specs))]
+    part = run_sweep(Sweep(sweep.adapter, mine, sweep.method, neurons=sweep.neurons), *args,
+                     settings.progress and distributed.is_main()) if mine else None
+    parts = [p for p in distributed.gather(part) if p is not None]
+    metrics = {key: np.concatenate([p.metrics[key] for p in parts], axis=0) for key in parts[0].metrics}
+    return SweepResult(metrics, parts[0].unit_sentence, parts[0].strategy, sum(p.forward_passes for p in parts),
+                       parts[0].batches, sum(p.seconds for p in parts))
+
+
 # ------------------------------------------------------------------------------------------- 5. tabulate
 def tabulate(the_plan: Plan, metrics: dict[str, np.ndarray], unit_sentence: np.ndarray, readout: Readout,
              attribute: str, settings: UsedSettings) -> pd.DataFrame:
@@ -155,12 +181,15 @@ def evaluate_used(
 
     Returns a tidy DataFrame: ``attribute, method, readout, ranking, selection (top|bottom|random), k, metric,
     value, ci_low, ci_high, n_units, n_sentences``; random rows average ``n_random`` draws of the ranking's
-    site/layer pool and are repeated under each ranking. CIs are percentile bootstraps over sentences.
+    site/layer pool and are repeated under each ranking. CIs are percentile bootstraps over sentences. Under
+    ``torchrun`` the ranks share the interventions and every rank returns this same table
+    (:func:`sweep_across_ranks`).
     ``table.attrs`` records the readout, strategy, forward passes, seconds in all and in the intervention
     sweep (clean and intervened passes plus the readout). With ``plot``, the curves are saved there
     (:func:`plot_used`).
     """
     t_start = time.perf_counter()
+    distributed.setup()
     settings = UsedSettings(method, positions, alpha, beta, mean_of, resample_from, random_baseline, n_random, bottom,
                             n_bootstrap, ci, seed, aggregation, site, layer, neurons, batch_size, max_tokens,
                             strategy, progress, min_forms, max_sentences).with_preset(preset)
@@ -177,7 +206,7 @@ def evaluate_used(
     batches = [b for b in ([i for i in b if has_units[i]] for b in batches) if b]
     if not batches:
         raise ValueError(f"the {ro.name} readout found nothing to read in {resolved.corpus.name}")
-    result = run_sweep(sweep, batches, prepare, ro, settings.strategy, settings.max_tokens, settings.progress)
+    result = sweep_across_ranks(sweep, batches, prepare, ro, settings)
     table = tabulate(the_plan, result.metrics, result.unit_sentence, ro, attribute, settings)
     table.attrs.update(dict(readout=ro.name, method=settings.method, attribute=attribute, strategy=result.strategy,
                             forward_passes=result.forward_passes, interventions=len(the_plan.specs),

@@ -77,13 +77,17 @@ class SweepResult:
 class Sweep:
     """The specs of a sweep as one weight matrix ``A [n_specs, n_neurons]`` over the union of their neurons."""
 
-    def __init__(self, adapter: ModelAdapter, specs: Sequence[Spec], method: str):
+    def __init__(self, adapter: ModelAdapter, specs: Sequence[Spec], method: str,
+                 neurons: Sequence[Neuron] | None = None):
+        """``neurons``: the columns of ``A`` (default: the sorted union of the specs' neurons); a share of a larger
+        sweep's specs passes that sweep's, so its rows compute exactly what they compute there."""
         if method not in EDIT_KIND:
             raise ValueError(f"method must be one of {tuple(EDIT_KIND)}, got {method!r}")
         if not specs:
             raise ValueError("a sweep needs at least one spec")
         self.adapter, self.specs, self.method, self.kind = adapter, list(specs), method, EDIT_KIND[method]
-        self.neurons: list[Neuron] = sorted({n for s in self.specs for n in s.neurons})
+        self.neurons: list[Neuron] = sorted({n for s in self.specs for n in s.neurons}) if neurons is None \
+            else list(neurons)
         pos = {n: j for j, n in enumerate(self.neurons)}
         A = np.zeros((len(self.specs), len(self.neurons)), dtype=np.float32)
         self.spec_cols: list[np.ndarray] = []

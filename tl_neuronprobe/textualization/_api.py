@@ -1,6 +1,7 @@
 """``textualize``: the one entry point, as a pipeline of named steps (settings -> problem -> corpus baseline
 -> batched optimization -> exact re-scoring -> results). The optimizers live in ``_gumbel``, ``_dense`` and
-``_discrete``; the problem they share in ``_problem``."""
+``_discrete``; the problem they share in ``_problem``. Under ``torchrun`` the ranks share the corpus scan and the
+chunks of neurons (:mod:`tl_neuronprobe.core.distributed`) and every rank returns the single-process result."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from torch.nn.functional import normalize
 from tqdm.auto import tqdm
 
+from ..core import distributed
 from ..core.adapter import ModelAdapter
 from ..core.neurons import Neuron
 from ._corpus import DEFAULT_CORPUS, corpus_sentences, eval_mode, parse, scan
@@ -21,7 +23,7 @@ from ._discrete import discrete, resolve_selection, uses_fluency
 from ._gumbel import SCHEDULES, gumbel, resolve_schedule
 from ._problem import Problem
 from ._results import NeuronText, TextualizeResult
-from ._steps import Best, best_per_neuron, generator
+from ._steps import Best, best_per_neuron, chunk_generator, generator
 from ._vocab import TextualizeError, VocabSpec
 
 METHODS = ("gumbel", "dense", "discrete", "corpus")
@@ -68,7 +70,8 @@ def textualize(
         seed: seeds every random draw; the same call gives the same result.
         steps, restarts, lr: optimization steps (iterations for ``discrete``), rows per neuron (population for
             ``discrete``), learning rate; ``None`` takes the method's :data:`DEFAULTS` (or the schedule's).
-        batch_size: neurons optimized together (rows = neurons x restarts).
+        batch_size: neurons optimized together (rows = neurons x restarts), each chunk from its own generator;
+            under ``torchrun`` the ranks share the chunks (docs/scaling-ranks.md).
         vocab: allowed tokens: ids, token strings, a predicate on the token string, or a boolean mask.
         corpus: corpus for the baseline (a :class:`Corpus`, sentences, ``"ud-english[:N]"``, ``"synthetic:N"``,
             a file; None: none); default the shipped real English treebank slice. Its best distinct window of
@@ -192,15 +195,20 @@ def _corpus_results(problem: Problem, base: _Baseline) -> list[NeuronText]:
 
 def _optimize(problem: Problem, method: str, base: _Baseline, seed: int, opts: dict, batch_size: int, init: str,
               kwargs: dict, progress: bool) -> list[NeuronText]:
-    """Run the method over batches of neurons (sorted by layer, so shallow batches stop early)."""
+    """Run the method over chunks of neurons (sorted by layer, so shallow chunks stop early), each chunk from
+    its own generator; under several ranks, rank ``r`` runs chunks ``r, r + world, ...`` (deep and shallow
+    chunks spread over the ranks) and the results are gathered on every rank."""
     neurons, restarts = problem.neurons, opts["restarts"]
+    distributed.setup()
     problem.check_reachable(generator(seed, problem.device))
-    gen = generator(seed, problem.device)
     order = sorted(range(len(neurons)), key=lambda i: (neurons[i].layer, i))
     chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    mine = range(distributed.rank(), len(chunks), distributed.world_size())
     out: dict[int, NeuronText] = {}
-    with tqdm(total=opts["steps"] * len(chunks), disable=not progress, desc=f"textualize ({method})") as bar:
-        for chunk in chunks:
+    with tqdm(total=opts["steps"] * len(mine), disable=not progress or not distributed.is_main(),
+              desc=f"textualize ({method})") as bar:
+        for c in mine:
+            chunk, gen = chunks[c], chunk_generator(seed, c, problem.device)
             t = time.perf_counter()
             rows = problem.rows(chunk, restarts)
             if method == "discrete" and init == "corpus" and base.windows is not None:
@@ -212,6 +220,8 @@ def _optimize(problem: Problem, method: str, base: _Baseline, seed: int, opts: d
                 r.corpus_max, r.corpus_text, _ = base.best.get(r.neuron, (math.nan, "", []))
                 r.steps, r.seconds = opts["steps"], seconds
                 out[i] = r
+    if distributed.world_size() > 1:
+        out = {i: r for part in distributed.gather(out) for i, r in part.items()}
     return [out[i] for i in range(len(neurons))]
 
 

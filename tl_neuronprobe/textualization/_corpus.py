@@ -1,5 +1,9 @@
 """The corpus baseline: every distinct token window of a corpus, framed like optimized text, streamed through
-the model with a running top-k per neuron. Not an optimizer: it only reads what real text reaches."""
+the model with a running top-k per neuron. Not an optimizer: it only reads what real text reaches.
+
+Across ranks (``torchrun``, :mod:`tl_neuronprobe.core.distributed`) each rank scans a contiguous share of the
+window batches and the per-rank top-k lists are merged; ties go to the earlier window, so the result is the
+single-process one."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ..core import distributed
 from ..core.adapter import ModelAdapter
 from ..core.neurons import Neuron, parse_neurons
 from ..data.corpus import Corpus
@@ -50,21 +55,54 @@ def distinct_windows(problem: Problem, sentences: Sequence[str]) -> tuple[torch.
 
 
 def scan(problem: Problem, sentences: Sequence[str], k: int, batch_size: int, progress: bool):
-    """Top-``k`` windows per neuron: (values [N, k], window indices [N, k], windows [W, n], where)."""
+    """Top-``k`` windows per neuron: (values [N, k], window indices [N, k], windows [W, n], where).
+
+    Under several ranks each scans its share of the batches (the same batches as one process, so the same
+    activations) and the shares' top-k are merged on every rank."""
+    distributed.setup()
     windows, where = distinct_windows(problem, sentences)
     k = max(1, min(int(k), len(windows)))
     N = len(problem.neurons)
     best_v = torch.full((N, 0), -math.inf, device=problem.device)
     best_i = torch.zeros((N, 0), dtype=torch.long, device=problem.device)
     dev_windows = windows.to(problem.device)
+    starts = range(0, len(windows), batch_size)
+    mine = [starts[i] for i in distributed.share(len(starts))]
     with torch.no_grad(), eval_mode(problem.adapter):
-        for start in tqdm(range(0, len(windows), batch_size), disable=not progress, desc="corpus windows"):
+        for start in tqdm(mine, disable=not progress or not distributed.is_main(), desc="corpus windows"):
             chunk = dev_windows[start:start + batch_size]
             acts = problem.all_neuron_forward(chunk).T  # [N, b]
             idx = torch.arange(start, start + chunk.shape[0], device=problem.device).expand(N, -1)
-            top = torch.cat([best_v, acts], dim=1).topk(min(k, best_v.shape[1] + acts.shape[1]), dim=1)
-            best_v, best_i = top.values, torch.cat([best_i, idx], dim=1).gather(1, top.indices)
-    return best_v.cpu(), best_i.cpu(), windows, where
+            best_v, best_i = first_k(torch.cat([best_v, acts], dim=1), torch.cat([best_i, idx], dim=1), k)
+    best_v, best_i = best_v.cpu(), best_i.cpu()
+    if distributed.world_size() > 1:
+        parts = distributed.gather((best_v, best_i))
+        best_v, best_i = first_k(torch.cat([v for v, _ in parts], 1), torch.cat([i for _, i in parts], 1), k)
+    return best_v, best_i, windows, where
+
+
+def first_k(values: torch.Tensor, index: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row the ``k`` largest ``values`` with their ``index``, ordered by value then smaller index first.
+
+    Ties go to the smaller index, so top-k lists of any split of the columns, merged again, give the top-k of
+    all of them (``topk`` alone picks among tied values arbitrarily)."""
+    k = min(int(k), values.shape[1])
+    if k == 0:
+        return values, index
+    top = values.topk(k, dim=1)
+    v, i = top.values, index.gather(1, top.indices)
+    tied = (values >= v[:, -1:]).sum(1) > k  # the k-th value is tied beyond the cut: choose by index
+    if bool(tied.any()):
+        rows = tied.nonzero().squeeze(1)
+        v[rows], i[rows] = _by_value_then_index(values[rows], index[rows], k)
+    return _by_value_then_index(v, i, k)
+
+
+def _by_value_then_index(values: torch.Tensor, index: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    by_index = index.argsort(dim=1)
+    values, index = values.gather(1, by_index), index.gather(1, by_index)
+    order = values.sort(dim=1, descending=True, stable=True).indices[:, :k]
+    return values.gather(1, order), index.gather(1, order)
 
 
 def corpus_top_windows(model, corpus, neurons, window: int = 5, k: int = 5, position: int | None = None,
@@ -73,8 +111,9 @@ def corpus_top_windows(model, corpus, neurons, window: int = 5, k: int = 5, posi
 
     Each window runs on its own, framed like :func:`textualize`'s inputs (BOS / ``[CLS] ... [SEP]``), and the
     neuron is read at ``position`` of the window (default: last token for decoders, the middle for encoders).
-    Windows are streamed in batches with a running top-k per neuron. Returns a DataFrame with columns neuron,
-    rank, activation, text, tokens, token_ids, sentence, start.
+    Windows are streamed in batches with a running top-k per neuron (ties: the earlier window). Under
+    ``torchrun`` the ranks scan shares of the batches and every rank returns the single-process table. Returns
+    a DataFrame with columns neuron, rank, activation, text, tokens, token_ids, sentence, start.
     """
     import pandas as pd
 

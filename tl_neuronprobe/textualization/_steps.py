@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from einops import rearrange
 
@@ -56,6 +57,16 @@ def generator(seed: int, device: torch.device) -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(int(seed))
     return g
+
+
+def chunk_generator(seed: int, chunk: int, device: torch.device) -> torch.Generator:
+    """The generator of chunk ``chunk`` of a run's neurons: ``seed`` itself for the first chunk, a seed derived
+    from ``(seed, chunk)`` for the others, so a chunk's draws do not depend on which process ran the chunks
+    before it (runs split across ranks give the single-process result)."""
+    if chunk == 0:
+        return generator(seed, device)
+    derived = np.random.SeedSequence([int(seed) % 2**64, int(chunk)]).generate_state(1, np.uint64)[0]
+    return generator(int(derived) >> 1, device)
 
 
 def best_per_neuron(values: torch.Tensor, n_neurons: int, restarts: int) -> torch.Tensor:
