@@ -1,5 +1,5 @@
 """Measure the four stages that split neurons across ranks, 1 process against 2 (gloo on the CPU), for
-docs/scaling-ranks.md. Launch under torchrun; rank 0 also runs each stage alone (``distributed.local()``) while
+docs/scaling.md. Launch under torchrun; rank 0 also runs each stage alone (``distributed.local()``) while
 rank 1 sleeps, in interleaved rounds (alternating which side goes first), and the best of each side is kept:
 
     OMP_NUM_THREADS=1 python -m torch.distributed.run --standalone --nproc_per_node 2 \\

@@ -71,7 +71,7 @@ def textualize(
         steps, restarts, lr: optimization steps (iterations for ``discrete``), rows per neuron (population for
             ``discrete``), learning rate; ``None`` takes the method's :data:`DEFAULTS` (or the schedule's).
         batch_size: neurons optimized together (rows = neurons x restarts), each chunk from its own generator;
-            under ``torchrun`` the ranks share the chunks (docs/scaling-ranks.md).
+            under ``torchrun`` the ranks share the chunks (docs/scaling.md).
         vocab: allowed tokens: ids, token strings, a predicate on the token string, or a boolean mask.
         corpus: corpus for the baseline (a :class:`Corpus`, sentences, ``"ud-english[:N]"``, ``"synthetic:N"``,
             a file; None: none); default the shipped real English treebank slice. Its best distinct window of
