@@ -47,8 +47,10 @@ def sorted_keys(rows: np.ndarray) -> np.ndarray:
         raise ValueError(f"rows of {n} values do not fit a 32-bit index")
     bits = (rows + np.float32(0)).view(np.int32)  # + 0: -0.0 -> 0.0, equal floats get equal keys
     u = (bits ^ ((bits >> 31) | np.int32(-2 ** 31))).view(np.uint32)  # negative: flip all bits; else the sign
-    key = u.astype(np.uint64) << np.uint64(32)
-    key |= np.arange(n, dtype=np.uint64)
+    key = np.empty((m, n), np.uint64)
+    lo, hi = _halves(key)
+    hi[...] = u
+    lo[...] = np.arange(n, dtype=np.uint32)
     key.sort(axis=1)
     return key
 
