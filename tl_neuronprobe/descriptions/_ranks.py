@@ -117,7 +117,7 @@ def rank_columns(x: np.ndarray, ranks: np.ndarray, mask: np.ndarray, at: int,
 
     def work(a: int) -> None:
         b = min(a + _BLOCK, w)
-        rows = np.ascontiguousarray(x[:, a:b].T)
+        rows = np.array(x[:, a:b].T, dtype=np.float32, order="C")  # a copy: centred in place below
         r = np.empty_like(rows)
         hi, order = _rank_block(rows, r)
         ranks[:, a:b] = r.T
