@@ -2,7 +2,9 @@
 
 For a chunk of neurons one product ``C^T [X, ranks, top-mask]`` gives, for all concepts at once, the sum of
 activation over the concept's words (mean difference), the rank sum (AUROC) and the overlap with the
-top-quantile mask (IoU, precision, recall). Significance: the rank sum against a null that permutes each
+top-quantile mask (IoU, precision, recall); the ranks, the mask and each neuron's moments come from one sort of
+packed integer keys per neuron on a thread per core (:mod:`._ranks`), written into a buffer reused across
+chunks. Significance: the rank sum against a null that permutes each
 sentence's activations among its words; that null's mean and variance are exact (sampling without replacement
 within each sentence), so no Monte Carlo is needed, and the z-scores get Benjamini-Hochberg control across
 concepts. A short list of candidates per neuron then gets exact average precision and the IoU at its best
