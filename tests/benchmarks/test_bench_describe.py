@@ -83,8 +83,9 @@ def interleaved_bests(sides: dict, rounds: int) -> dict[str, dict[str, float]]:
 
 def test_association_speed_target_full_size_words_and_concepts(benchmark):
     """Per-neuron cost on the target's words and concepts (50,000 x ~2,000), best of interleaved rounds against the
-    naive loop, scaled to 9,216 neurons: under a minute on 2 threads (the target), and faster than the naive loop's
-    per-(neuron x concept x word) throughput in the same run."""
+    naive loop, scaled to 9,216 neurons: under a minute on 2 threads (the target; wall time, or CPU time when
+    other processes inflate the wall time), and faster than the naive loop's per-(neuron x concept x word)
+    throughput in the same run."""
     concepts, sid = treebank_concepts(50_000, 2_000)
     C = concepts.matrix
     X = planted_activations(C, 512)
@@ -111,5 +112,9 @@ def test_association_speed_target_full_size_words_and_concepts(benchmark):
           f"{naive_full['cpu']:.1f} CPU s; {per_triple['naive'] / per_triple['chunked']:.1f}x per "
           f"(neuron x concept x word); load average {load:.1f} (best of {ROUNDS} interleaved rounds)")
     assert per_triple["chunked"] < per_triple["naive"]
-    assert full["wall"] < TARGET_S, (f"association scaled to {FULL_NEURONS} neurons takes {full['wall']:.1f} s "
-                                     f"(target {TARGET_S:.0f} s on {THREADS} cores; load average {load:.1f})")
+    # the target is wall time on 2 quiet cores; the process never waits on I/O, so there its wall time is at most
+    # its CPU time: on a loaded machine (wall inflated by other processes) CPU time under the target suffices
+    quiet_bound = min(full["wall"], full["cpu"])
+    assert quiet_bound < TARGET_S, (f"association scaled to {FULL_NEURONS} neurons takes {full['wall']:.1f} s "
+                                    f"wall, {full['cpu']:.1f} CPU s (target {TARGET_S:.0f} s on {THREADS} cores; "
+                                    f"load average {load:.1f})")
