@@ -100,3 +100,55 @@ def test_errors_name_the_problem(data):
         associate(X, C, sid, quantile=1.5)
     with pytest.raises(ValueError, match="end"):
         associate(X, C, sid, end="middle")
+
+
+def test_ranks_from_packed_keys_equal_scipy_average_ranks():
+    """Average ranks from one sort of packed (value key, word index) integers: negatives, -0.0 == 0.0, long runs
+    of ties (ReLU-like zeros) and rows without ties, against scipy's rankdata."""
+    from scipy.stats import rankdata
+
+    from tl_neuronprobe.descriptions._ranks import rank_columns, rank_rows
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((40, 3000)).astype(np.float32)
+    x[0] = np.maximum(x[0], 0)                       # half zeros
+    x[1] = np.round(x[1] * 2)                        # a few values, long runs
+    x[2, ::2] = -0.0
+    x[2, 1::2] = 0.0                                 # signed zeros are one value
+    x[3] = 7.0                                       # one run
+    x[4] = -np.abs(x[4])
+    ranks, vals, order = rank_rows(torch.from_numpy(x), threads=2)
+    np.testing.assert_array_equal(ranks.numpy(), rankdata(x, axis=1).astype(np.float32))
+    np.testing.assert_array_equal(vals.numpy(), np.sort(x, axis=1))
+    np.testing.assert_array_equal(np.take_along_axis(x, order.numpy(), 1), np.sort(x, axis=1))
+    cols = np.asfortranarray(x.T)                    # column statistics on a strided [n, w] view
+    r, m = np.empty_like(cols), np.empty_like(cols)
+    at = 3000 - 150
+    st = rank_columns(cols, r, m, at=at, threads=2)
+    np.testing.assert_array_equal(r, rankdata(x, axis=1).T.astype(np.float32))
+    t = np.sort(x, axis=1)[:, at]
+    np.testing.assert_array_equal(st.threshold, t)
+    np.testing.assert_array_equal(st.n_fire, (x >= t[:, None]).sum(1))
+    np.testing.assert_array_equal(m, (x >= t[:, None]).T.astype(np.float32))
+    np.testing.assert_allclose(st.std, x.astype(np.float64).std(1, ddof=1), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(st.total, x.astype(np.float64).sum(1), rtol=1e-6, atol=1e-3)
+
+
+def test_association_with_tied_activations_matches_references():
+    """ReLU-like neurons (most words at exactly 0, the quantile cut inside a tie) keep exact AUROC and IoU."""
+    rng = np.random.default_rng(5)
+    n, K = 1500, 12
+    sid = np.repeat(np.arange(150), 10)
+    C = sp.csc_matrix(rng.random((n, K)) < rng.uniform(0.02, 0.3, K))
+    X = np.maximum(rng.standard_normal((n, 6)), 0).astype(np.float32)
+    X[:, 1] = (rng.random(n) < 0.03).astype(np.float32)  # 3% ones: the 5% cut falls among the zeros
+    X[:, 2] += 2 * C[:, 0].toarray().ravel()
+    a = associate(torch.from_numpy(X), C, sid, chunk=4)
+    for j in range(X.shape[1]):
+        t = np.sort(X[:, j])[n - int(np.ceil(0.05 * n))]
+        top = X[:, j] >= t
+        assert a.n_fire[j] == top.sum() and a.quantile_threshold[j] == t
+        for k in range(K):
+            y = C[:, k].toarray().ravel()
+            assert a.auroc[j, k] == pytest.approx(roc_auc_score(y, X[:, j]), abs=1e-5)
+            assert a.iou[j, k] == pytest.approx((top & y).sum() / (top | y).sum(), abs=1e-6)

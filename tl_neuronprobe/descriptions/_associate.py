@@ -2,7 +2,9 @@
 
 For a chunk of neurons one product ``C^T [X, ranks, top-mask]`` gives, for all concepts at once, the sum of
 activation over the concept's words (mean difference), the rank sum (AUROC) and the overlap with the
-top-quantile mask (IoU, precision, recall). Significance: the rank sum against a null that permutes each
+top-quantile mask (IoU, precision, recall); the ranks, the mask and each neuron's moments come from one sort of
+packed integer keys per neuron on a thread per core (:mod:`._ranks`), written into a buffer reused across
+chunks. Significance: the rank sum against a null that permutes each
 sentence's activations among its words; that null's mean and variance are exact (sampling without replacement
 within each sentence), so no Monte Carlo is needed, and the z-scores get Benjamini-Hochberg control across
 concepts. A short list of candidates per neuron then gets exact average precision and the IoU at its best
@@ -20,6 +22,8 @@ import torch
 from scipy.special import ndtr
 from tqdm.auto import tqdm
 
+from ._ranks import rank_columns, rank_rows
+
 
 def sparse_t(m: sp.spmatrix) -> torch.Tensor:
     """``m^T`` as a torch CSR float32 tensor (the left factor of the chunked products)."""
@@ -34,20 +38,10 @@ def sparse_t(m: sp.spmatrix) -> torch.Tensor:
 def average_ranks(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per column: average ranks (1..N, ties share their mean rank), sorted values and sort order (ascending).
 
-    Sorting runs along contiguous rows of ``X^T`` with numpy's quicksort (torch's CPU sort measured 4x slower
-    here; ties need no stable order since they share one rank).
+    Sorting runs along contiguous rows of ``X^T`` (see :func:`._ranks.rank_rows`: numpy's quicksort on a thread
+    per core; ties need no stable order since they share one rank).
     """
-    rows = X.T.contiguous()
-    n = rows.shape[1]
-    order = torch.from_numpy(np.argsort(rows.numpy(), axis=1))
-    vals = rows.gather(1, order)
-    pos = torch.arange(n, dtype=torch.float32)[None].expand_as(vals)
-    change = vals[:, 1:] != vals[:, :-1]
-    ones = torch.ones(rows.shape[0], 1, dtype=torch.bool)
-    first = torch.where(torch.cat([ones, change], 1), pos, torch.zeros_like(pos)).cummax(1).values
-    last = torch.where(torch.cat([change, ones], 1), pos, torch.full_like(pos, n)).flip(1).cummin(1).values.flip(1)
-    ranks = torch.empty_like(pos)
-    ranks.scatter_(1, order, (first + last) / 2 + 1)
+    ranks, vals, order = rank_rows(X.T.contiguous())
     return ranks.T.contiguous(), vals.T, order.T
 
 
@@ -114,25 +108,31 @@ def associate(X: torch.Tensor, C: sp.csc_matrix, sentence_ids: np.ndarray, quant
     design = sentence_design(C, sentence_ids)
     c = np.asarray(C.sum(0)).ravel().astype(np.float64)
     k_top = max(1, int(np.ceil(quantile * n)))
-    shape = (d, C.shape[1])
-    out = {k: np.empty(shape, np.float32) for k in ("inter", "sum", "ranksum", "mean", "var")}
-    thr, n_fire, std, total = (np.empty(d, np.float64) for _ in range(4))
+    K = C.shape[1]
+    f32 = np.float32
+    res = {k: np.empty((d, K), f32) for k in ("iou", "precision", "recall", "auroc", "mean_diff", "z", "q")}
+    res["p"] = np.empty((d, K), np.float64)
+    thr, n_fire = np.empty(d, f32), np.empty(d, np.int64)
+    width = min(chunk, d)
+    buf = torch.empty(n * 3 * width)  # [activation, rank, top mask] per word, reused: one sparse product per chunk
     for s in tqdm(range(0, d, chunk), disable=not progress, desc="associate", unit="chunk"):
-        xc = sign * X[:, s:s + chunk].float()
-        ranks, vals, _ = average_ranks(xc)
-        t = vals[n - k_top]
-        mask = (xc >= t).float()
-        prod = torch.sparse.mm(CT, torch.cat([xc, ranks, mask], dim=1))
-        w = xc.shape[1]
-        e, v = _null_moments(design, ranks)
-        for key, val in zip(("sum", "ranksum", "inter", "mean", "var"),
-                            (prod[:, :w], prod[:, w:2 * w], prod[:, 2 * w:], e, v)):
-            out[key][s:s + w] = val.T.numpy()
-        thr[s:s + w] = t.numpy()
-        n_fire[s:s + w] = mask.sum(0).numpy()
-        std[s:s + w] = xc.double().std(0).numpy()
-        total[s:s + w] = xc.double().sum(0).numpy()
-    return _statistics(out, c, n, thr, n_fire, std, total)
+        w = min(chunk, d - s)
+        B = buf[:n * 3 * w].view(n, 3 * w)
+        xc, rk, mk = B[:, :w], B[:, w:2 * w], B[:, 2 * w:]
+        xc.copy_(X[:, s:s + w])
+        if sign < 0:
+            xc.neg_()
+        col = rank_columns(xc.numpy(), rk.numpy(), mk.numpy(), at=n - k_top)
+        prod = torch.sparse.mm(CT, B)
+        e, v = _null_moments(design, rk)
+        part = {"sum": prod[:, :w], "ranksum": prod[:, w:2 * w], "inter": prod[:, 2 * w:], "mean": e, "var": v}
+        stats = _statistics({k: val.T.numpy() for k, val in part.items()}, c, n, col.threshold,
+                            col.n_fire.astype(np.float64), col.std, col.total)
+        for key in res:
+            res[key][s:s + w] = getattr(stats, key)
+        thr[s:s + w], n_fire[s:s + w] = stats.quantile_threshold, stats.n_fire
+    return Association(res["iou"], res["precision"], res["recall"], res["auroc"], res["mean_diff"], res["z"],
+                       res["p"], res["q"], thr, n_fire)
 
 
 def _statistics(out: dict, c: np.ndarray, n: int, thr, n_fire, std, total) -> Association:
@@ -142,16 +142,17 @@ def _statistics(out: dict, c: np.ndarray, n: int, thr, n_fire, std, total) -> As
         iou = np.where(union > 0, inter / union, 0.0)
         precision = inter / np.maximum(n_fire[:, None], 1)
         recall = inter / np.maximum(c[None], 1)
-        auroc = (out["ranksum"] - c * (c + 1) / 2) / np.maximum(c * (n - c), 1)
+        ranksum = out["ranksum"].astype(np.float64)
+        auroc = (ranksum - c * (c + 1) / 2) / np.maximum(c * (n - c), 1)
         s = out["sum"].astype(np.float64)
         mean_diff = (s / c - (total[:, None] - s) / np.maximum(n - c, 1)) / np.where(std > 0, std, 1.0)[:, None]
         sd = np.sqrt(out["var"].astype(np.float64))
-        z = np.where(sd > 1e-9, (out["ranksum"] - out["mean"]) / np.where(sd > 1e-9, sd, 1.0), 0.0)
+        z = np.where(sd > 1e-9, (ranksum - out["mean"]) / np.where(sd > 1e-9, sd, 1.0), 0.0)
     p = ndtr(-z)
     f32 = np.float32
     return Association(iou.astype(f32), precision.astype(f32), recall.astype(f32), auroc.astype(f32),
                        mean_diff.astype(f32), z.astype(f32), p, benjamini_hochberg(p).astype(f32),
-                       thr.astype(f32), n_fire.astype(np.int64))
+                       np.asarray(thr, f32), np.asarray(n_fire).astype(np.int64))
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
