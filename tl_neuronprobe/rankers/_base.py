@@ -85,11 +85,24 @@ class NeuronRanker(SelectorMixin, BaseEstimator):
         self.constant_ = constant_columns(Xn)
         self.order_ = None
         self._rank(Xn, y_enc, groups)
+        return self._finish()
+
+    def _finish(self) -> "NeuronRanker":
+        """``order_`` from ``scores_`` (unless ``_rank`` set it); constant neurons score ``-inf``."""
         if self.order_ is None:
             self.order_ = order_from_scores(self.scores_, self.constant_)
         self.scores_ = np.asarray(self.scores_, dtype=np.float64)
         self.scores_[self.constant_] = -np.inf
         return self
+
+    def fit_out_of_core(self, source: Any, attribute: str, *, chunk_bytes: int | None = None,
+                        chunk_rows: int | None = None, min_count: int = 1) -> "NeuronRanker":
+        """Fit on the words carrying ``attribute`` of a saved activations folder (or ``Activations``) read in
+        chunks, never holding X: :func:`~tl_neuronprobe.rankers.fit_out_of_core`."""
+        from ._out_of_core import fit_out_of_core
+
+        return fit_out_of_core(self, source, attribute, chunk_bytes=chunk_bytes, chunk_rows=chunk_rows,
+                               min_count=min_count)
 
     def top(self, k: int) -> np.ndarray:
         """Indices of the ``k`` best neurons."""
