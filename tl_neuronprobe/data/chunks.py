@@ -95,6 +95,10 @@ class ActivationChunks:
         other.chunk_rows, other._out, other._raw = max(1, int(chunk_rows)), None, None
         return other
 
+    def release(self) -> None:
+        """Free the buffers (the next read allocates them again)."""
+        self._out = self._raw = None
+
     def column_blocks(self, block_bytes: int) -> Iterator[tuple[int, np.ndarray]]:
         """Every selected row of a block of columns at a time, ``(first column, X[:, block])`` float32 ``[n_rows,
         width]`` in one reused buffer of at most ``block_bytes``: one pass over the file per block."""

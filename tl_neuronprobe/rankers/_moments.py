@@ -15,7 +15,12 @@ import torch
 
 __all__ = ["ClassMoments", "quantile_edges", "BinCounts", "binned_mutual_information", "histogram_average_precision"]
 
-_BLOCK = 1024  # rows per float64 sub-block: the temporaries stay a fixed size whatever the chunk
+_TEMP_BYTES = 4 << 20  # each float64 / int64 temporary of a sub-block: 4 MiB whatever the chunk
+
+
+def _block_rows(n_neurons: int) -> int:
+    """Rows per sub-block so that one [rows, n_neurons] 8-byte temporary is at most 4 MiB (16 at least)."""
+    return max(16, _TEMP_BYTES // (8 * max(1, n_neurons)))
 
 
 class ClassMoments:
@@ -36,10 +41,11 @@ class ClassMoments:
         return m
 
     def update(self, X: "np.ndarray | torch.Tensor", y: "np.ndarray | torch.Tensor") -> None:
-        """Add rows ``X [n, D]`` with labels ``y [n]`` (in sub-blocks of 1,024 rows)."""
+        """Add rows ``X [n, D]`` with labels ``y [n]`` (in sub-blocks of 4 MiB temporaries)."""
         Xt, yt = torch.as_tensor(X), torch.as_tensor(y, dtype=torch.long)
-        for s in range(0, Xt.shape[0], _BLOCK):
-            self._merge(Xt[s: s + _BLOCK].double(), yt[s: s + _BLOCK])
+        step = _block_rows(Xt.shape[1])
+        for s in range(0, Xt.shape[0], step):
+            self._merge(Xt[s: s + step].double(), yt[s: s + step])
 
     def _merge(self, x: torch.Tensor, y: torch.Tensor) -> None:
         C = self.count.shape[0]
@@ -83,32 +89,41 @@ class ClassMoments:
 
 def quantile_edges(X: "np.ndarray | torch.Tensor", n_bins: int, block: int = 256) -> torch.Tensor:
     """Inner edges ``[n_bins - 1, D]`` of per-neuron quantile bins: the sorted values at positions
-    ``round(q (N - 1))``, q = 1/n_bins, ..., (n_bins - 1)/n_bins (sorted ``block`` columns at a time)."""
-    Xt = torch.as_tensor(X)
-    N, D = Xt.shape
+    ``round(q (N - 1))``, q = 1/n_bins, ..., (n_bins - 1)/n_bins (order statistics by partial sorts of
+    ``block`` columns at a time: the values of a full sort, several times faster)."""
+    Xn = np.asarray(X)
+    N, D = Xn.shape
     qs = torch.linspace(0, 1, int(n_bins) + 1)[1:-1]
-    pos = (qs * (N - 1)).round().long()
-    out = torch.empty(len(qs), D, dtype=Xt.dtype)
+    pos = (qs * (N - 1)).round().long().numpy()
+    out = np.empty((len(qs), D), dtype=Xn.dtype)
     for s in range(0, D, block):
-        out[:, s: s + block] = Xt[:, s: s + block].sort(0).values[pos]
-    return out
+        cols = np.ascontiguousarray(Xn[:, s: s + block].T)  # each neuron's values contiguous
+        out[:, s: s + block] = np.partition(cols, np.unique(pos), axis=1)[:, pos].T
+    return torch.from_numpy(out)
 
 
 class BinCounts:
     """Per-class counts ``[C, D, B]`` of each neuron's bin, bin = number of inner edges strictly below x."""
 
     def __init__(self, edges: torch.Tensor, n_classes: int):
-        self.edges_t = edges.t().contiguous()  # [D, B - 1], one sorted row per neuron
+        self.edges = edges  # [B - 1, D], sorted down each column
+        self.edges_t = edges.t().contiguous()
         self.C, self.D, self.B = int(n_classes), edges.shape[1], edges.shape[0] + 1
         self.counts = torch.zeros(self.C * self.D * self.B, dtype=torch.int64)
 
     def update(self, X: "np.ndarray | torch.Tensor", y: "np.ndarray | torch.Tensor") -> None:
         Xt, yt = torch.as_tensor(X), torch.as_tensor(y, dtype=torch.long)
         col = torch.arange(self.D) * self.B
-        for s in range(0, Xt.shape[0], _BLOCK):
-            xs = Xt[s: s + _BLOCK].to(self.edges_t.dtype)
-            bins = torch.searchsorted(self.edges_t, xs.t().contiguous(), side="left").t()  # [n, D]
-            flat = (yt[s: s + _BLOCK, None] * (self.D * self.B) + col + bins).reshape(-1)
+        step = _block_rows(self.D)
+        for s in range(0, Xt.shape[0], step):
+            xs = Xt[s: s + step].to(self.edges.dtype)
+            if self.B <= 32:  # a few comparisons beat a binary search per value
+                bins = torch.zeros(xs.shape, dtype=torch.int64)
+                for e in self.edges:
+                    bins += xs > e
+            else:
+                bins = torch.searchsorted(self.edges_t, xs.t().contiguous(), side="left").t()
+            flat = (yt[s: s + step, None] * (self.D * self.B) + col + bins).reshape(-1)
             self.counts += torch.bincount(flat, minlength=self.counts.numel())
 
     def table(self) -> torch.Tensor:

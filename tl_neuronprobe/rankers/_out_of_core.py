@@ -139,6 +139,7 @@ def _column_sweep(ranker: NeuronRanker, chunks: ActivationChunks, temp_bytes_per
     the block, half for the temporaries of the computation (``temp_bytes_per_value`` per row and column);
     yields ``(column slice, block, temporary columns)`` and counts the passes in ``n_passes_``."""
     budget = chunks.buffer_bytes
+    chunks.release()  # the sweep reads through its own, smaller buffers
     reader = chunks.resized(max(1, chunks.chunk_rows // 4))
     temp_cols = max(1, (budget // 2) // (temp_bytes_per_value * chunks.n_rows))
     for c0, block in reader.column_blocks(budget // 4):
