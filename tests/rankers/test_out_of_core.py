@@ -55,7 +55,7 @@ def test_univariate_rankers_equal_in_memory(saved, name, chunk_rows):
 
 def test_mean_difference_standardized_and_from_activations(saved):
     a = in_memory(saved, make_ranker("mean_difference", standardize=True))
-    b = make_ranker("mean_difference", standardize=True).fit_out_of_core(saved.acts, "pos", chunk_rows=128)
+    b = fit_out_of_core(make_ranker("mean_difference", standardize=True), saved.acts, "pos", chunk_rows=128)
     assert_array_equal(a.order_, b.order_)
     assert_allclose(a.scores_, b.scores_, rtol=1e-12)
 

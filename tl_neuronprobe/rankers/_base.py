@@ -95,15 +95,6 @@ class NeuronRanker(SelectorMixin, BaseEstimator):
         self.scores_[self.constant_] = -np.inf
         return self
 
-    def fit_out_of_core(self, source: Any, attribute: str, *, chunk_bytes: int | None = None,
-                        chunk_rows: int | None = None, min_count: int = 1) -> "NeuronRanker":
-        """Fit on the words carrying ``attribute`` of a saved activations folder (or ``Activations``) read in
-        chunks, never holding X: :func:`~tl_neuronprobe.rankers.fit_out_of_core`."""
-        from ._out_of_core import fit_out_of_core
-
-        return fit_out_of_core(self, source, attribute, chunk_bytes=chunk_bytes, chunk_rows=chunk_rows,
-                               min_count=min_count)
-
     def top(self, k: int) -> np.ndarray:
         """Indices of the ``k`` best neurons."""
         check_is_fitted(self, "order_")

@@ -1,6 +1,6 @@
 """Out-of-core fitting: any ranker fitted on saved activations read in row chunks, never holding X.
 
-``fit_out_of_core(ranker, "acts/", "upos", chunk_bytes=256 << 20)`` (or ``ranker.fit_out_of_core(...)``) gives
+``fit_out_of_core(ranker, "acts/", "upos", chunk_bytes=256 << 20)`` (scikit-learn's ``cross_validate`` style) gives
 the fitted attributes ``fit(X, y, groups)`` gives on the words carrying the attribute (``acts.dataset``),
 reading X through :class:`~tl_neuronprobe.data.chunks.ActivationChunks`. Every fit starts with one pass of
 float64 per-class moments (the label and finiteness checks, constant neurons); then:
