@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from tl_neuronprobe.core.neurons import Neuron
-from tl_neuronprobe.data.activations import META_FILE, TENSOR_FILE, TensorFileWriter, write_meta
+from tl_neuronprobe.data.activations import META_FILE, TENSOR_FILE, Activations, TensorFileWriter, write_meta
 from tl_neuronprobe.rankers import fit_out_of_core, make_ranker
 
 MB = 1 << 20
@@ -86,8 +86,18 @@ class PeakRSS:
         self.peak = max(self.polled, _status("VmHWM") if self.kernel else 0)
 
 
-def measure(folder: Path, rankers: list[str], budget: int, seed: int = 0) -> list[dict]:
-    """Fit each ranker out of core with ``chunk_bytes=budget``; peak RSS over the baseline and seconds."""
+def fit_in_memory(name: str, folder: Path, seed: int = 0):
+    """The in-memory route for comparison: load (memory-mapped), take the dataset, fit."""
+    acts = Activations.load(folder)
+    X, y, classes = acts.dataset("label")
+    r = make_ranker(name, seed=seed).fit(X.numpy(), np.asarray(classes)[y.numpy()])
+    r.chunk_rows_ = None
+    return r
+
+
+def measure(folder: Path, rankers: list[str], budget: int, seed: int = 0, in_memory: bool = False) -> list[dict]:
+    """Fit each ranker out of core with ``chunk_bytes=budget`` (or in memory); peak RSS over the baseline and
+    seconds."""
     imported = _status("VmRSS")
     warm = np.random.default_rng(1).standard_normal((600, 8)).astype(np.float32)
     for name in rankers:  # lazy imports and allocator pools before the baseline
@@ -99,13 +109,17 @@ def measure(folder: Path, rankers: list[str], budget: int, seed: int = 0) -> lis
         gc.collect()
         with PeakRSS() as peak:
             t0 = time.perf_counter()
-            r = fit_out_of_core(make_ranker(name, seed=seed), folder, "label", chunk_bytes=budget)
+            if in_memory:
+                r = fit_in_memory(name, folder, seed)
+            else:
+                r = fit_out_of_core(make_ranker(name, seed=seed), folder, "label", chunk_bytes=budget)
             seconds = time.perf_counter() - t0
         out.append({"ranker": name, "seconds": round(seconds, 2), "import_mb": round(imported / MB, 1),
                     "baseline_mb": round(baseline / MB, 1), "peak_mb": round(peak.peak / MB, 1),
                     "extra_mb": round((peak.peak - baseline) / MB, 1), "budget_mb": round(budget / MB, 1),
                     "passes": getattr(r, "n_passes_", None), "chunk_rows": r.chunk_rows_,
-                    "top": [int(i) for i in r.order_[:8]], "peak_source": "VmHWM" if peak.kernel else "polled"})
+                    "top": [int(i) for i in r.order_[:8]], "peak_source": "VmHWM" if peak.kernel else "polled",
+                    "route": "in memory" if in_memory else "out of core"})
         del r
     return out
 
@@ -119,10 +133,11 @@ def main(argv: "list[str] | None" = None) -> int:
     p.add_argument("--dir", default=None, help="where to write the matrix (default: a temporary folder)")
     p.add_argument("--folder", default=None, help="measure in this process on this written folder (internal)")
     p.add_argument("--same-process", action="store_true", help="every ranker in one measuring process (faster)")
+    p.add_argument("--in-memory", action="store_true", help="also measure the in-memory route (load, dataset, fit)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     if a.folder:
-        for row in measure(Path(a.folder), a.rankers.split(","), int(a.budget_mb * MB)):
+        for row in measure(Path(a.folder), a.rankers.split(","), int(a.budget_mb * MB), in_memory=a.in_memory):
             print(json.dumps(row), flush=True)
         return 0
     with tempfile.TemporaryDirectory(dir=a.dir) as tmp:
@@ -131,12 +146,13 @@ def main(argv: "list[str] | None" = None) -> int:
         planted = write_planted(folder, a.rows, a.neurons)
         size = (folder / TENSOR_FILE).stat().st_size
         print(json.dumps({"matrix_mb": round(size / MB, 1), "budget_mb": a.budget_mb,
-                          "ratio": round(size / (a.budget_mb * MB), 2), "write_seconds": round(time.perf_counter() - t0, 1),
-                          "planted": planted.tolist()}), flush=True)
+                          "ratio": round(size / (a.budget_mb * MB), 2),
+                          "write_seconds": round(time.perf_counter() - t0, 1), "planted": planted.tolist()}), flush=True)
         groups = [a.rankers] if a.same_process else a.rankers.split(",")
         for names in groups:  # by default one fresh process per ranker: no allocator state carried over
-            subprocess.run([sys.executable, __file__, "--folder", str(folder), "--rankers", names,
-                            "--budget-mb", str(a.budget_mb)], check=True)
+            for route in ([], ["--in-memory"]) if a.in_memory else ([],):
+                subprocess.run([sys.executable, __file__, "--folder", str(folder), "--rankers", names,
+                                "--budget-mb", str(a.budget_mb)] + route, check=True)
     return 0
 
 

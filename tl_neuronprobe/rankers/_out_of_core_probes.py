@@ -125,6 +125,7 @@ def fit_linear(ranker: Linear, chunks: ActivationChunks, y: np.ndarray, moments:
         average=s.get("average", False), progress=progress, desc="linear")
     mad = _mean_abs_deviation(chunks, mean) if s["mass"] == "contribution" else None
     ranker._adopt(s, W, b, mean, scale, info, mad)
+    ranker.n_passes_ += int(s["standardize"]) + info["epochs"] + int(mad is not None)
 
 
 def fit_l1(ranker: L1, chunks: ActivationChunks, y: np.ndarray, moments: Any, opts: dict) -> None:
@@ -138,6 +139,7 @@ def fit_l1(ranker: L1, chunks: ActivationChunks, y: np.ndarray, moments: Any, op
         lr=3e-3)
     ranker.coef_, ranker.intercept_ = W[0].cpu().numpy(), b[0].cpu().numpy()
     ranker.n_iter_ = info["epochs"]
+    ranker.n_passes_ += 1 + info["epochs"]
     ranker._mean, ranker._scale = mean, scale
     ranker.per_class_ = np.abs(ranker.coef_)
     ranker.scores_ = np.abs(ranker.coef_).sum(0)
@@ -192,3 +194,4 @@ def fit_gaussian(ranker: Any, chunks: ActivationChunks, y: np.ndarray, moments: 
                               acc.scatter[present], acc.variance())
     avail = ~(acc.max - acc.min == 0).numpy() & ~ranker.constant_
     ranker._select(_in_memory(chunks, dv), y[dv], avail)
+    ranker.n_passes_ += 2
