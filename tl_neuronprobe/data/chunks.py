@@ -181,7 +181,7 @@ class ActivationChunks:
     def _read_span(self, start: int, n: int, out: np.ndarray) -> None:
         """File rows ``start .. start + n`` into float32 ``out`` (no mapping of the file)."""
         if self._tensor is not None:
-            out[...] = self._tensor[start: start + n].float().numpy()
+            torch.from_numpy(out).copy_(self._tensor[start: start + n])  # converts without a float32 temporary
             return
         nbytes = n * self.n_neurons * self._itemsize
         offset = self._offset + start * self.n_neurons * self._itemsize
@@ -191,7 +191,7 @@ class ActivationChunks:
         raw = np.empty((n, self.n_neurons), dtype=self._np_dtype)  # half precision: at most one chunk
         _pread_into(self.path / TENSOR_FILE, memoryview(raw).cast("B"), offset, nbytes)
         t = torch.from_numpy(raw)
-        out[...] = (t.view(torch.bfloat16) if self.dtype == torch.bfloat16 else t).float().numpy()
+        torch.from_numpy(out).copy_(t.view(torch.bfloat16) if self.dtype == torch.bfloat16 else t)
 
 
 def _pread_into(path: Path, buf: memoryview, offset: int, nbytes: int) -> None:
