@@ -75,3 +75,11 @@ def test_the_file_is_never_mapped(tmp_path):
     target = str((path / "activations.safetensors").resolve())
     for _ in ActivationChunks(path, "tag", chunk_rows=100):
         assert target not in Path("/proc/self/maps").read_text()
+
+
+def test_in_memory_float64(tmp_path):
+    acts = make_acts()
+    acts.X = acts.X.double()
+    X, _, _ = acts.dataset("tag")
+    got = np.concatenate([x.copy() for _, x in ActivationChunks(acts, "tag", chunk_bytes=4096)])
+    assert_array_equal(got, X.numpy())

@@ -65,7 +65,10 @@ class ActivationChunks:
             dtype, shape, self._offset = read_tensor_header(self.path / TENSOR_FILE)
         self.n_words, self.n_neurons = int(shape[0]), int(shape[1])
         self.dtype = dtype
-        self._np_dtype, self._itemsize = _ST_DTYPES[dtype][1], _ST_DTYPES[dtype][2]
+        if dtype in _ST_DTYPES:
+            self._np_dtype, self._itemsize = _ST_DTYPES[dtype][1], _ST_DTYPES[dtype][2]
+        else:  # an in-memory X of another dtype (float64, ...): sliced and converted, never read from a file
+            self._np_dtype, self._itemsize = None, torch.empty(0, dtype=dtype).element_size()
         if attribute is None:
             self.rows, self.y, self.classes = np.arange(self.n_words, dtype=np.int64), None, []
         else:
@@ -99,12 +102,15 @@ class ActivationChunks:
         """Free the buffers (the next read allocates them again)."""
         self._out = self._raw = None
 
-    def column_blocks(self, block_bytes: int) -> Iterator[tuple[int, np.ndarray]]:
+    def column_blocks(self, block_bytes: int, blocks: Any = None) -> Iterator[tuple[int, np.ndarray]]:
         """Every selected row of a block of columns at a time, ``(first column, X[:, block])`` float32 ``[n_rows,
-        width]`` in one reused buffer of at most ``block_bytes``: one pass over the file per block."""
+        width]`` in one reused buffer of at most ``block_bytes``: one pass over the file per block. ``blocks(n)``
+        (e.g. ``core.distributed.share``) picks which of the ``n`` blocks to read (default all)."""
         width = max(1, min(self.n_neurons, int(block_bytes) // (4 * max(1, self.n_rows))))
         buf = np.empty((self.n_rows, width), dtype=np.float32)
-        for c0 in range(0, self.n_neurons, width):
+        n_blocks = -(-self.n_neurons // width)
+        for b in range(n_blocks) if blocks is None else blocks(n_blocks):
+            c0 = b * width
             w = min(width, self.n_neurons - c0)
             block = buf[:, :w]
             for pos, X in self:

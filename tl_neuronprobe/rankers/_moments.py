@@ -52,14 +52,23 @@ class ClassMoments:
         cnt = torch.bincount(y, minlength=C).double()
         mean_b = torch.zeros_like(self.mean).index_add_(0, y, x) / cnt.clamp_min(1.0)[:, None]
         m2_b = torch.zeros_like(self.m2).index_add_(0, y, (x - mean_b[y]).square_())
+        self._combine(cnt, mean_b, m2_b, x.amin(0), x.amax(0))
+
+    def merge(self, other: "ClassMoments") -> "ClassMoments":
+        """Add another accumulator's rows (e.g. another rank's chunks); returns self."""
+        self._combine(other.count, other.mean, other.m2, other.min, other.max)
+        return self
+
+    def _combine(self, cnt, mean_b, m2_b, lo, hi) -> None:
+        """Chan et al.'s pairwise update with a batch of ``cnt`` rows per class."""
         n = self.count + cnt
         delta = mean_b - self.mean
         w = torch.where(n > 0, cnt / n.clamp_min(1.0), torch.zeros_like(n))[:, None]
         self.m2 += m2_b + delta.square() * (self.count * w[:, 0])[:, None]
         self.mean += delta * w
         self.count = n
-        self.min = torch.minimum(self.min, x.amin(0))
-        self.max = torch.maximum(self.max, x.amax(0))
+        self.min = torch.minimum(self.min, lo)
+        self.max = torch.maximum(self.max, hi)
 
     @property
     def n(self) -> float:

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..core.distributed import gather, share
 from ..core.validation import check_k
 from ..data.activations import Activations
 from ..data.chunks import ActivationChunks
@@ -81,9 +82,13 @@ def _prepare(ranker: NeuronRanker, chunks: ActivationChunks) -> tuple[np.ndarray
     ranker.n_features_in_ = chunks.n_neurons
     ranker.seed_ = int(renamed_param(ranker, "seed", "random_state"))
     moments = ClassMoments(len(ranker.classes_), chunks.n_neurons)
-    for pos, X in chunks:
+    for pos, X in chunks.iter(order=share(chunks.n_chunks())):  # under torchrun: this rank's chunks
         _check_finite(X, chunks.rows[pos])
         moments.update(X, y[pos])
+    parts = gather(moments)  # every rank's, in rank order ([moments] in one process)
+    moments = parts[0]
+    for other in parts[1:]:
+        moments.merge(other)
     ranker.constant_ = moments.constant()
     return y, moments
 
@@ -137,14 +142,25 @@ def _bin_counts(chunks: ActivationChunks, y: np.ndarray, edges: torch.Tensor, n_
 def _column_sweep(ranker: NeuronRanker, chunks: ActivationChunks, temp_bytes_per_value: int):
     """Blocks of columns with every row, within the reader's budget: a quarter for reading, a quarter for
     the block, half for the temporaries of the computation (``temp_bytes_per_value`` per row and column);
-    yields ``(column slice, block, temporary columns)`` and counts the passes in ``n_passes_``."""
+    yields ``(column slice, block, temporary columns)`` and counts the passes in ``n_passes_``. Under torchrun
+    each rank sweeps its own contiguous share of the blocks."""
     budget = chunks.buffer_bytes
     chunks.release()  # the sweep reads through its own, smaller buffers
     reader = chunks.resized(max(1, chunks.chunk_rows // 4))
     temp_cols = max(1, (budget // 2) // (temp_bytes_per_value * chunks.n_rows))
-    for c0, block in reader.column_blocks(budget // 4):
+    for c0, block in reader.column_blocks(budget // 4, blocks=share):
         ranker.n_passes_ += 1
         yield slice(c0, c0 + block.shape[1]), torch.from_numpy(block), temp_cols
+
+
+def _gathered_columns(part: torch.Tensor, done: np.ndarray) -> torch.Tensor:
+    """Each rank filled the columns ``done`` of ``part [..., D]``; the full tensor, on every rank."""
+    pieces = gather((part, done))
+    out = pieces[0][0]
+    for t, mask in pieces[1:]:
+        cols = torch.from_numpy(mask)
+        out[..., cols] = t[..., cols]
+    return out
 
 
 def _fit_mutual_information(ranker: MutualInformation, chunks, y, moments, opts) -> None:
@@ -155,11 +171,14 @@ def _fit_mutual_information(ranker: MutualInformation, chunks, y, moments, opts)
     C, B = len(ranker.classes_), int(ranker.n_bins)
     if opts["exact"]:  # every neuron's MI depends on its column alone: exact, block by block
         ranker.edge_rows_ = chunks.n_rows
-        counts = torch.zeros(C, chunks.n_neurons, B, dtype=torch.float64)
+        counts = torch.zeros(C, B, chunks.n_neurons, dtype=torch.float64)  # neurons last, for the gather
+        done = np.zeros(chunks.n_neurons, dtype=bool)
         for cols, block, temp_cols in _column_sweep(ranker, chunks, 16):
             part = BinCounts(quantile_edges(block, B, block=temp_cols), C)
             part.update(block, y)
-            counts[:, cols] = part.table()
+            counts[:, :, cols] = part.table().transpose(1, 2)
+            done[cols] = True
+        counts = _gathered_columns(counts, done).transpose(1, 2)
     else:
         edges, ranker.edge_rows_ = _edges_from_sample(chunks, B)
         counts = _bin_counts(chunks, y, edges, C)
@@ -173,11 +192,14 @@ def _fit_average_precision(ranker: AveragePrecision, chunks, y, moments, opts) -
     C = len(ranker.classes_)
     if opts["exact"]:
         ap = torch.zeros(C, chunks.n_neurons, dtype=torch.float64)
+        done = np.zeros(chunks.n_neurons, dtype=bool)
         yt = torch.from_numpy(y)
         for cols, block, temp_cols in _column_sweep(ranker, chunks, 64):
             ap[:, cols] = _average_precision(block, yt, C, chunk=temp_cols)
             if ranker.direction == "both":
                 ap[:, cols] = torch.maximum(ap[:, cols], _average_precision(-block, yt, C, chunk=temp_cols))
+            done[cols] = True
+        ap = _gathered_columns(ap, done)
         ranker.bins_ = None
     else:
         edges, m = _edges_from_sample(chunks, opts["bins"])
