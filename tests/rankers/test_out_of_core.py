@@ -137,3 +137,21 @@ def test_bad_input(saved, tmp_path):
     bad = Activations(X, saved.acts.neurons, saved.acts.words, saved.acts.sentence_ids, saved.acts.attributes)
     with pytest.raises(ValueError, match=r"rows \(words\) \[40\] and columns \(neurons\) \[3\]"):
         fit_out_of_core(make_ranker("probeless"), bad.save(tmp_path / "nan"), "pos", chunk_rows=16)
+
+
+def test_f_statistic_is_f_classif_in_float64(planted_data):
+    """FStatistic computes from float64 moments: scikit-learn's F on float64 inputs to 1e-9 (its float32 path
+    sums squares in float32 and differs by up to 5e-4 relative on this data)."""
+    import warnings
+
+    from sklearn.feature_selection import f_classif
+
+    d = planted_data
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore")
+        F, p = f_classif(d.X.astype(np.float64), d.y)
+    r = make_ranker("f_statistic").fit(d.X, d.y)
+    ok = np.isfinite(F)
+    assert_allclose(r.scores_[ok], F[ok], rtol=1e-9)
+    assert_allclose(r.pvalues_[ok], p[ok], rtol=1e-6, atol=1e-300)
+    assert np.isneginf(r.scores_[~ok]).all()

@@ -7,6 +7,7 @@ baseline; the probe-based rankers live in ``_linear.py`` and ``_gaussian.py``.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import scipy.stats
 import torch
