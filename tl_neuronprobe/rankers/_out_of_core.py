@@ -56,9 +56,9 @@ def fit_out_of_core(ranker: NeuronRanker, source: "str | Path | Activations | Ac
 
     ``exact`` (MutualInformation, AveragePrecision): True computes them as in memory from blocks of columns
     holding every row (one pass over the file per block, blocks of a quarter of the chunk budget: about
-    4 * size(X) / chunk_bytes passes for MI, 50 * size(X) / chunk_bytes for AP); False makes one more pass: MI
-    with quantile edges from an evenly spaced sample of one chunk of rows, AP from per-class histograms of
-    ``bins`` quantile bins (ties within a bin). ``n_passes_`` counts the passes over the rows.
+    4 * size(X) / chunk_bytes passes); False makes two more passes, whatever the size: MI with quantile edges
+    from an evenly spaced sample of one chunk of rows, AP from per-class histograms of ``bins`` quantile bins
+    (ties within a bin). ``n_passes_`` counts the passes over the rows.
     """
     chunks = source if isinstance(source, ActivationChunks) else ActivationChunks(
         source, attribute, chunk_bytes=chunk_bytes, chunk_rows=chunk_rows, min_count=min_count)
