@@ -194,10 +194,11 @@ def _fit_average_precision(ranker: AveragePrecision, chunks, y, moments, opts) -
         ap = torch.zeros(C, chunks.n_neurons, dtype=torch.float64)
         done = np.zeros(chunks.n_neurons, dtype=bool)
         yt = torch.from_numpy(y)
-        for cols, block, temp_cols in _column_sweep(ranker, chunks, 64):
+        for cols, block, temp_cols in _column_sweep(ranker, chunks, 128):  # sort, tie ends, cumsums: < 128 B
             ap[:, cols] = _average_precision(block, yt, C, chunk=temp_cols)
             if ranker.direction == "both":
-                ap[:, cols] = torch.maximum(ap[:, cols], _average_precision(-block, yt, C, chunk=temp_cols))
+                neg = _average_precision(block, yt, C, chunk=temp_cols, descending=False)
+                ap[:, cols] = torch.maximum(ap[:, cols], neg)
             done[cols] = True
         ap = _gathered_columns(ap, done)
         ranker.bins_ = None

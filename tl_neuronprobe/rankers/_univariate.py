@@ -108,11 +108,12 @@ class MutualInformation(NeuronRanker):
         self.scores_ = binned_mutual_information(counts)
 
 
-def _average_precision(X: torch.Tensor, y: torch.Tensor, n_classes: int, chunk: int = 512) -> torch.Tensor:
+def _average_precision(X: torch.Tensor, y: torch.Tensor, n_classes: int, chunk: int = 512,
+                       descending: bool = True) -> torch.Tensor:
     """Average precision of every neuron's activation as a score for every class, [C, D].
 
     Same value as scikit-learn's ``average_precision_score`` (tied activations share one
-    threshold).
+    threshold). ``descending=False`` scores the negated activation (-X) without a copy of X.
     """
     N, D = X.shape
     out = torch.zeros(n_classes, D, dtype=torch.float64)
@@ -121,7 +122,7 @@ def _average_precision(X: torch.Tensor, y: torch.Tensor, n_classes: int, chunk: 
     ranks = torch.arange(1, N + 1, dtype=torch.float64)
     for s in range(0, D, chunk):
         xs = X[:, s : s + chunk]
-        vals, idx = xs.sort(0, descending=True)
+        vals, idx = xs.sort(0, descending=descending)
         # position of the last element of each tie group
         is_end = torch.ones_like(vals, dtype=torch.bool)
         is_end[:-1] = vals[:-1] != vals[1:]
@@ -157,7 +158,7 @@ class AveragePrecision(NeuronRanker):
         yt = torch.from_numpy(y)
         ap = _average_precision(Xt, yt, C)
         if self.direction == "both":
-            ap = torch.maximum(ap, _average_precision(-Xt, yt, C))
+            ap = torch.maximum(ap, _average_precision(Xt, yt, C, descending=False))
         prev = torch.bincount(yt, minlength=C).double() / len(y)
         self.average_precision_ = ap.numpy()
         self.per_class_ = (ap - prev[:, None]).numpy()
