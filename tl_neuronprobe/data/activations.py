@@ -133,23 +133,8 @@ class Activations:
         ``min_count`` drops classes with fewer examples. With ``return_index``, also the row indices into
         these activations (for ``sentence_ids[idx]``, ``words[idx]``).
         """
-        if attribute not in self.attributes:
-            raise KeyError(f"attribute {attribute!r} not in these activations; available: {list(self.attributes)}")
-        values = self.attributes[attribute]
-        idx = np.asarray([i for i, v in enumerate(values) if v is not None], dtype=np.int64)
-        if len(idx) == 0:
-            raise ValueError(f"no word carries attribute {attribute!r}")
-        labels = np.asarray([values[i] for i in idx], dtype=object)
-        classes, counts = np.unique(labels.astype(str), return_counts=True)
-        keep = classes[counts >= min_count]
-        if len(keep) < len(classes):
-            mask = np.isin(labels.astype(str), keep)
-            idx, labels = idx[mask], labels[mask]
-            classes = keep
-        if len(idx) == 0:
-            raise ValueError(f"attribute {attribute!r}: no class has at least {min_count} examples")
-        lookup = {c: i for i, c in enumerate(classes)}
-        y = torch.as_tensor([lookup[str(v)] for v in labels], dtype=torch.long)
+        idx, y_np, classes = attribute_rows(self.attributes, attribute, min_count)
+        y = torch.from_numpy(y_np)
         rows = torch.as_tensor(idx)
         if dtype == torch.float32:
             # numpy's allocator asks the kernel for huge pages on large arrays; random row gathers
@@ -159,7 +144,7 @@ class Activations:
                 X[s : s + 4096] = self.X[rows[s : s + 4096]]
         else:
             X = self.X[rows].to(dtype)
-        out = (X, y, [str(c) for c in classes])
+        out = (X, y, classes)
         return out + (idx,) if return_index else out
 
     # ---------------------------------------------------------------------------------- persistence
@@ -189,6 +174,37 @@ class Activations:
         X = read_tensor_file(path / TENSOR_FILE, mmap=mmap)
         neurons = [Neuron(layer, index, site) for site, layer, index in meta["neurons"]]
         return cls(X, neurons, meta["words"], meta["sentence_ids"], meta["attributes"], meta.get("meta"))
+
+
+def attribute_rows(attributes: dict[str, Sequence[str | None]], attribute: str, min_count: int = 1):
+    """``(rows, y, classes)``: the rows whose word carries ``attribute`` (classes with at least ``min_count``
+    examples), their labels as indices into ``classes`` (sorted strings)."""
+    if attribute not in attributes:
+        raise KeyError(f"attribute {attribute!r} not in these activations; available: {list(attributes)}")
+    values = attributes[attribute]
+    idx = np.asarray([i for i, v in enumerate(values) if v is not None], dtype=np.int64)
+    if len(idx) == 0:
+        raise ValueError(f"no word carries attribute {attribute!r}")
+    labels = np.asarray([str(values[i]) for i in idx], dtype=object)
+    classes, counts = np.unique(labels.astype(str), return_counts=True)
+    keep = classes[counts >= min_count]
+    if len(keep) < len(classes):
+        mask = np.isin(labels.astype(str), keep)
+        idx, labels = idx[mask], labels[mask]
+        classes = keep
+    if len(idx) == 0:
+        raise ValueError(f"attribute {attribute!r}: no class has at least {min_count} examples")
+    lookup = {c: i for i, c in enumerate(classes)}
+    y = np.fromiter((lookup[v] for v in labels), dtype=np.int64, count=len(labels))
+    return idx, y, [str(c) for c in classes]
+
+
+def read_tensor_header(path: Path) -> tuple[torch.dtype, tuple[int, int], int]:
+    """``(dtype, shape, byte offset of the data)`` of tensor ``X`` in a safetensors file."""
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        info = json.loads(fh.read(n))["X"]
+    return _ST_NAMES[info["dtype"]], tuple(info["shape"]), 8 + n + info["data_offsets"][0]
 
 
 # -------------------------------------------------------------------------------------- file format

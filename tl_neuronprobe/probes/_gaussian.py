@@ -67,12 +67,35 @@ class GaussianProbe(ClassifierMixin, BaseEstimator):
             [Xs[offsets[c] : offsets[c + 1]].square().sum(0) / (counts[c] - 1) for c in range(C)]
         )
         pooled = torch.as_tensor(Xn, dtype=self.dtype_).var(0)  # each neuron's overall variance
+        self._Xc, self._offsets, self._scatter = Xs, offsets, None
+        return self._set_moments(classes, counts, means, var, pooled, Dt, dev)
+
+    def fit_moments(self, classes: Any, counts: Any, means: torch.Tensor, scatter: torch.Tensor,
+                    variance: torch.Tensor, n_dims_total: int | None = None) -> "GaussianProbe":
+        """Fit from per-class sufficient statistics instead of rows (out of core): ``counts [C]``, ``means
+        [C, D]``, ``scatter [C, D, D]`` (sum of (x - mean)(x - mean)^T over the class) and ``variance [D]``
+        (each neuron's variance over all rows, ddof 1). The same estimate as :meth:`fit` on those rows."""
+        self.dtype_ = getattr(torch, self.dtype) if isinstance(self.dtype, str) else self.dtype
+        dev = resolve_device(self.device)
+        counts = np.asarray(counts, dtype=np.int64)
+        if counts.min() < 2:
+            raise ValueError("every class needs at least two rows")
+        scatter = torch.as_tensor(scatter).to(dev, self.dtype_)
+        D = scatter.shape[-1]
+        Dt = int(n_dims_total) if n_dims_total is not None else D
+        var = torch.diagonal(scatter, dim1=1, dim2=2) / torch.as_tensor(counts - 1, dtype=self.dtype_)[:, None]
+        self._Xc, self._offsets, self._scatter = None, None, scatter
+        self.n_features_in_ = D
+        return self._set_moments(np.asarray(classes), counts, torch.as_tensor(means).to(dev, self.dtype_), var,
+                                 torch.as_tensor(variance).to(dev, self.dtype_), Dt, dev)
+
+    def _set_moments(self, classes, counts, means, var, pooled, Dt, dev) -> "GaussianProbe":
         floor = (self.var_floor * pooled).clamp_min(1e-12 * float(pooled.mean()) + 1e-30)[None, :]
         self.var_floored_ = (var < floor).cpu().numpy()
         var = torch.maximum(var, floor)
         nu0 = float(Dt + 2) if self.nu0 is None else float(self.nu0)
         self.classes_ = classes
-        self.n_features_in_ = D
+        self.n_features_in_ = means.shape[1]
         self.n_dims_total_ = Dt
         self.counts_ = counts
         self.priors_ = counts / counts.sum()
@@ -80,15 +103,24 @@ class GaussianProbe(ClassifierMixin, BaseEstimator):
         self.means_ = means
         self.lambda0_ = var  # diag of Lambda_0, per class
         self.denominator_ = torch.as_tensor(nu0 + counts + Dt + 2.0, dtype=self.dtype_, device=dev)
-        self._Xc = Xs
-        self._offsets = offsets
         return self
+
+    def _class_scatter(self, c: int, rows: torch.Tensor, cols: "torch.Tensor | None" = None) -> torch.Tensor:
+        """The class's scatter S_z[rows, cols] (all columns for None)."""
+        if self._scatter is not None:
+            S = self._scatter[c][rows]
+            return S if cols is None else S[:, cols]
+        Xc = self._Xc[self._offsets[c] : self._offsets[c + 1]]
+        return Xc[:, rows].t() @ (Xc if cols is None else Xc[:, cols])
 
     # -- covariance pieces (Sigma*) --------------------------------------------------------
     def variances(self) -> torch.Tensor:
         """diag Sigma*_z for every class, ``[C, D]``."""
         scatter_diag = torch.zeros_like(self.lambda0_)
         for c in range(len(self.classes_)):
+            if self._scatter is not None:
+                scatter_diag[c] = torch.diagonal(self._scatter[c])
+                continue
             Xc = self._Xc[self._offsets[c] : self._offsets[c + 1]]
             scatter_diag[c] = Xc.square().sum(0)
         return (self.lambda0_ + scatter_diag) / self.denominator_[:, None]
@@ -98,8 +130,7 @@ class GaussianProbe(ClassifierMixin, BaseEstimator):
         rows = torch.as_tensor(np.atleast_1d(to_numpy(rows)), dtype=torch.long)
         out = []
         for c in range(len(self.classes_)):
-            Xc = self._Xc[self._offsets[c] : self._offsets[c + 1]]
-            r = Xc[:, rows].t() @ Xc  # [m, D]
+            r = self._class_scatter(c, rows).clone()  # [m, D]
             r[torch.arange(len(rows)), rows] += self.lambda0_[c, rows]
             out.append(r / self.denominator_[c])
         return torch.stack(out)
@@ -109,8 +140,7 @@ class GaussianProbe(ClassifierMixin, BaseEstimator):
         S = torch.as_tensor(np.atleast_1d(to_numpy(neurons)), dtype=torch.long)
         out = []
         for c in range(len(self.classes_)):
-            Xc = self._Xc[self._offsets[c] : self._offsets[c + 1], S]
-            cov = Xc.t() @ Xc
+            cov = self._class_scatter(c, S, S).clone()
             cov.diagonal().add_(self.lambda0_[c, S])
             out.append(cov / self.denominator_[c])
         return torch.stack(out)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..core.validation import few_threads, resolve_device
 
-__all__ = ["train_softmax", "softmax_logits", "standardization"]
+__all__ = ["train_softmax", "train_softmax_batches", "softmax_logits", "standardization", "StandardizationSums"]
 
 
 def _as_param_vector(v: Any, n: int, device: torch.device) -> torch.Tensor:
@@ -70,22 +70,51 @@ def standardization(
         c = X[i:j] if rows is None else torch.index_select(X, 0, rows[i:j].to(X.device))
         return c.float()
 
-    # chunked sums around a provisional mean: one cache-friendly pass, no catastrophic cancellation
-    # (torch.var_mean over dim 0 is several times slower on tall matrices)
-    shift = chunk(0, min(N, 512)).mean(0)
-    s1 = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
-    s2 = torch.zeros_like(s1)
-    for i in range(0, N, 256):
-        c = chunk(i, min(N, i + 256)) - shift
-        s1 += c.sum(0)
-        s2 += c.square_().sum(0)
-    m1 = s1 / N
-    var = (s2 / N - m1.square()).clamp_min_(0.0).float()
-    mean = (shift + m1).float()
-    std = var.sqrt()
-    constant = std <= 1e-6 * (1.0 + mean.abs())
-    scale = torch.where(constant, torch.ones_like(std), std)
-    return mean, scale, constant
+    sums = StandardizationSums()
+    for i in range(0, N, StandardizationSums.BLOCK):
+        sums.update(chunk(i, min(N, i + StandardizationSums.BLOCK)), head=(lambda: chunk(0, min(N, 512))))
+    return sums.result()
+
+
+class StandardizationSums:
+    """The sums behind :func:`standardization`, fed rows in order (chunk by chunk, out of core).
+
+    Chunked sums around a provisional mean (of the first 512 rows): one cache-friendly pass, no
+    catastrophic cancellation (torch.var_mean over dim 0 is several times slower on tall
+    matrices).  Fed chunks whose lengths are multiples of ``BLOCK`` rows (the last one aside),
+    it adds exactly the blocks :func:`standardization` adds, so the result is bit-identical.
+    """
+
+    BLOCK = 256
+
+    def __init__(self) -> None:
+        self.shift: torch.Tensor | None = None
+        self.n = 0
+
+    def update(self, X: torch.Tensor, head: Any = None) -> None:
+        """Add rows ``X``; the first call takes the shift from ``head()`` (default its own first 512 rows)."""
+        X = torch.as_tensor(X)
+        if self.shift is None:
+            self.shift = (head() if head is not None else X[:512].float()).mean(0)
+            self.s1 = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
+            self.s2 = torch.zeros_like(self.s1)
+        for i in range(0, X.shape[0], self.BLOCK):
+            c = X[i: i + self.BLOCK].float() - self.shift
+            self.s1 += c.sum(0)
+            self.s2 += c.square_().sum(0)
+        self.n += X.shape[0]
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(mean, scale, constant)`` as :func:`standardization` returns them."""
+        if self.n == 0:
+            raise ValueError("no rows to standardize")
+        m1 = self.s1 / self.n
+        var = (self.s2 / self.n - m1.square()).clamp_min_(0.0).float()
+        mean = (self.shift + m1).float()
+        std = var.sqrt()
+        constant = std <= 1e-6 * (1.0 + mean.abs())
+        scale = torch.where(constant, torch.ones_like(std), std)
+        return mean, scale, constant
 
 
 # ----------------------------------------------------------------------------------------
@@ -339,6 +368,47 @@ def _train_softmax(
     if has_dev:
         info["dev_accuracy"] = best.acc.cpu().numpy()
     return W_out, b_out, info
+
+
+def train_softmax_batches(
+    make_batches: Any,
+    n_inputs: int,
+    n_classes: int,
+    *,
+    mean: torch.Tensor | None = None,
+    scale: torch.Tensor | None = None,
+    l1: Any = 0.0,
+    l2: Any = 0.0,
+    class_weight: torch.Tensor | None = None,
+    epochs: int = 10,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    init: str = "zeros",
+    average: bool = False,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    desc: str = "probe",
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Softmax probes (one per ``l1``/``l2`` value, one weight matrix) trained with Adam on mini-batches from
+    elsewhere (e.g. chunks read from disk).
+
+    ``make_batches(gen)`` returns an object with ``steps_per_epoch`` and ``epoch()`` yielding ``(xb, yb)``;
+    ``gen`` is the generator :func:`train_softmax` seeds with ``seed``, already past the weight
+    initialization, so batches drawn from it in the same way give the same run.  Same loss, steps and
+    Polyak averaging as :func:`train_softmax`; no dev set.
+    """
+    dev = resolve_device(device)
+    n_probes = max(torch.as_tensor(l1).numel(), torch.as_tensor(l2).numel())  # one probe per l1 (or l2) value
+    prob = _make_problem(int(n_inputs), n_probes, n_classes, dev, None, mean, scale, l1, l2, 0.0, class_weight)
+    gen = torch.Generator().manual_seed(int(seed))
+    W, b = _init_weights(prob, init, gen)
+    batches = make_batches(gen)
+    with few_threads(float(batch_size) * n_inputs * 17, threshold=2e8):
+        Wf, bf, epochs_run = _train_adam(prob, W, b, batches, epochs=epochs, lr=lr, average=average, best=None,
+                                         progress=progress, desc=desc)
+    W_out, b_out = prob.output(Wf, bf)
+    return W_out, b_out, {"epochs": epochs_run}
 
 
 @torch.no_grad()

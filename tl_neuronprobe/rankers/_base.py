@@ -85,6 +85,10 @@ class NeuronRanker(SelectorMixin, BaseEstimator):
         self.constant_ = constant_columns(Xn)
         self.order_ = None
         self._rank(Xn, y_enc, groups)
+        return self._finish()
+
+    def _finish(self) -> "NeuronRanker":
+        """``order_`` from ``scores_`` (unless ``_rank`` set it); constant neurons score ``-inf``."""
         if self.order_ is None:
             self.order_ = order_from_scores(self.scores_, self.constant_)
         self.scores_ = np.asarray(self.scores_, dtype=np.float64)

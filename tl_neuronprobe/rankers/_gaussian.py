@@ -62,14 +62,17 @@ class Gaussian(NeuronRanker):
         self.train_index_, self.dev_index_ = tr, dv
         self.probe_ = GaussianProbe(kappa0=self.kappa0, nu0=self.nu0, dtype=self.dtype, device=self.device)
         self.probe_.fit(X[tr], self.classes_[y[tr]])
-        avail = ~constant_columns(X[tr]) & ~self.constant_
+        self._select(X[dv], y[dv], ~constant_columns(X[tr]) & ~self.constant_)
+
+    def _select(self, Xdev: np.ndarray, ydev: np.ndarray, avail: np.ndarray) -> None:
+        """The greedy selection with the fitted ``probe_`` on the dev rows; sets the order and scores."""
         m = min(int(self.max_features), int(avail.sum()))
         if m < 1:
             raise ValueError("every neuron is constant on the training split; nothing to rank")
         flush = torch.set_flush_denormal(True)  # exp of very negative numbers: no slow denormals
         try:
-            with few_threads(float(len(self.classes_)) * len(dv) * X.shape[1], n_threads=self.n_threads):
-                selected, mi, single = self._greedy(X[dv], y[dv], m, avail)
+            with few_threads(float(len(self.classes_)) * len(ydev) * Xdev.shape[1], n_threads=self.n_threads):
+                selected, mi, single = self._greedy(Xdev, ydev, m, avail)
         finally:
             if flush:
                 torch.set_flush_denormal(False)

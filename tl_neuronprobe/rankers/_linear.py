@@ -200,6 +200,16 @@ class Linear(_ProbeMixin, NeuronRanker):
             tr, dv = np.arange(len(y)), np.array([], dtype=np.int64)
         return solver, tr, dv
 
+    @staticmethod
+    def _resolve_auto(s: dict, n_neurons: int, n_train: int) -> int:
+        """Fill the "auto" learning rate and batch size of settings ``s``; returns the epochs to run."""
+        if s["lr"] == "auto":  # Adam moves every weight ~lr per step; the logits move ~lr * sqrt(D)
+            s["lr"] = 0.1 / np.sqrt(n_neurons)
+        if s["batch_size"] == "auto":  # about 80 steps per epoch, batches of 64 to 256
+            s["batch_size"] = int(np.clip(round(n_train / 80), 64, 256))
+        steps_per_epoch = max(1, -(-n_train // s["batch_size"]))
+        return max(s["epochs"], min(200, -(-s["min_steps"] // steps_per_epoch)))
+
     def _train(self, X: np.ndarray, y: np.ndarray, n_classes: int, groups, l1s, l2s, seed: int, progress: bool,
                desc: str = "linear"):
         """Train one probe per (l1, l2) pair; returns W [P, C, D], b [P, C], mean, scale, info."""
@@ -208,12 +218,7 @@ class Linear(_ProbeMixin, NeuronRanker):
         solver, tr, dv = self._split(s, y, Xt.shape[1], groups, seed)
         rows = None if len(tr) == len(y) else torch.from_numpy(tr)  # the training rows, not copied
         mean, scale = standardization(Xt, rows)[:2] if s["standardize"] else (None, None)
-        if s["lr"] == "auto":  # Adam moves every weight ~lr per step; the logits move ~lr * sqrt(D)
-            s["lr"] = 0.1 / np.sqrt(Xt.shape[1])
-        if s["batch_size"] == "auto":  # about 80 steps per epoch, batches of 64 to 256
-            s["batch_size"] = int(np.clip(round(len(tr) / 80), 64, 256))
-        steps_per_epoch = max(1, -(-len(tr) // s["batch_size"]))
-        epochs = max(s["epochs"], min(200, -(-s["min_steps"] // steps_per_epoch)))
+        epochs = self._resolve_auto(s, Xt.shape[1], len(tr))
         dev_rows = torch.from_numpy(dv) if len(dv) else None
         W, b, info = train_softmax(
             Xt.to(resolve_device(self.device)), yt, n_classes, n_probes=len(l1s), rows=rows, mean=mean, scale=scale,
@@ -225,27 +230,43 @@ class Linear(_ProbeMixin, NeuronRanker):
         )
         return W, b, mean, scale, info
 
-    def _rank(self, X, y, groups):
+    def _checked_settings(self) -> dict:
         if self.ordering not in ("mass", "mean_abs"):
             raise ValueError(f"ordering must be 'mass' or 'mean_abs', got {self.ordering!r}")
         s = self._settings()
-        progress = renamed_param(self, "progress", "verbose")
-        rank_l1 = s.get("ranking_l1")
-        joint = rank_l1 is not None and float(rank_l1) != float(s["l1"])
-        if rank_l1 is not None and not float(rank_l1) >= 0:
-            raise ValueError(f"ranking_l1 must be >= 0 or None, got {rank_l1!r}")
-        C, lbfgs = len(self.classes_), self._split(s, y, X.shape[1], groups, self.seed_)[0] == "lbfgs"
-        l1s = [s["l1"], rank_l1] if joint and not lbfgs else [s["l1"]]  # Adam: one weight matrix, one pass
-        W, b, mean, scale, info = self._train(X, y, C, groups, l1s, [s["l2"]] * len(l1s), self.seed_, progress)
-        if joint and lbfgs:  # L-BFGS's line search would couple two probes trained together: solve each alone
-            W = torch.cat([W, self._train(X, y, C, groups, [rank_l1], [s["l2"]], self.seed_, progress)[0]])
-        self.l1_, self.l2_ = float(s["l1"]), float(s["l2"])
-        self.ranking_l1_ = float(rank_l1) if joint else self.l1_
         if s["mass"] not in ("contribution", "weight"):
             raise ValueError(f"mass must be 'contribution' or 'weight', got {s['mass']!r}")
+        return s
+
+    def _rank(self, X, y, groups):
+        s = self._checked_settings()
+        progress = renamed_param(self, "progress", "verbose")
+        C, lbfgs = len(self.classes_), self._split(s, y, X.shape[1], groups, self.seed_)[0] == "lbfgs"
+        l1s = self._l1s(s) if not lbfgs else [s["l1"]]  # Adam: both probes in one weight matrix, one pass
+        W, b, mean, scale, info = self._train(X, y, C, groups, l1s, [s["l2"]] * len(l1s), self.seed_, progress)
+        if lbfgs and len(self._l1s(s)) > 1:  # L-BFGS's line search would couple two probes: solve each alone
+            W = torch.cat([W, self._train(X, y, C, groups, self._l1s(s)[1:], [s["l2"]], self.seed_, progress)[0]])
+        mad = mean_abs_deviation(torch.from_numpy(X), mean) if s["mass"] == "contribution" else None
+        self._adopt(s, W, b, mean, scale, info, mad)
+
+    @staticmethod
+    def _l1s(s: dict) -> list:
+        """The l1 of the reported probe, then that of the ranking probe when it differs (``ranking_l1``)."""
+        rank_l1 = s.get("ranking_l1")
+        if rank_l1 is None or float(rank_l1) == float(s["l1"]):
+            return [s["l1"]]
+        if not float(rank_l1) >= 0:
+            raise ValueError(f"ranking_l1 must be >= 0 or None, got {rank_l1!r}")
+        return [s["l1"], rank_l1]
+
+    def _adopt(self, s: dict, W, b, mean, scale, info: dict, mad: "np.ndarray | None") -> None:
+        """Store a trained probe (``W [P, C, D]``: the reported probe, then the ranking probe if P = 2) and its
+        orderings; ``mad`` the mean |x - mean| per neuron."""
+        self.l1_, self.l2_ = float(s["l1"]), float(s["l2"])
+        joint = W.shape[0] > 1
+        self.ranking_l1_ = float(self._l1s(s)[-1]) if joint else self.l1_
         self.contribution_scale_ = None
-        if s["mass"] == "contribution":  # E|x_i - mean_i| on the scale the probe sees
-            mad = mean_abs_deviation(torch.from_numpy(X), mean)
+        if mad is not None:  # E|x_i - mean_i| on the scale the probe sees
             self.contribution_scale_ = mad / (scale.cpu().numpy() if scale is not None else 1.0)
         self._set_probe(W[0], b[0], mean, scale, W[1] if joint else None)
         self.n_epochs_ = info["epochs"]

@@ -7,13 +7,14 @@ baseline; the probe-based rankers live in ``_linear.py`` and ``_gaussian.py``.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
+import scipy.stats
 import torch
-from sklearn.feature_selection import f_classif, mutual_info_classif
+from sklearn.feature_selection import mutual_info_classif
 
 from ._base import NeuronRanker
+from ._moments import BinCounts, ClassMoments, binned_mutual_information, quantile_edges
 
 __all__ = ["Probeless", "MeanDifference", "FStatistic", "MutualInformation", "AveragePrecision", "Random"]
 
@@ -26,11 +27,10 @@ class Probeless(NeuronRanker):
     """
 
     def _rank(self, X, y, groups):
-        C = len(self.classes_)
-        Xt = torch.from_numpy(X)
-        yt = torch.from_numpy(y)
-        sums = torch.zeros(C, X.shape[1], dtype=torch.float64).index_add_(0, yt, Xt.double())
-        q = sums / torch.bincount(yt, minlength=C).double()[:, None]
+        self._from_moments(ClassMoments.from_array(X, y, len(self.classes_)))
+
+    def _from_moments(self, m: ClassMoments) -> None:
+        q = m.mean
         diff = (q[:, None, :] - q[None, :, :]).abs()  # [C, C, D]
         self.class_means_ = q.numpy()
         self.per_class_ = diff.sum(1).numpy()
@@ -50,32 +50,32 @@ class MeanDifference(NeuronRanker):
         self._store(locals())
 
     def _rank(self, X, y, groups):
-        C = len(self.classes_)
-        Xt = torch.from_numpy(X).double()
-        yt = torch.from_numpy(y)
-        cnt = torch.bincount(yt, minlength=C).double()
-        sums = torch.zeros(C, X.shape[1], dtype=torch.float64).index_add_(0, yt, Xt)
-        total = sums.sum(0)
-        pos = sums / cnt[:, None]
-        neg = (total - sums) / (len(y) - cnt)[:, None]
+        self._from_moments(ClassMoments.from_array(X, y, len(self.classes_)))
+
+    def _from_moments(self, m: ClassMoments) -> None:
+        sums = m.sums()
+        pos = m.mean
+        neg = (sums.sum(0) - sums) / (m.n - m.count)[:, None]
         d = (pos - neg).abs()
         if self.standardize:
-            sd = Xt.std(0).clamp_min(1e-12)
-            d = d / sd
+            d = d / m.variance(ddof=1).sqrt().clamp_min(1e-12)
         self.per_class_ = d.numpy()
         self.scores_ = d.max(0).values.numpy()
 
 
 class FStatistic(NeuronRanker):
-    """ANOVA F statistic of every neuron against the classes (scikit-learn ``f_classif``)."""
+    """ANOVA F statistic of every neuron against the classes (the value of scikit-learn's ``f_classif``,
+    computed from float64 per-class moments: the same numbers in memory and out of core)."""
 
     def _rank(self, X, y, groups):
-        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # constant features: handled below
-            F, p = f_classif(X, y)
-        F = np.where(np.isfinite(F), F, -np.inf)
-        self.pvalues_ = p
-        self.scores_ = F
+        self._from_moments(ClassMoments.from_array(X, y, len(self.classes_)))
+
+    def _from_moments(self, m: ClassMoments) -> None:
+        C, N = m.count.shape[0], m.n
+        with np.errstate(divide="ignore", invalid="ignore"):
+            F = ((m.between() / (C - 1)) / (m.within() / (N - C))).numpy()
+            self.pvalues_ = scipy.stats.f.sf(F, C - 1, N - C)
+        self.scores_ = np.where(np.isfinite(F), F, -np.inf)
 
 
 class MutualInformation(NeuronRanker):
@@ -91,43 +91,29 @@ class MutualInformation(NeuronRanker):
                  random_state: int | None = None):
         self._store(locals())
 
+    def _check_estimator(self) -> None:
+        if self.estimator not in ("binned", "sklearn"):
+            raise ValueError(f"estimator must be 'binned' or 'sklearn', got {self.estimator!r}")
+
     def _rank(self, X, y, groups):
+        self._check_estimator()
         if self.estimator == "sklearn":
             self.scores_ = mutual_info_classif(X, y, random_state=self.seed_) / math.log(2)
             return
-        if self.estimator != "binned":
-            raise ValueError(f"estimator must be 'binned' or 'sklearn', got {self.estimator!r}")
-        C = len(self.classes_)
-        N, D = X.shape
-        B = int(self.n_bins)
-        Xt = torch.from_numpy(X)
-        qs = torch.linspace(0, 1, B + 1)[1:-1]
-        counts = torch.zeros(C, D, B, dtype=torch.float64)
-        yt = torch.from_numpy(y)
-        for s in range(0, D, 1024):
-            xs = Xt[:, s : s + 1024]
-            srt = xs.sort(0).values
-            pos = (qs * (N - 1)).round().long()
-            edges = srt[pos]  # [B-1, d]
-            bins = torch.zeros_like(xs, dtype=torch.long)
-            for e in edges:
-                bins += (xs > e).long()
-            flat = yt[:, None] * (xs.shape[1] * B) + torch.arange(xs.shape[1]) * B + bins
-            cnt = torch.bincount(flat.reshape(-1), minlength=C * xs.shape[1] * B)
-            counts[:, s : s + xs.shape[1]] = cnt.view(C, xs.shape[1], B).double()
-        p = counts / N
-        pc = p.sum(2, keepdim=True)  # p(class), per neuron
-        pb = p.sum(0, keepdim=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            term = torch.where(p > 0, p * torch.log2(p / (pc * pb)), torch.zeros_like(p))
-        self.scores_ = term.sum((0, 2)).numpy()
+        counts = BinCounts(quantile_edges(X, int(self.n_bins)), len(self.classes_))
+        counts.update(X, y)
+        self._from_counts(counts.table())
+
+    def _from_counts(self, counts) -> None:
+        self.scores_ = binned_mutual_information(counts)
 
 
-def _average_precision(X: torch.Tensor, y: torch.Tensor, n_classes: int, chunk: int = 512) -> torch.Tensor:
+def _average_precision(X: torch.Tensor, y: torch.Tensor, n_classes: int, chunk: int = 512,
+                       descending: bool = True) -> torch.Tensor:
     """Average precision of every neuron's activation as a score for every class, [C, D].
 
     Same value as scikit-learn's ``average_precision_score`` (tied activations share one
-    threshold).
+    threshold). ``descending=False`` scores the negated activation (-X) without a copy of X.
     """
     N, D = X.shape
     out = torch.zeros(n_classes, D, dtype=torch.float64)
@@ -136,7 +122,7 @@ def _average_precision(X: torch.Tensor, y: torch.Tensor, n_classes: int, chunk: 
     ranks = torch.arange(1, N + 1, dtype=torch.float64)
     for s in range(0, D, chunk):
         xs = X[:, s : s + chunk]
-        vals, idx = xs.sort(0, descending=True)
+        vals, idx = xs.sort(0, descending=descending)
         # position of the last element of each tie group
         is_end = torch.ones_like(vals, dtype=torch.bool)
         is_end[:-1] = vals[:-1] != vals[1:]
@@ -172,7 +158,7 @@ class AveragePrecision(NeuronRanker):
         yt = torch.from_numpy(y)
         ap = _average_precision(Xt, yt, C)
         if self.direction == "both":
-            ap = torch.maximum(ap, _average_precision(-Xt, yt, C))
+            ap = torch.maximum(ap, _average_precision(Xt, yt, C, descending=False))
         prev = torch.bincount(yt, minlength=C).double() / len(y)
         self.average_precision_ = ap.numpy()
         self.per_class_ = (ap - prev[:, None]).numpy()
