@@ -6,7 +6,7 @@ the kernel's high-water mark (``/proc/self/clear_refs``), fits it with ``fit_out
 and reads the peak (``VmHWM``; a thread polling ``VmRSS`` every 2 ms is the fallback where the reset is not
 allowed), each ranker in a fresh process (glibc keeps freed temporaries of one fit resident for the next).
 Prints one JSON line for the matrix and one per ranker; ``tests/rankers/test_out_of_core_memory.py`` runs it
-small in CI, the full-size figures in docs/scaling-out-of-core.md come from::
+small in CI, the full-size figures in docs/scaling.md (out-of-core section) come from::
 
     OMP_NUM_THREADS=1 python tests/benchmarks/measure_out_of_core.py --rows 75000 --neurons 4096 \\
         --budget-mb 256 --rankers probeless,f_statistic,mutual_information,linear

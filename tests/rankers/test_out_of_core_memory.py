@@ -5,7 +5,7 @@ process, peak RSS from the kernel's high-water mark after a reset). The bound as
 plus 16 MiB of fixed-size temporaries (float64 sub-blocks of 4 MiB, the optimizer state, Python objects), with
 glibc's mmap threshold pinned (``MALLOC_MMAP_THRESHOLD_``): with its default, dynamic threshold the allocator
 keeps freed temporaries resident and the peak is noisier (up to about 2x the budget + 16 MiB at this size;
-docs/scaling-out-of-core.md has both). The full-size measurement (1.2 GB, 256 MiB) is the same script.
+docs/scaling.md (out-of-core section) has both). The full-size measurement (1.2 GB, 256 MiB) is the same script.
 """
 
 from __future__ import annotations
