@@ -42,6 +42,29 @@ def test_statistics_match_per_pair_references(data):
     assert a.q[0, 3] < 1e-6 and a.z[0, 3] > 10  # the planted pair
 
 
+@pytest.mark.parametrize("end", ["top", "bottom"])
+def test_torch_route_equals_the_cpu_route(data, end):
+    """``device=`` (the CUDA path) runs the same chunked statistics in torch; forced onto the CPU here (no GPU in
+    CI) it matches the numpy route, ties included (column 1 is rounded)."""
+    X, C, sid = data
+    ref = associate(X, C, sid, quantile=0.1, chunk=4, end=end)
+    dev = associate(X, C, sid, quantile=0.1, chunk=4, end=end, device="cpu")
+    for field in ("iou", "precision", "recall", "auroc", "mean_diff", "z", "q", "quantile_threshold", "n_fire"):
+        np.testing.assert_allclose(getattr(dev, field), getattr(ref, field), rtol=1e-5, atol=1e-5, err_msg=field)
+    wrong = X.clone()
+    wrong[:, 1] = torch.randn(len(X))  # the check can fail: other activations, other statistics
+    assert not np.allclose(associate(wrong, C, sid, quantile=0.1, chunk=4, end=end, device="cpu").auroc, ref.auroc)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_route_equals_the_cpu_route(data):
+    X, C, sid = data
+    ref = associate(X, C, sid, quantile=0.1, chunk=4)
+    dev = associate(X, C, sid, quantile=0.1, chunk=4, device="cuda")
+    np.testing.assert_allclose(dev.auroc, ref.auroc, atol=1e-5)
+    np.testing.assert_allclose(dev.iou, ref.iou, atol=1e-6)
+
+
 def test_exact_ap_and_best_threshold_on_the_shortlist(data):
     X, C, sid = data
     a = associate(X, C, sid)

@@ -42,6 +42,8 @@ def test_activations_from_array_and_the_bottom_end():
     assert top.loc[("L0.N0", "top"), "formula"] == "upos=ADJ"
     assert top.loc[("L0.N1", "bottom"), "formula"] == "upos=NOUN"
     assert not top.loc[("L0.N2", "top"), "described"]
+    on_device = describe(acts, corpus, ends=("top", "bottom"), max_length=1, device="cpu")  # the torch (CUDA) route
+    assert on_device.table["formula"].tolist() == d.table["formula"].tolist()
     with pytest.raises(ValueError, match="rows"):
         tnp.Activations.from_array(X[:-1], corpus)
     with pytest.raises(TypeError, match="Activations"):

@@ -22,7 +22,7 @@ import torch
 from scipy.special import ndtr
 from tqdm.auto import tqdm
 
-from ._ranks import rank_columns, rank_rows
+from ._ranks import rank_columns, rank_columns_torch, rank_rows
 
 
 def sparse_t(m: sp.spmatrix) -> torch.Tensor:
@@ -94,16 +94,18 @@ class Association:
 
 
 def associate(X: torch.Tensor, C: sp.csc_matrix, sentence_ids: np.ndarray, quantile: float = 0.05,
-              chunk: int = 512, end: str = "top", progress: bool = False) -> Association:
-    """All neurons (columns of ``X`` [n_words, n_neurons]) against all concepts (columns of ``C``)."""
+              chunk: int = 512, end: str = "top", progress: bool = False,
+              device: "str | torch.device | None" = None) -> Association:
+    """All neurons (columns of ``X`` [n_words, n_neurons]) against all concepts (columns of ``C``).
+
+    ``device`` None (default) runs on the CPU (numpy sorts on a thread per core); a torch device (``"cuda"``)
+    runs every chunk's sort, ranks, mask and sparse products there (:func:`._ranks.rank_columns_torch`), with
+    one transfer of the chunk's ``[w, n_concepts]`` results back per chunk. ``device="cpu"`` forces that torch
+    route on the CPU (how the tests check it equals the default)."""
+    if device is not None:
+        return _associate_torch(X, C, sentence_ids, quantile, chunk, end, progress, torch.device(device))
+    sign = _checked(X, C, quantile, end)
     n, d = X.shape
-    if C.shape[0] != n:
-        raise ValueError(f"activations have {n} words but the concept matrix has {C.shape[0]} rows")
-    if not 0 < quantile < 1:
-        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
-    sign = {"top": 1.0, "bottom": -1.0}.get(end)
-    if sign is None:
-        raise ValueError(f"end must be 'top' or 'bottom', got {end!r}")
     CT = sparse_t(C)
     design = sentence_design(C, sentence_ids)
     c = np.asarray(C.sum(0)).ravel().astype(np.float64)
@@ -133,6 +135,40 @@ def associate(X: torch.Tensor, C: sp.csc_matrix, sentence_ids: np.ndarray, quant
         thr[s:s + w], n_fire[s:s + w] = stats.quantile_threshold, stats.n_fire
     return Association(res["iou"], res["precision"], res["recall"], res["auroc"], res["mean_diff"], res["z"],
                        res["p"], res["q"], thr, n_fire)
+
+
+def _checked(X: torch.Tensor, C: sp.csc_matrix, quantile: float, end: str) -> float:
+    if C.shape[0] != X.shape[0]:
+        raise ValueError(f"activations have {X.shape[0]} words but the concept matrix has {C.shape[0]} rows")
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    sign = {"top": 1.0, "bottom": -1.0}.get(end)
+    if sign is None:
+        raise ValueError(f"end must be 'top' or 'bottom', got {end!r}")
+    return sign
+
+
+def _associate_torch(X: torch.Tensor, C: sp.csc_matrix, sentence_ids: np.ndarray, quantile: float, chunk: int,
+                     end: str, progress: bool, device: torch.device) -> Association:
+    """:func:`associate` with every chunk's work on ``device`` (the same statistics, float32 ranks)."""
+    sign = _checked(X, C, quantile, end)
+    n, d = X.shape
+    CT = sparse_t(C).to(device)
+    design = sentence_design(C, sentence_ids)
+    design = SentenceDesign(design.P.to(device), design.n_s.to(device), design.M_t.to(device), design.G_t.to(device))
+    c = np.asarray(C.sum(0)).ravel().astype(np.float64)
+    k_top = max(1, int(np.ceil(quantile * n)))
+    parts = []
+    for s in tqdm(range(0, d, chunk), disable=not progress, desc="associate", unit="chunk"):
+        xc = X[:, s:s + chunk].to(device, torch.float32) * sign
+        rk, mk, col = rank_columns_torch(xc, at=n - k_top)
+        w = xc.shape[1]
+        prod = torch.sparse.mm(CT, torch.cat([xc, rk, mk], 1))
+        e, v = _null_moments(design, rk)
+        part = {"sum": prod[:, :w], "ranksum": prod[:, w:2 * w], "inter": prod[:, 2 * w:], "mean": e, "var": v}
+        parts.append(_statistics({k: val.T.cpu().numpy() for k, val in part.items()}, c, n, col.threshold,
+                                 col.n_fire.astype(np.float64), col.std, col.total))
+    return Association(*[np.concatenate([getattr(p, f) for p in parts]) for f in Association.__dataclass_fields__])
 
 
 def _statistics(out: dict, c: np.ndarray, n: int, thr, n_fire, std, total) -> Association:

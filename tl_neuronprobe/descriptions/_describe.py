@@ -58,7 +58,7 @@ def describe(acts: Activations, corpus: Corpus | None = None, neurons: Sequence[
              max_concepts: int | None = 3000, quantile: float = 0.05, alpha: float = 0.01, min_iou: float = 0.04,
              max_length: int = 3, beam: int = 5, min_gain: float = 0.02, ops: Sequence[str] = OPS,
              ends: Sequence[str] = ("top",), test_size: float = 0.3, n_candidates: int = 5, seed: int = 0,
-             chunk: int = 512, progress: bool = False) -> Descriptions:
+             chunk: int = 512, device: "str | torch.device | None" = None, progress: bool = False) -> Descriptions:
     """Describe neurons in words: the best significant concept or formula of concepts, scored on held-out text.
 
     ``sources``: concept sources (see :func:`build_concepts`); ``discovered``: extra concepts, e.g. from
@@ -66,7 +66,9 @@ def describe(acts: Activations, corpus: Corpus | None = None, neurons: Sequence[
     concept is significant after Benjamini-Hochberg at ``alpha`` (within-sentence shuffle null) and reaches
     ``min_iou``; otherwise it gets "no description". Formulas up to ``max_length`` terms (``1``: single
     concepts). ``test_size``: share of sentences held out for scoring (fit on the rest). Under ``torchrun`` the
-    ranks describe shares of the neurons and every rank returns the single-process result.
+    ranks describe shares of the neurons and every rank returns the single-process result. ``device``
+    (e.g. ``"cuda"``) runs the association of all neurons with all concepts there, chunk by chunk; the default
+    runs it on the CPU's cores.
     """
     data = _inputs(acts, corpus, neurons)
     if concepts is None:
@@ -82,7 +84,7 @@ def describe(acts: Activations, corpus: Corpus | None = None, neurons: Sequence[
     per_end = []
     for end in ends if part is not None else ():
         fitted = _fit_end(part, concepts, fit, end, quantile, alpha, min_iou, max_length, beam, min_gain, ops,
-                          n_candidates, chunk, progress and distributed.is_main())
+                          n_candidates, chunk, progress and distributed.is_main(), device)
         scores = _held_out(part, concepts, fit, test, fitted, end, random_concepts[mine.start:mine.stop])
         per_end.append(dict(table=fitted["table"], iou=fitted["iou"], q=fitted["q"], scores=scores))
     table, score_table, iou, q = _gather_ends(distributed.gather(per_end if part is not None else None), ends)
@@ -118,10 +120,10 @@ def _gather_ends(parts: list, ends: Sequence[str]) -> tuple[pd.DataFrame, pd.Dat
 
 
 def _fit_end(data: _Data, concepts: Concepts, fit, end, quantile, alpha, min_iou, max_length, beam, min_gain, ops,
-             n_candidates, chunk, progress) -> dict:
+             n_candidates, chunk, progress, device=None) -> dict:
     X = data.X[torch.as_tensor(fit)].float()
     C = concepts.rows(fit).matrix
-    assoc = associate(X, C, data.sentence_ids[fit], quantile, chunk, end, progress)
+    assoc = associate(X, C, data.sentence_ids[fit], quantile, chunk, end, progress, device=device)
     cand = shortlist(assoc, min(n_candidates, len(concepts)))
     ref = refine(X, C, cand, end=end)
     sig = np.take_along_axis(assoc.q, cand, 1) <= alpha

@@ -159,3 +159,29 @@ def rank_rows(rows: torch.Tensor, threads: int | None = None) -> tuple[torch.Ten
     rank_into(r, ranks, threads=threads)
     order = _halves(sorted_keys(r))[0].astype(np.int64)
     return torch.from_numpy(ranks), torch.from_numpy(np.take_along_axis(r, order, 1)), torch.from_numpy(order)
+
+
+def rank_columns_torch(x: torch.Tensor, at: int) -> tuple[torch.Tensor, torch.Tensor, ColumnStats]:
+    """:func:`rank_columns` in torch on ``x``'s device (the CUDA path; also runs on the CPU, where the numpy
+    route is faster): average ranks and the ``x >= threshold`` mask, both [n, w] float32 on the device, and the
+    column statistics on the host. One stable sort per chunk; ties get their mean rank through the first and last
+    position of each run of equal values (cumulative max / min), no host sync until the statistics."""
+    n, w = x.shape
+    vals, order = torch.sort(x, dim=0, stable=True)
+    pos = torch.arange(n, device=x.device, dtype=torch.float32)[:, None].expand(n, w)
+    new = torch.ones(n, w, dtype=torch.bool, device=x.device)
+    new[1:] = vals[1:] != vals[:-1]
+    last = torch.ones_like(new)
+    last[:-1] = new[1:]
+    first_pos = torch.cummax(torch.where(new, pos, torch.zeros_like(pos)), dim=0).values
+    last_pos = torch.flip(torch.cummin(torch.flip(torch.where(last, pos, torch.full_like(pos, n - 1)), [0]), dim=0).values,
+                          [0])
+    ranks = torch.empty_like(vals).scatter_(0, order, (first_pos + last_pos) / 2 + 1)
+    t = vals[at]
+    mask = (x >= t).float()
+    total = x.sum(0, dtype=torch.float64)
+    centred = x.double() - total / n
+    std = (centred.square().sum(0) / max(n - 1, 1)).sqrt()
+    stats = ColumnStats(t.cpu().numpy().astype(np.float32), mask.sum(0).long().cpu().numpy(),
+                        total.cpu().numpy(), std.cpu().numpy())
+    return ranks, mask, stats
