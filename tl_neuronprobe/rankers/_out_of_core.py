@@ -6,10 +6,10 @@ reading X through :class:`~tl_neuronprobe.data.chunks.ActivationChunks`. Every f
 float64 per-class moments (the label and finiteness checks, constant neurons); then:
 
 * Probeless, MeanDifference, FStatistic, Random: nothing more (their in-memory fit uses the same moments);
-* MutualInformation: quantile edges from an evenly spaced sample of at most one chunk of rows, then a pass of
-  per-class bin counts (exact when the sample is every row);
-* AveragePrecision: the same edges at ``bins`` quantiles, per-class histograms, and the average precision of the
-  activation known up to its bin (approximate: ties within a bin);
+* MutualInformation, AveragePrecision: by default (``exact=True``) exactly as in memory, from blocks of columns
+  holding every row; with ``exact=False`` in two more passes: MI from quantile edges of an evenly spaced sample
+  of at most one chunk of rows and per-class bin counts, AP from per-class histograms at ``bins`` quantiles
+  (approximate: ties within a bin);
 * Linear, L1: Adam on mini-batches drawn chunk by chunk (``_out_of_core_probes.py``); Gaussian: per-class means
   and scatter matrices in one pass, then the same greedy selection.
 
