@@ -18,6 +18,7 @@ import torch
 import tl_neuronprobe as tnp
 from tl_neuronprobe.core.hooks import run_capture
 from tl_neuronprobe.data.extraction import _batches, _plan
+from timing import interleaved_bests
 
 
 #: The goal (issue 10): 0.9x the tokens per second of a bare forward. NOT met on this session's code: a quiet
@@ -28,21 +29,6 @@ GOAL = 0.9
 FLOOR_VS_HOOKED = 0.78
 FLOOR_VS_BARE_HF = 0.74
 ROUNDS = 5
-
-
-def interleaved_bests(sides: dict, rounds: int) -> tuple[dict[str, float], float]:
-    """Run the sides in turn (alternating which goes first) for ``rounds`` rounds; return each side's best time
-    and the noise: the larger relative gap between a side's best and median time (what load adds to a round)."""
-    times: dict[str, list[float]] = {name: [] for name in sides}
-    names = list(sides)
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else names[::-1]:
-            t = time.perf_counter()
-            sides[name]()
-            times[name].append(time.perf_counter() - t)
-    bests = {name: min(ts) for name, ts in times.items()}
-    noise = max(sorted(ts)[len(ts) // 2] / min(ts) - 1.0 for ts in times.values())
-    return bests, noise
 
 
 @pytest.mark.minilm

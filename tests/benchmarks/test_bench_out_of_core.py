@@ -21,6 +21,7 @@ from measure_out_of_core import write_planted
 from tl_neuronprobe.core.validation import few_threads
 from tl_neuronprobe.data.activations import Activations
 from tl_neuronprobe.rankers import FStatistic, Linear, Probeless, fit_out_of_core
+from timing import interleaved_bests
 
 ROUNDS = 3
 #: The target: out of core costs at most this factor of the in-memory time. Measured on a shared 2-core machine
@@ -35,19 +36,6 @@ TARGET = {"probeless": 2.0, "f_statistic": 2.0, "linear": 1.5}
 def _one_thread():
     with few_threads(0, n_threads=1):
         yield
-
-
-def interleaved_bests(sides: dict[str, Callable[[], Any]], rounds: int) -> tuple[dict[str, float], float]:
-    """Best time of each side over ``rounds`` interleaved rounds, and the noise (the larger median/best - 1)."""
-    times: dict[str, list[float]] = {name: [] for name in sides}
-    names = list(sides)
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else names[::-1]:
-            t = time.perf_counter()
-            sides[name]()
-            times[name].append(time.perf_counter() - t)
-    noise = max(sorted(ts)[len(ts) // 2] / min(ts) - 1.0 for ts in times.values())
-    return {name: min(ts) for name, ts in times.items()}, noise
 
 
 @pytest.fixture(scope="module")
