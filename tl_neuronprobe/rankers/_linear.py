@@ -242,10 +242,11 @@ class Linear(_ProbeMixin, NeuronRanker):
         s = self._checked_settings()
         progress = renamed_param(self, "progress", "verbose")
         C, lbfgs = len(self.classes_), self._split(s, y, X.shape[1], groups, self.seed_)[0] == "lbfgs"
-        l1s = self._l1s(s) if not lbfgs else [s["l1"]]  # Adam: both probes in one weight matrix, one pass
+        wanted = self._l1s(s)
+        l1s = wanted if not lbfgs else wanted[:1]  # Adam: both probes in one weight matrix, one pass
         W, b, mean, scale, info = self._train(X, y, C, groups, l1s, [s["l2"]] * len(l1s), self.seed_, progress)
-        if lbfgs and len(self._l1s(s)) > 1:  # L-BFGS's line search would couple two probes: solve each alone
-            W = torch.cat([W, self._train(X, y, C, groups, self._l1s(s)[1:], [s["l2"]], self.seed_, progress)[0]])
+        if len(l1s) < len(wanted):  # L-BFGS's line search would couple two probes: solve each alone
+            W = torch.cat([W, self._train(X, y, C, groups, wanted[1:], [s["l2"]], self.seed_, progress)[0]])
         mad = mean_abs_deviation(torch.from_numpy(X), mean) if s["mass"] == "contribution" else None
         self._adopt(s, W, b, mean, scale, info, mad)
 

@@ -121,7 +121,7 @@ def fit_linear(ranker: Linear, chunks: ActivationChunks, y: np.ndarray, moments:
     progress = renamed_param(ranker, "progress", "verbose")
     W, b, mean, scale, info = _train(
         ranker, chunks, y, tr, standardize=s["standardize"], batch_size=s["batch_size"], shuffle=s["shuffle"],
-        seed=ranker.seed_, l1=ranker._l1s(s), l2=[s["l2"]] * len(ranker._l1s(s)), epochs=epochs, lr=s["lr"], init=s["init"],
+        seed=ranker.seed_, l1=(l1s := ranker._l1s(s)), l2=[s["l2"]] * len(l1s), epochs=epochs, lr=s["lr"], init=s["init"],
         average=s.get("average", False), progress=progress, desc="linear")
     mad = _mean_abs_deviation(chunks, mean) if s["mass"] == "contribution" else None
     ranker._adopt(s, W, b, mean, scale, info, mad)
