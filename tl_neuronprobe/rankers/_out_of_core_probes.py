@@ -119,9 +119,10 @@ def fit_linear(ranker: Linear, chunks: ActivationChunks, y: np.ndarray, moments:
         raise ValueError("early stopping out of core is supported only when the training split fits one chunk")
     epochs = ranker._resolve_auto(s, chunks.n_neurons, len(tr))
     progress = renamed_param(ranker, "progress", "verbose")
+    l1s = ranker._l1s(s)  # the reported probe, then Linear's sparser ranking probe (one weight matrix)
     W, b, mean, scale, info = _train(
         ranker, chunks, y, tr, standardize=s["standardize"], batch_size=s["batch_size"], shuffle=s["shuffle"],
-        seed=ranker.seed_, l1=(l1s := ranker._l1s(s)), l2=[s["l2"]] * len(l1s), epochs=epochs, lr=s["lr"], init=s["init"],
+        seed=ranker.seed_, l1=l1s, l2=[s["l2"]] * len(l1s), epochs=epochs, lr=s["lr"], init=s["init"],
         average=s.get("average", False), progress=progress, desc="linear")
     mad = _mean_abs_deviation(chunks, mean) if s["mass"] == "contribution" else None
     ranker._adopt(s, W, b, mean, scale, info, mad)
