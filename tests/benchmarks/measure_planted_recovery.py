@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python tests/benchmarks/measure_planted_recovery.py --seeds 10
 
-Data: ``tests/rankers/planted_arrays.make_planted`` (1,500 words x 60 neurons, 4 classes, 8 planted
+Data: ``tests/planted_arrays.make_planted`` (1,500 words x 60 neurons, 4 classes, 8 planted
 neurons: two small single neurons, three redundant copies, three jointly informative neurons; 8
 heavy-tailed decoys; skewed noise), one data set per seed.  Two rates over the seeds: the top 8
 are exactly the planted set, and the top 5 hold at least one neuron of every class's signal.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rankers"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/planted_arrays.py
 
 from planted_arrays import covers, label_free_orders, make_planted, recovered  # noqa: E402
 

@@ -80,7 +80,8 @@ def timed(fn):
 
 def compare(data, variants: dict, seeds, ks=KS, probe_seed: int = 0,
             random_control: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Top-k accuracy rows ``(ranking, seed, k, accuracy)`` and fit rows ``(ranking, seed, seconds, accuracy)``.
+    """Top-k accuracy rows ``(ranking, seed, k, accuracy)`` and fit rows ``(ranking, seed, seconds, accuracy,
+    refined)`` (``refined``: how many neurons forward selection ordered, ``len(Linear.forward_)``).
 
     ``random_control`` adds a seeded random ordering per seed (a ranking that ignores the labels).
     """
@@ -91,18 +92,18 @@ def compare(data, variants: dict, seeds, ks=KS, probe_seed: int = 0,
             orders[("random", s)] = np.random.default_rng(s).permutation(Xtr.shape[1])
         (W, b), t = timed(lambda: neurox_probe(Xtr, ytr, len(classes), seed=s))
         orders[("reference", s)] = neurox_mass_order(W.numpy())
-        fits.append(("reference", s, t, float((neurox_predict(W, b, Xte) == yte).mean())))
+        fits.append(("reference", s, t, float((neurox_predict(W, b, Xte) == yte).mean()), 0))
         for name, kw in variants.items():
             lin, t = timed(lambda: Linear(**kw, seed=s).fit(Xtr, ytr, groups=gtr))
             orders[(name, s)] = lin.order_
-            fits.append((name, s, t, lin.score(Xte, yte)))
+            fits.append((name, s, t, lin.score(Xte, yte), len(lin.forward_)))
     keys = list(orders)
     probe = LogisticProbes(seed=probe_seed).fit(Xtr, ytr, [orders[key][:k] for key in keys for k in ks],
                                                         groups=gtr)
     acc = np.asarray(probe.subset_scores(Xte, yte)).reshape(len(keys), len(ks))
     rows = [(name, s, k, float(a)) for (name, s), accs in zip(keys, acc) for k, a in zip(ks, accs)]
     return (pd.DataFrame(rows, columns=["ranking", "seed", "k", "accuracy"]),
-            pd.DataFrame(fits, columns=["ranking", "seed", "seconds", "accuracy"]))
+            pd.DataFrame(fits, columns=["ranking", "seed", "seconds", "accuracy", "refined"]))
 
 
 def gap_table(topk: pd.DataFrame) -> pd.DataFrame:
@@ -143,7 +144,7 @@ def main():
         print(f"\n== {attribute}: {len(data[1])} train / {len(data[4])} test words, {len(data[5])} classes")
         topk, fits = compare(data, variants, args.seeds, args.ks)
         print(gap_table(topk).to_string())
-        print(fits.groupby("ranking")[["seconds", "accuracy"]].agg(["mean", "min", "max"]).round(4).to_string())
+        print(fits.groupby("ranking")[["seconds", "accuracy", "refined"]].agg(["mean", "min", "max"]).round(4).to_string())
         if args.saga:
             (Z, clf), t = timed(lambda: sklearn_saga(data[0], data[1], max_iter=10))
             print(f"saga (10 it.): {t:.1f} s, accuracy {clf.score(Z.transform(data[3]), data[4]):.4f}")

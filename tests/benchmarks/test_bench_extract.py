@@ -1,4 +1,5 @@
-"""Extraction throughput against a bare forward pass of the same model through the same layers, same batches.
+"""Extraction throughput against a bare forward pass of the same model through the same layers, same batches,
+on real English (the shipped UD English EWT slice).
 
 The baseline is what a user would otherwise run: the underlying Hugging Face model's own forward (MiniLM's
 BertModel, no MLM head) over exactly the batches our extraction runs. Ours adds word alignment, hook capture,
@@ -10,32 +11,36 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.core.hooks import run_capture
+from tl_neuronprobe.core.validation import few_threads
 from tl_neuronprobe.data.extraction import _batches, _plan
-from timing import interleaved_bests
+from timing import interleaved_times, ratio_spread
 
 
-#: The goal (issue 10): 0.9x the tokens per second of a bare forward. NOT met on this session's code: a quiet
-#: 2-core machine measured 0.79-0.85x against the bare Hugging Face forward and 0.83-0.96x against the same hook
-#: points read through TransformerLens (the bridge's hooked path alone costs about 0.9x). The goal is printed;
-#: what is asserted are the regression floors below (the measured values less 0.05), named as floors.
+#: The goal (issue 10): 0.9x the tokens per second of a bare forward. NOT met: on real text (the first 400
+#: sentences of the shipped EWT slice, MiniLM, one thread, quiet 2-core machine, best of 5 interleaved rounds)
+#: extraction measured 0.844x, 0.862x and 0.863x the bare Hugging Face forward and 0.91-0.94x the same hook points
+#: read through TransformerLens, which itself costs the bare forward about 5% (the bridge's wrapped LayerNorm and
+#: hook calls). The rest is writing 9,216 float32 values per word (36 KB) into the word matrix (first touch of its
+#: pages included) and the NaN check, which a bare forward does not do. ``test_extraction_reaches_the_goal``
+#: asserts the goal and carries the ``unmet`` marker (deselected by default; ``pytest -m unmet`` runs it); the
+#: floors below (the lowest measured values less 0.05) guard regressions.
 GOAL = 0.9
-FLOOR_VS_HOOKED = 0.78
-FLOOR_VS_BARE_HF = 0.74
+FLOOR_VS_HOOKED = 0.86
+FLOOR_VS_BARE_HF = 0.79
 ROUNDS = 5
+SENTENCES = 400
 
 
-@pytest.mark.minilm
-def test_extraction_vs_bare_forward_minilm(benchmark, minilm):
-    """Extraction against a bare forward and against the hooked forward, interleaved; asserts the regression
-    floors (the 0.9x goal is reported, not met: see GOAL)."""
-    corpus = tnp.Corpus.synthetic(800, seed=0)
+@pytest.fixture(scope="module")
+def throughput(minilm):
+    """Best seconds of a bare forward, the hooked forward and ours over real text, interleaved rounds."""
+    corpus = tnp.Corpus.load(f"ud-english:{SENTENCES}")
     adapter = tnp.ModelAdapter(minilm)
     units, _ = _plan(adapter, corpus, "error")
     batches = [adapter.collate([u.tokens for u in b]) for b in _batches(units, 64, 8192)]
@@ -58,22 +63,45 @@ def test_extraction_vs_bare_forward_minilm(benchmark, minilm):
     def ours():
         acts[:] = [tnp.extract(minilm, corpus, progress=False)]
 
-    bare(), hooked(), ours()  # warm up
-    # pedantic runs the measurement once, with or without --benchmark-disable (stats are not used)
-    bests, noise = benchmark.pedantic(interleaved_bests, args=({"bare": bare, "hooked": hooked, "ours": ours},
-                                                               ROUNDS), rounds=1, iterations=1)
+    with few_threads(0, n_threads=1):  # one thread each: two threads on a 2-core machine double the noise
+        bare(), hooked(), ours()  # warm up
+        times = interleaved_times({"bare": bare, "hooked": hooked, "ours": ours}, ROUNDS)
+    assert acts[0].X.shape == (corpus.n_words, 6 * 1536)
+    bests = {name: min(ts) for name, ts in times.items()}
+    noise = max(sorted(ts)[len(ts) // 2] / min(ts) - 1.0 for ts in times.values())
+    return bests, noise, n_tokens, ratio_spread(times["bare"], times["ours"])
+
+
+@pytest.mark.minilm
+def test_extraction_vs_bare_forward_minilm(benchmark, throughput):
+    """Extraction against a bare forward and against the hooked forward, interleaved; asserts the regression
+    floors (the 0.9x goal is asserted by the `unmet` test below)."""
+    bests, noise, n_tokens, _ = throughput
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     ratio = bests["bare"] / bests["ours"]
     own = bests["hooked"] / bests["ours"]
     benchmark.extra_info.update(tokens=n_tokens, bare_tokens_per_s=n_tokens / bests["bare"],
                                 ours_tokens_per_s=n_tokens / bests["ours"], throughput_ratio=ratio, noise=noise)
     print(f"\nextraction {n_tokens / bests['ours']:.0f} tok/s, bare forward {n_tokens / bests['bare']:.0f} tok/s, "
-          f"ratio {ratio:.3f}x, noise {noise:.3f} (best of {ROUNDS} interleaved rounds)")
-    assert acts[0].X.shape == (corpus.n_words, 6 * 1536)
-    print(f"against the hooked TransformerLens forward: {own:.3f}x (the goal is {GOAL}x of a bare forward)")
+          f"ratio {ratio:.3f}x, against the hooked forward {own:.3f}x, noise {noise:.3f} (best of {ROUNDS} "
+          f"interleaved rounds; the goal is {GOAL}x)")
     assert own >= FLOOR_VS_HOOKED - noise, (f"extraction reaches {own:.3f}x the hooked forward's throughput; the "
                                             f"floor is {FLOOR_VS_HOOKED}x within the measured noise {noise:.3f}")
     assert ratio >= FLOOR_VS_BARE_HF - noise, (f"extraction reaches {ratio:.3f}x the bare forward's throughput; "
                                                f"the floor is {FLOOR_VS_BARE_HF}x within the noise {noise:.3f}")
+
+
+@pytest.mark.minilm
+@pytest.mark.unmet
+def test_extraction_reaches_the_goal(benchmark, throughput):
+    """The goal itself: the best rounds' ratio at least 0.9x a bare forward's tokens per second. No tolerance:
+    the per-round ratios spread by about 0.08 (half their interquartile range, printed), as wide as the gap
+    itself, so a tolerance would let the gap pass. Fails today (see GOAL)."""
+    bests, _, _, spread = throughput
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    ratio = bests["bare"] / bests["ours"]
+    print(f"\nextraction at {ratio:.3f}x a bare forward (per-round spread {spread:.3f}); the goal is {GOAL}x")
+    assert ratio >= GOAL, f"extraction reaches {ratio:.3f}x a bare forward; the goal is {GOAL}x"
 
 
 PEAK_SCRIPT = """

@@ -6,9 +6,8 @@ import time
 from typing import Any, Callable
 
 
-def interleaved_bests(sides: dict[str, Callable[[], Any]], rounds: int) -> tuple[dict[str, float], float]:
-    """Run the sides in turn (alternating which goes first) for ``rounds`` rounds; return each side's best time
-    and the noise: the larger relative gap between a side's best and median time (what load adds to a round)."""
+def interleaved_times(sides: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
+    """Run the sides in turn (alternating which goes first) for ``rounds`` rounds; every side's times, in order."""
     times: dict[str, list[float]] = {name: [] for name in sides}
     names = list(sides)
     for r in range(rounds):
@@ -16,5 +15,20 @@ def interleaved_bests(sides: dict[str, Callable[[], Any]], rounds: int) -> tuple
             t = time.perf_counter()
             sides[name]()
             times[name].append(time.perf_counter() - t)
+    return times
+
+
+def interleaved_bests(sides: dict[str, Callable[[], Any]], rounds: int) -> tuple[dict[str, float], float]:
+    """:func:`interleaved_times`, then each side's best time and the noise: the larger relative gap between a
+    side's best and median time (what load adds to a round)."""
+    times = interleaved_times(sides, rounds)
     noise = max(sorted(ts)[len(ts) // 2] / min(ts) - 1.0 for ts in times.values())
     return {name: min(ts) for name, ts in times.items()}, noise
+
+
+def ratio_spread(numerator: list[float], denominator: list[float]) -> float:
+    """The noise of a throughput ratio: half the interquartile range of the per-round ratios (the two sides of a
+    round ran back to back, so load common to both cancels)."""
+    ratios = sorted(n / d for n, d in zip(numerator, denominator))
+    q1, q3 = ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]
+    return (q3 - q1) / 2

@@ -227,8 +227,8 @@ class _Polyak:
     def update(self, W: torch.Tensor, b: torch.Tensor) -> None:
         self.n += 1
         d = min(self.decay, 1.0 - 1.0 / self.n)  # plain mean over the first steps
-        self.W.mul_(d).add_(W.detach(), alpha=1 - d)
-        self.b.mul_(d).add_(b.detach(), alpha=1 - d)
+        self.W.lerp_(W.detach(), 1 - d)  # d * average + (1 - d) * W, one pass
+        self.b.lerp_(b.detach(), 1 - d)
 
 
 class _BestEpoch:
@@ -445,14 +445,15 @@ def _softmax_grads(
     G = G.view(-1, P * C)
     gb = G.sum(0)
     gW = G.t() @ xb
+    # in-place updates (addr_, addcmul_): no [K, U] temporaries beyond sign(W), a step's elementwise cost
     if mean is not None:  # through Wx = W * inv_scale and bx = b - Wx @ mean
-        gW.sub_(gb[:, None] * mean[None, :]).mul_(inv_scale)
+        gW.addr_(gb, mean, alpha=-1.0).mul_(inv_scale)
     if l1_rows is not None:
-        gW.add_(torch.sign(Weff) * l1_rows)
+        gW.addcmul_(torch.sign(Weff), l1_rows)
     if l2v is not None:
-        sq = Weff.view(P, -1).square().sum(1)
+        sq = torch.linalg.vector_norm(Weff.view(P, -1), dim=1).square()
         coef = l2v / torch.sqrt(sq + 1e-12) + 2.0 * l2sv  # d/dW of l2 ||W|| + l2s ||W||^2, per probe
-        gW.add_(Weff * coef.repeat_interleave(C)[:, None])
+        gW.addcmul_(Weff, coef.repeat_interleave(C)[:, None])
     if maskW is not None:
         gW.mul_(maskW)
     return gW, gb

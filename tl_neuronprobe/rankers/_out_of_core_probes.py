@@ -106,6 +106,27 @@ def _in_memory(chunks: ActivationChunks, positions: np.ndarray) -> np.ndarray:
     return out
 
 
+#: the least memory forward selection may use out of core, whatever the chunk budget
+REFINE_FLOOR_BYTES = 16 * 2**20
+
+
+def refine_limits(budget: int, n_neurons: int, candidates: int, k: int) -> tuple[int, int]:
+    """Candidates and rows for Linear's forward selection within a quarter of ``budget`` bytes: half of that for
+    the candidates' Gram matrix (12 bytes an entry: float32 product, float64 copy), half for their rows, held
+    twice as float32 (the read and the centered copy)."""
+    share = budget // 8
+    m = int(max(1, min(candidates, n_neurons, int((share / 12) ** 0.5))))
+    return m, max(1, share // (8 * (m + int(k))))
+
+
+def _columns(chunks: ActivationChunks, rows: np.ndarray, neurons: np.ndarray) -> np.ndarray:
+    """The activations of ``neurons`` at the sorted ``rows``, ``[len(rows), len(neurons)]``, in one pass."""
+    out = np.empty((len(rows), len(neurons)), dtype=np.float32)
+    for pos, X in chunks.iter(rows):
+        out[np.searchsorted(rows, pos)] = X[:, neurons]
+    return out
+
+
 def fit_linear(ranker: Linear, chunks: ActivationChunks, y: np.ndarray, moments: Any, opts: dict) -> None:
     s = ranker._checked_settings()
     solver, tr, dv = ranker._split(s, y, chunks.n_neurons, chunks.groups, ranker.seed_)
@@ -126,7 +147,11 @@ def fit_linear(ranker: Linear, chunks: ActivationChunks, y: np.ndarray, moments:
         average=s.get("average", False), progress=progress, desc="linear")
     mad = _mean_abs_deviation(chunks, mean) if s["mass"] == "contribution" else None
     ranker._adopt(s, W, b, mean, scale, info, mad)
-    ranker.n_passes_ += int(s["standardize"]) + info["epochs"] + int(mad is not None)
+    budget = max(chunks.chunk_rows * chunks.n_neurons * 4, REFINE_FLOOR_BYTES)  # the chunk budget, bytes
+    candidates, max_rows = refine_limits(budget, chunks.n_neurons, ranker.refine_candidates, s.get("refine_k") or 0)
+    ranker._refine(s, y, tr, lambda rows, neurons: _columns(chunks, rows, neurons), chunks.groups, max_rows,
+                   candidates)
+    ranker.n_passes_ += int(s["standardize"]) + info["epochs"] + int(mad is not None) + int(len(ranker.forward_) > 0)
 
 
 def fit_l1(ranker: L1, chunks: ActivationChunks, y: np.ndarray, moments: Any, opts: dict) -> None:
