@@ -19,7 +19,7 @@ import tl_neuronprobe as tnp
 from tl_neuronprobe.core.hooks import run_capture
 from tl_neuronprobe.core.validation import few_threads
 from tl_neuronprobe.data.extraction import _batches, _plan
-from timing import interleaved_times, ratio_spread
+from timing import bests_and_noise, interleaved_times, ratio_spread
 
 
 #: The goal (issue 10): 0.9x the tokens per second of a bare forward. NOT met: on real text (the first 400
@@ -67,9 +67,7 @@ def throughput(minilm):
         bare(), hooked(), ours()  # warm up
         times = interleaved_times({"bare": bare, "hooked": hooked, "ours": ours}, ROUNDS)
     assert acts[0].X.shape == (corpus.n_words, 6 * 1536)
-    bests = {name: min(ts) for name, ts in times.items()}
-    noise = max(sorted(ts)[len(ts) // 2] / min(ts) - 1.0 for ts in times.values())
-    return bests, noise, n_tokens, ratio_spread(times["bare"], times["ours"])
+    return (*bests_and_noise(times), n_tokens, ratio_spread(times["bare"], times["ours"]))
 
 
 @pytest.mark.minilm

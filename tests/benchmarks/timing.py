@@ -18,12 +18,16 @@ def interleaved_times(sides: dict[str, Callable[[], Any]], rounds: int) -> dict[
     return times
 
 
-def interleaved_bests(sides: dict[str, Callable[[], Any]], rounds: int) -> tuple[dict[str, float], float]:
-    """:func:`interleaved_times`, then each side's best time and the noise: the larger relative gap between a
-    side's best and median time (what load adds to a round)."""
-    times = interleaved_times(sides, rounds)
+def bests_and_noise(times: dict[str, list[float]]) -> tuple[dict[str, float], float]:
+    """Each side's best time and the noise: the larger relative gap between a side's best and median time (what
+    load adds to a round)."""
     noise = max(sorted(ts)[len(ts) // 2] / min(ts) - 1.0 for ts in times.values())
     return {name: min(ts) for name, ts in times.items()}, noise
+
+
+def interleaved_bests(sides: dict[str, Callable[[], Any]], rounds: int) -> tuple[dict[str, float], float]:
+    """:func:`interleaved_times`, then :func:`bests_and_noise`."""
+    return bests_and_noise(interleaved_times(sides, rounds))
 
 
 def ratio_spread(numerator: list[float], denominator: list[float]) -> float:

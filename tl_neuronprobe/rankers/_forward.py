@@ -38,7 +38,7 @@ def forward_selection(Z: np.ndarray, y: np.ndarray, k: int, n_classes: int, grou
     Two rules end the path early. (1) Chance: the step's gain over the residual variance of each class,
     ``sum_c (r_c . z⊥)^2 / (|z⊥|^2 |r_c|^2 / N)``, is about chi-squared with ``C - 1`` degrees of freedom for a
     column unrelated to the classes; it must beat that distribution's upper ``alpha / M`` quantile (Bonferroni
-    over the columns in play), so a third noisy copy of a signal, which only averages noise away, is not
+    over the ``M`` candidate columns), so a third noisy copy of a signal, which only averages noise away, is not
     preferred to chance. (2) Held-out accuracy: a seeded ``validation`` share of the rows (whole ``groups``,
     e.g. documents or sentences, when given) is kept out of the fit, and the path is cut after the first step
     at which the least-squares classifier (argmax of the fitted indicators) is most accurate on it: past that
