@@ -67,6 +67,20 @@ def test_a_separating_column_ends_the_path():
     assert taken.tolist() == [3], taken
 
 
+def test_small_or_single_group_data_still_ranks():
+    """One group (a single sentence) holds out rows instead; fewer than 10 rows use no held-out share; a class
+    with one example stays on the fitted side."""
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((200, 20)).astype(np.float32)
+    y = (Z[:, 3] > 0).astype(np.int64)
+    assert forward_selection(Z, y, 5, 2, groups=np.zeros(200, dtype=np.int64))[0] == 3
+    assert forward_selection(Z[:8], y[:8], 5, 2)[0] == 3
+    y3 = y.copy()
+    y3[0] = 2
+    assert forward_selection(Z, y3, 5, 3, groups=np.arange(200) // 10)[0] == 3
+    assert R.Linear().fit(Z, y, groups=np.zeros(200, dtype=np.int64)).order_[0] == 3
+
+
 def test_bad_input_is_an_error():
     with pytest.raises(ValueError, match="rows"):
         forward_selection(np.zeros((10, 3)), np.zeros(9, dtype=int), 2, 2)

@@ -55,6 +55,8 @@ def forward_selection(Z: np.ndarray, y: np.ndarray, k: int, n_classes: int, grou
         return np.array([], dtype=np.int64)
     fit, held = np.arange(len(y)), np.array([], dtype=np.int64)
     if validation and validation > 0 and len(y) >= 10:
+        if groups is not None and len(np.unique(np.asarray(groups))) < 2:
+            groups = None  # one group (e.g. a single long sentence): hold out rows instead
         fit, held = split_indices(len(y), validation, groups=groups, y=y, seed=seed, min_train_per_class=1)
     Z_fit = torch.from_numpy(Z[fit])  # a copy, centered in place (the gains are scale-free: no scaling needed)
     mean = Z_fit.mean(0, dtype=torch.float64)
