@@ -61,9 +61,11 @@ def forward_selection(Z: np.ndarray, y: np.ndarray, k: int, n_classes: int, grou
     Z_fit = torch.from_numpy(Z[fit])  # a copy, centered in place (the gains are scale-free: no scaling needed)
     mean = Z_fit.mean(0, dtype=torch.float64)
     Z_fit -= mean.float()
-    scoring = (Z[held], y[held]) if len(held) else (Z[fit], y[fit])
-    path = _Path(Z_fit, torch.from_numpy(y[fit]), torch.from_numpy(scoring[0]).double() - mean,
-                 torch.from_numpy(scoring[1]), n_classes, min(k, Z.shape[1]))
+    if len(held):  # the held-out rows, centered like the fitted ones; without them the fitted rows score
+        Z_score, y_score = torch.from_numpy(Z[held]) - mean.float(), y[held]
+    else:
+        Z_score, y_score = Z_fit, y[fit]
+    path = _Path(Z_fit, torch.from_numpy(y[fit]), Z_score, torch.from_numpy(y_score), n_classes, min(k, Z.shape[1]))
     usable = (path.norms > 1e-12 * path.norms.max().clamp_min(1e-300)).numpy()
     alive = torch.from_numpy(usable).clone()
     threshold = chi2.isf(alpha / max(int(usable.sum()), 1), max(n_classes - 1, 1))  # Bonferroni over all columns
@@ -96,7 +98,7 @@ class _Path:
         self.floor = self.norms.clone()
         self.residual = (Y * Y).sum(0).double()  # |r_c|^2
         self.U = torch.zeros(k, Z.shape[1], dtype=torch.float64)
-        self.Z_score, self.y_score = Z_score, y_score  # centered scoring rows (held-out, else the fitted ones)
+        self.Z_score, self.y_score = Z_score, y_score  # centered float32 scoring rows (held-out, else the fitted)
         self.Q_score = torch.zeros(k, len(y_score), dtype=torch.float64)  # the basis on the scoring rows
         self.fitted = prior.double().expand(len(y_score), n_classes).clone()
         self.taken: list[int] = []
@@ -122,7 +124,7 @@ class _Path:
         self.norms -= u * u
         self.residual -= qy * qy
         self.U[t] = u
-        q = (self.Z_score[:, j] - c @ self.Q_score[:t]) / norm
+        q = (self.Z_score[:, j].double() - c @ self.Q_score[:t]) / norm
         self.Q_score[t] = q
         self.fitted += torch.outer(q, qy)
         self.taken.append(j)
