@@ -12,6 +12,7 @@ run a stage on rank 0 only.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from datetime import timedelta
@@ -47,7 +48,14 @@ def setup(backend: "str | None" = None, timeout_s: float = 1800.0) -> bool:
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+    atexit.register(_teardown)  # a group left alive at exit can abort the process ("terminate called ...")
     return dist.get_world_size() > 1
+
+
+def _teardown() -> None:
+    """Destroy the group :func:`setup` created, before the interpreter tears down its backend's threads."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank() -> int:
