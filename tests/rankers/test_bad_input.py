@@ -51,6 +51,23 @@ def test_nan_inf_names_rows_and_columns(name, bad, data):
         _r(name).fit(X, y)
 
 
+def test_huge_finite_values_are_not_mistaken_for_inf():
+    """The finiteness check first sums X (a finite sum means every entry is finite); a sum that overflows must
+    fall back to the entry-wise check, not report an inf that is not there; mixed +inf and -inf (sum NaN) and a
+    lone NaN among huge values are still named."""
+    from tl_neuronprobe.core.validation import check_X
+
+    X = np.full((4, 3), 3e38, dtype=np.float32)  # finite, but their float32 sum overflows
+    assert check_X(X) is X
+    X[1, 2], X[3, 0] = np.inf, -np.inf
+    with pytest.raises(ValueError, match=r"NaN or inf in 2 rows \[1, 3\] and 2 columns \(neurons\) \[0, 2\]"):
+        check_X(X)
+    X = np.full((4, 3), 3e38, dtype=np.float32)
+    X[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or inf in 1 rows \[2\]"):
+        check_X(X)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_length_mismatch(name, data):
     X, y = data

@@ -67,6 +67,72 @@ def test_a_separating_column_ends_the_path():
     assert taken.tolist() == [3], taken
 
 
+def spiky(n: int = 4000, seed: int = 0):
+    """Two classes. Column 0 is 1 on every class-1 word and 0 on class 0 (plus a little noise), except that it
+    fires at 50 on 1% of the class-1 words (a neuron far beyond its usual range now and then): a threshold
+    separates the classes perfectly. Column 1 is a Gaussian shift of 1.2 SD (about 73% accurate alone);
+    2-5 are noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    Z = rng.standard_normal((n, 6)).astype(np.float32)
+    Z[:, 0] = np.where(y == 1, np.where(rng.random(n) < 0.01, 50.0, 1.0), 0.0) + 0.05 * rng.standard_normal(n)
+    Z[:, 1] = 1.2 * y + rng.standard_normal(n)
+    return Z, y
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_clipping_takes_the_separating_spiky_column_first(seed):
+    """``clip=3``: the separating column's rare spikes no longer count against it, so it comes first; the
+    control, plain least squares, takes the overlapping Gaussian column first (the spikes' squared overshoot
+    outweighs the separation). The column taken first is also the better one for a logistic probe."""
+    from sklearn.linear_model import LogisticRegression
+
+    Z, y = spiky(seed=seed)
+    clipped = forward_selection(Z, y, 3, 2, seed=seed, clip=3.0)
+    plain = forward_selection(Z, y, 3, 2, seed=seed)
+    assert clipped[0] == 0 and plain[0] == 1, (clipped, plain)
+    acc = [LogisticRegression().fit(Z[:, [j]], y).score(Z[:, [j]], y) for j in (0, 1)]
+    assert acc[0] > 0.99 > 0.8 > acc[1], acc
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_linear_default_takes_the_spiky_separating_neuron_first(seed):
+    """``Linear()`` (``refine_clip=3``) puts the separating spiky neuron first; the controls, the unclipped
+    refinement (``refine_clip=None``) and LCA's own mass order, put the overlapping Gaussian one first."""
+    Z, y = spiky(seed=seed)
+    lin = R.Linear(seed=seed).fit(Z, y)
+    assert lin.order_[0] == 0 and lin.forward_[0] == 0, lin.order_
+    assert R.Linear(seed=seed, refine_clip=None).fit(Z, y).order_[0] == 1
+    assert lin.order_mass_[0] == 1, lin.order_mass_
+    with pytest.raises(ValueError, match="refine_clip"):
+        R.Linear(refine_clip=0).fit(Z, y)
+
+
+def test_neuron_zero_is_a_candidate_and_constant_neurons_are_not():
+    """Regression: ``constant_`` is a mask, and testing candidates' indices for membership in it dropped neuron 0
+    (and neuron 1 whenever some neuron was constant) from forward selection."""
+    Z, y = spiky(seed=0)
+    Z[:, 1] = 2.0  # constant
+    lin = R.Linear(seed=0).fit(Z, y)
+    assert lin.forward_[0] == 0 and 1 not in lin.forward_.tolist(), lin.forward_
+    assert lin.order_[-1] == 1  # constant neurons rank last
+
+
+def test_clipping_keeps_the_other_rules():
+    """With ``clip`` an exact copy is still never taken, noise still stops the path, the result is
+    deterministic, and a non-positive clip is an error."""
+    Z, y = complementary(seed=4)
+    Z = np.concatenate([Z, Z[:, :1]], axis=1)
+    a = forward_selection(Z, y, 12, 4, seed=0, clip=3.0)
+    assert a[:2].tolist() in ([0, 2], [11, 2]) and not ({0, 11} <= set(a.tolist())), a
+    np.testing.assert_array_equal(a, forward_selection(Z, y, 12, 4, seed=0, clip=3.0))
+    rng = np.random.default_rng(1)
+    noise = rng.standard_normal((2000, 50)).astype(np.float32) * rng.uniform(0.5, 3, 50).astype(np.float32)
+    assert len(forward_selection(noise, rng.integers(0, 3, 2000), 20, 3, clip=3.0)) <= 1
+    with pytest.raises(ValueError, match="clip"):
+        forward_selection(Z, y, 2, 4, clip=0.0)
+
+
 def test_small_or_single_group_data_still_ranks():
     """One group (a single sentence) holds out rows instead; fewer than 10 rows use no held-out share; a class
     with one example stays on the fitted side."""

@@ -36,6 +36,10 @@ def check_X(X: Any, *, name: str = "X", dtype=np.float32) -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
     arr = arr.astype(dtype, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):  # a finite sum means every entry is finite (an inf or a
+        total = arr.sum()  # NaN makes the sum inf or NaN): one reduction, no [N, D] mask; overflow rechecks
+    if np.isfinite(total):
+        return arr
     finite = np.isfinite(arr)
     if not finite.all():
         rows = np.flatnonzero(~finite.all(axis=1))

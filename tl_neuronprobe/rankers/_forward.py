@@ -12,6 +12,7 @@ import torch
 from scipy.stats import chi2
 
 from ..core.validation import split_indices
+from ..probes import standardization
 
 __all__ = ["forward_selection", "evenly_spaced"]
 
@@ -26,7 +27,7 @@ def evenly_spaced(rows: np.ndarray, max_rows: int) -> np.ndarray:
 
 def forward_selection(Z: np.ndarray, y: np.ndarray, k: int, n_classes: int, groups: "np.ndarray | None" = None,
                       validation: float = 0.2, seed: int = 0, alpha: float = 0.01,
-                      tolerance: float = 1e-5) -> np.ndarray:
+                      tolerance: float = 1e-5, clip: "float | None" = None) -> np.ndarray:
     """The columns of ``Z`` in the order greedy least squares takes them, at most ``k``.
 
     ``Z [N, M]`` holds the candidate neurons' activations (any scale), ``y`` the class index of each
@@ -46,6 +47,12 @@ def forward_selection(Z: np.ndarray, y: np.ndarray, k: int, n_classes: int, grou
     attribute, e.g. a binary one at 99%), and the caller's own order is better there. Fewer than ``k`` may
     come back. Cost: one ``[M, N] x [N, M]`` product, then ``O(t M)`` per step; deterministic for a given seed
     (ties: lowest index).
+
+    ``clip`` (e.g. 3) first standardizes each column on the fitted rows and clips it at ``clip`` standard
+    deviations. Least squares pays for every unit a column overshoots the indicator, so a neuron that fires far
+    beyond its usual range on a few words of its class (heavy-tailed, as many MLP neurons are) looks worse to it
+    than to a logistic probe, which saturates there; clipped, such a column counts for what separates the
+    classes (``Linear(refine_clip=3)``, its default: docs/rankers-real.md, session 6).
     """
     Z = np.asarray(Z, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
@@ -58,11 +65,10 @@ def forward_selection(Z: np.ndarray, y: np.ndarray, k: int, n_classes: int, grou
         if groups is not None and len(np.unique(np.asarray(groups))) < 2:
             groups = None  # one group (e.g. a single long sentence): hold out rows instead
         fit, held = split_indices(len(y), validation, groups=groups, y=y, seed=seed, min_train_per_class=1)
-    Z_fit = torch.from_numpy(Z[fit])  # a copy, centered in place (the gains are scale-free: no scaling needed)
-    mean = Z_fit.mean(0, dtype=torch.float64)
-    Z_fit -= mean.float()
-    if len(held):  # the held-out rows, centered like the fitted ones; without them the fitted rows score
-        Z_score, y_score = torch.from_numpy(Z[held]) - mean.float(), y[held]
+    Z_fit = torch.from_numpy(Z[fit])  # a copy, centered (and clipped) in place; the gains are scale-free
+    transform = _Centering(Z_fit, clip)
+    if len(held):  # the held-out rows, transformed like the fitted ones; without them the fitted rows score
+        Z_score, y_score = transform(torch.from_numpy(Z[held])), y[held]
     else:
         Z_score, y_score = Z_fit, y[fit]
     path = _Path(Z_fit, torch.from_numpy(y[fit]), Z_score, torch.from_numpy(y_score), n_classes, min(k, Z.shape[1]))
@@ -77,6 +83,35 @@ def forward_selection(Z: np.ndarray, y: np.ndarray, k: int, n_classes: int, grou
         alive[j] = False
     cut = int(np.argmax(path.accuracy)) + 1 if path.accuracy else 0
     return np.asarray(path.taken[:cut], dtype=np.int64)
+
+
+class _Centering:
+    """Centers the fitted rows' columns in place; with ``clip``, first standardizes them and clips at ``clip``
+    standard deviations, then centers the clipped values again (the path needs centered columns). Calling it
+    transforms other rows (the held-out ones) the same way."""
+
+    def __init__(self, Z_fit: torch.Tensor, clip: "float | None"):
+        if clip is not None and not clip > 0:
+            raise ValueError(f"clip must be > 0 or None, got {clip!r}")
+        self.clip = clip
+        if clip is None:
+            self.mean, self.scale = Z_fit.mean(0, dtype=torch.float64).float(), None
+            Z_fit -= self.mean
+            return
+        self.mean, self.scale, _ = standardization(Z_fit)
+        total = torch.zeros(Z_fit.shape[1], dtype=torch.float64)
+        for i in range(0, len(Z_fit), 4096):  # one pass in row blocks, in place: no second copy of the rows
+            block = Z_fit[i:i + 4096].sub_(self.mean).div_(self.scale).clamp_(-clip, clip)
+            total += block.sum(0, dtype=torch.float64)
+        self.after = (total / max(len(Z_fit), 1)).float()
+        Z_fit -= self.after
+
+    def __call__(self, Z: torch.Tensor) -> torch.Tensor:
+        """``Z`` transformed in place (and returned)."""
+        Z -= self.mean
+        if self.clip is not None:
+            Z.div_(self.scale).clamp_(-self.clip, self.clip).sub_(self.after)
+        return Z
 
 
 class _Path:

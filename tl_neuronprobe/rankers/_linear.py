@@ -86,12 +86,14 @@ REFINE_ROWS = 50_000
 def mean_abs_deviation(X: torch.Tensor, mean: "torch.Tensor | None", max_rows: int = 16384) -> np.ndarray:
     """Per column, the mean of ``|x - mean|`` over the rows of X (at most ``max_rows``, evenly spaced)."""
     rows = torch.arange(X.shape[0])
-    if len(rows) > max_rows:
+    every = len(rows) <= max_rows  # then blocks of rows are slices, not gathered copies
+    if not every:
         rows = rows[torch.linspace(0, len(rows) - 1, max_rows).long()]
     center = X[rows[:512]].float().mean(0) if mean is None else mean.cpu().float()
     total = torch.zeros(X.shape[1], dtype=torch.float64)
     for i in range(0, len(rows), 256):
-        total += (torch.index_select(X, 0, rows[i: i + 256]).float() - center).abs_().sum(0)
+        block = X[i: i + 256] if every else torch.index_select(X, 0, rows[i: i + 256])
+        total += (block.float() - center).abs_().sum(0)
     return (total / len(rows)).numpy()
 
 
@@ -157,11 +159,14 @@ class Linear(_ProbeMixin, NeuronRanker):
     the class indicators, over at most 50,000 evenly spaced training rows) among the top
     ``refine_candidates`` (1,000) of the weight-mass ordering; it stops early when a step no longer beats
     chance or no longer helps accuracy on a held-out fifth of the training groups, and the rest keep their
-    mass order. The probe proposes, forward selection decides the order a small probe should take them in: a
-    neuron that repeats one already taken (a redundant copy, which the elastic net deliberately weights alike)
-    moves down, one that adds what the taken ones lack moves up. On held-out real English this raised a fresh
-    probe's accuracy on the top 5-20 by 1-10 points (docs/rankers-real.md); ``order_mass_`` keeps LCA's own
-    ordering and ``forward_`` the refined head.
+    mass order. Forward selection sees each candidate standardized and clipped at ``refine_clip`` (3)
+    standard deviations (``None``: raw): least squares would otherwise count against a neuron every unit it
+    fires beyond its usual range on a few words of its class, which a logistic probe does not (tune-set
+    figures in docs/rankers-real.md, session 6). The probe proposes, forward selection decides the order a
+    small probe should take them in: a neuron that repeats one already taken (a redundant copy, which the
+    elastic net deliberately weights alike) moves down, one that adds what the taken ones lack moves up. On
+    held-out real English this raised a fresh probe's accuracy on the top 5-20 by 1-10 points
+    (docs/rankers-real.md); ``order_mass_`` keeps LCA's own ordering and ``forward_`` the refined head.
 
     ``preset="fast"`` (default) trains on standardized inputs (weights are then comparable
     across neurons of different scale) with Adam on shuffled mini-batches for the full 10
@@ -191,7 +196,7 @@ class Linear(_ProbeMixin, NeuronRanker):
     def __init__(
         self, k: int | None = None, l1: float | None = None, l2: float | None = None, ordering: str = "mass",
         mass_steps: int = 100, preset: str = "fast", mass: str | None = None, ranking_l1: float | None = None,
-        refine_k: int | None = None, refine_candidates: int = 1000,
+        refine_k: int | None = None, refine_candidates: int = 1000, refine_clip: float | None = 3.0,
         epochs: int | None = None, batch_size: int | None = None,
         lr: float | None = None, standardize: bool | None = None, early_stopping: bool | None = None,
         dev_size: float = 0.1, patience: int = 2, solver: str | None = None, max_iter: int = 100,
@@ -265,6 +270,8 @@ class Linear(_ProbeMixin, NeuronRanker):
         if int(s.get("refine_k") or 0) < 0 or self.refine_candidates < 1:
             raise ValueError(f"refine_k must be >= 0 and refine_candidates >= 1, got {s.get('refine_k')!r} and "
                              f"{self.refine_candidates!r}")
+        if self.refine_clip is not None and not float(self.refine_clip) > 0:
+            raise ValueError(f"refine_clip must be > 0 or None, got {self.refine_clip!r}")
         return s
 
     def _rank(self, X, y, groups):
@@ -291,13 +298,13 @@ class Linear(_ProbeMixin, NeuronRanker):
         if k == 0:
             return
         candidates = self.order_[:min(self.refine_candidates, max_candidates or self.refine_candidates)]
-        candidates = candidates[~np.isin(candidates, self.constant_)]
+        candidates = candidates[~np.asarray(self.constant_, dtype=bool)[candidates]]  # constant_ is a mask
         if len(candidates) == 0:
             return
         rows = evenly_spaced(train_rows, min(max_rows, REFINE_ROWS))
         head = candidates[forward_selection(columns(rows, candidates), y[rows], k, len(self.classes_),
                                             groups=None if groups is None else np.asarray(groups)[rows],
-                                            seed=self.seed_)]
+                                            seed=self.seed_, clip=self.refine_clip)]
         rest = self.order_[~np.isin(self.order_, head)]
         scores = np.asarray(self.scores_, dtype=np.float64).copy()
         finite = scores[np.isfinite(scores)]
