@@ -30,6 +30,28 @@ def test_run_capture_reads_what_a_full_pass_reads_and_stops_early(adapter):
     assert len(adapter.model.hook_dict[name].fwd_hooks) == 0
 
 
+def test_run_capture_ends_the_pass_once_every_read_has_fired(adapter):
+    """Reading ``mlp.hook_post`` of the last block read skips that block's MLP output and residual: hooks after
+    the last read point do not fire (they do with ``stop=False``, the control), the values read are those of a
+    full pass, hooks are removed, and a read of an earlier point alone still stops at its own point."""
+    batch = _batch(adapter)
+    reads = ["blocks.0.hook_resid_post", "blocks.1.mlp.hook_post"]
+    later = ["blocks.1.hook_mlp_out", "blocks.1.hook_resid_post"]
+    fired: list = []
+    extra = [(name, (lambda n: lambda a, hook: fired.append(n))(name)) for name in later]
+    got = run_capture(adapter, batch, reads, extra_hooks=extra)
+    assert fired == [] and set(got) == set(reads)
+    full = run_capture(adapter, batch, reads, extra_hooks=extra, stop=False)
+    assert fired == later
+    for name in reads:
+        torch.testing.assert_close(got[name], full[name])
+    assert all(len(adapter.model.hook_dict[n].fwd_hooks) == 0 for n in reads + later)
+    fired.clear()
+    run_capture(adapter, batch, ["blocks.0.hook_resid_mid"], extra_hooks=[extra[0]] + [
+        ("blocks.0.mlp.hook_post", lambda a, hook: fired.append("post"))])
+    assert fired == []
+
+
 def test_capture_can_keep_the_graph(adapter):
     batch = _batch(adapter)
     emb = adapter.W_E

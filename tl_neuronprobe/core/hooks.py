@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Mapping
 
 import torch
 
-from .adapter import FwdHooks, ModelAdapter
+from .adapter import FwdHooks, ModelAdapter, _StopForward
 from .neurons import layer_of_hook
 
 #: what to keep of an activation: the tensor itself, or a function of it (e.g. a column slice)
@@ -39,6 +39,22 @@ def capture_hooks(names: "Iterable[str] | Mapping[str, Reader]", store: dict[str
     return [(name, make(name, reader)) for name, reader in readers.items()]
 
 
+def stop_when_all_read(reads: FwdHooks, store: dict[str, torch.Tensor]) -> FwdHooks:
+    """The read hooks, each ending the pass (``_StopForward``, caught by :meth:`ModelAdapter.forward`) once every
+    one of them has stored its value: nothing after the last hook point read is computed."""
+    wanted = {name for name, _ in reads}
+
+    def make(fn: Callable) -> Callable:
+        def hook(act: torch.Tensor, hook=None) -> None:
+            fn(act, hook=hook)
+            if wanted.issubset(store):
+                raise _StopForward
+
+        return hook
+
+    return [(name, make(fn)) for name, fn in reads]
+
+
 def deepest_layer(names: Iterable[str]) -> int:
     """The deepest block any of ``names`` sits in (-1 for hooks before the first block, e.g. embeddings)."""
     return max((layer_of_hook(name) for name in names), default=-1)
@@ -49,12 +65,16 @@ def run_capture(adapter: ModelAdapter, batch, names: "Iterable[str] | Mapping[st
     """One forward pass that captures ``names`` (see :func:`capture_hooks`) and returns ``{name: tensor}``.
 
     ``extra_hooks`` (e.g. an intervention's edits) run in the same pass, before the reads of the same hook
-    point. With ``stop`` the pass ends right after the deepest block that is read (TransformerLens's
-    ``stop_at_layer``), so no later block, unembedding or MLM head runs.
+    point. With ``stop`` the pass ends as soon as every read hook point has fired (e.g. right after
+    ``blocks.5.mlp.hook_post``, before that block's MLP output projection), and in any case after the deepest
+    block that is read (TransformerLens's ``stop_at_layer``), so no later computation, unembedding or MLM head
+    runs.
     """
     store: dict[str, torch.Tensor] = {}
     reads = capture_hooks(names, store, detach=detach)
     stop_at = deepest_layer(name for name, _ in reads) + 1 if stop else None
+    if stop:
+        reads = stop_when_all_read(reads, store)
     adapter.forward(batch, list(extra_hooks) + reads, stop_at_layer=stop_at, return_type=None)
     missing = [name for name, _ in reads if name not in store]
     if missing:
