@@ -5,8 +5,8 @@ English EWT (``tnp.Corpus.load("ud-english")``: documents never used for tuning)
 train/test by document. For seeds 0-2 both rankings are fitted on the training words (ours ``Linear(seed=s)``,
 the reference ``neurox_probe(seed=s)`` with its set-order weight mass), a fresh ``LogisticProbes`` is trained on
 every top-k and scored on the test words, its accuracy averaged over probe seeds 0-2 (one probe seed moves a
-top-k accuracy by up to a point at large k, as much as the gaps measured). Target (issue 10): the mean over seeds of ours is at
-least the reference's at every k in {5, 10, 20, 50, 100, 200}; the tolerance is the noise measured in the same
+top-k accuracy by up to a point at large k, as much as the gaps measured). Target (issue 10): the mean over
+seeds of ours is at least the reference's at every k in {5, 10, 20, 50, 100, 200}; the tolerance is the noise measured in the same
 run, two standard errors of the per-seed gap (never less strict than the gap's own sign when the seeds agree).
 A seeded random ordering (label-free control) must fail the same check. The fit is timed on both sides,
 interleaved seed by seed, bests compared. Full-size figures: docs/rankers-real.md
