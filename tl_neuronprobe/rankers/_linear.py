@@ -289,18 +289,19 @@ class Linear(_ProbeMixin, NeuronRanker):
         self._refine(s, y, train_rows, lambda rows, neurons: _gather(X, rows, neurons), groups)
 
     def _refine(self, s: dict, y: np.ndarray, train_rows: np.ndarray, columns, groups=None,
-                max_rows: int = REFINE_ROWS, max_candidates: "int | None" = None) -> None:
+                max_rows: int = REFINE_ROWS, max_candidates: "int | None" = None) -> bool:
         """Order the head of ``order_`` by forward selection (``refine_k``) among its top ``refine_candidates``
         (at most ``max_candidates``), on at most ``max_rows`` evenly spaced training rows;
-        ``columns(rows, neurons)`` returns those activations, ``[len(rows), len(neurons)]``."""
+        ``columns(rows, neurons)`` returns those activations, ``[len(rows), len(neurons)]``. Returns whether
+        it read them (a pass over the rows out of core, even when forward selection then takes nothing)."""
         k = int(s.get("refine_k") or 0)
         self.forward_ = np.array([], dtype=np.int64)
         if k == 0:
-            return
+            return False
         candidates = self.order_[:min(self.refine_candidates, max_candidates or self.refine_candidates)]
-        candidates = candidates[~np.asarray(self.constant_, dtype=bool)[candidates]]  # constant_ is a mask
+        candidates = candidates[~self.constant_[candidates]]  # constant_ is a mask
         if len(candidates) == 0:
-            return
+            return False
         rows = evenly_spaced(train_rows, min(max_rows, REFINE_ROWS))
         head = candidates[forward_selection(columns(rows, candidates), y[rows], k, len(self.classes_),
                                             groups=None if groups is None else np.asarray(groups)[rows],
@@ -311,6 +312,7 @@ class Linear(_ProbeMixin, NeuronRanker):
         top = finite.max() if len(finite) else 0.0
         scores[head] = top + 1.0 + np.arange(len(head), 0, -1)  # descending order of scores_ stays order_
         self.forward_, self.order_, self.scores_ = head, np.concatenate([head, rest]), scores
+        return True
 
     @staticmethod
     def _l1s(s: dict) -> list:

@@ -149,9 +149,9 @@ def fit_linear(ranker: Linear, chunks: ActivationChunks, y: np.ndarray, moments:
     ranker._adopt(s, W, b, mean, scale, info, mad)
     budget = max(chunks.chunk_rows * chunks.n_neurons * 4, REFINE_FLOOR_BYTES)  # the chunk budget, bytes
     candidates, max_rows = refine_limits(budget, chunks.n_neurons, ranker.refine_candidates, s.get("refine_k") or 0)
-    ranker._refine(s, y, tr, lambda rows, neurons: _columns(chunks, rows, neurons), chunks.groups, max_rows,
-                   candidates)
-    ranker.n_passes_ += int(s["standardize"]) + info["epochs"] + int(mad is not None) + int(len(ranker.forward_) > 0)
+    read = ranker._refine(s, y, tr, lambda rows, neurons: _columns(chunks, rows, neurons), chunks.groups,
+                          max_rows, candidates)
+    ranker.n_passes_ += int(s["standardize"]) + info["epochs"] + int(mad is not None) + int(read)
 
 
 def fit_l1(ranker: L1, chunks: ActivationChunks, y: np.ndarray, moments: Any, opts: dict) -> None:
