@@ -10,6 +10,8 @@ of a ``torchrun`` launch, and the result is reloaded memory-mapped.
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -173,21 +175,25 @@ class _Job:
     def columns(self) -> np.ndarray:
         return np.cumsum([0] + [self.adapter.site_width(s) for s, _ in self.plan])
 
-    def run_batch(self, batch_units: list[_Unit], dest: torch.Tensor, row_lo: int) -> None:
-        """Run one batch, reduce each word's sub-tokens and write the rows into ``dest`` (rows from ``row_lo``)."""
+    def run_batch(self, batch_units: list[_Unit]) -> "tuple[_Reducer, dict[int, torch.Tensor]]":
+        """Run one batch; returns where its words go and each read hook's rows (``{plan index: [words, width]}``)."""
         batch = self.adapter.collate([u.tokens for u in batch_units])
         reducer = _Reducer(batch, batch_units, self.aggregation)
         names = [hook_name(s, layer) for s, layer in self.plan]
         got = run_capture(self.adapter, batch, {name: reducer for name in names})
-        captured = {j: got[name] for j, name in enumerate(names)}
-        first = next(iter(captured.values())).device  # hooks may sit on several devices (a split model)
-        total = torch.stack([v.float().sum().to(first) for v in captured.values()]).sum()
-        if not bool(torch.isfinite(total)):  # one host sync per batch
-            _raise_non_finite(captured, self.plan, reducer, self.corpus, self.corpus.sentence_ids)
-        rows = reducer.rows.cpu() - row_lo
-        col = self.columns
-        for j, vals in captured.items():  # one strided write per hook: cheaper than a concatenated copy first
-            dest[:, int(col[j]):int(col[j + 1])].index_copy_(0, rows, vals.to("cpu", self.dtype))
+        return reducer, {j: got[name] for j, name in enumerate(names)}
+
+    def write(self, reducer: "_Reducer", captured: "dict[int, torch.Tensor]", dest: torch.Tensor, row_lo: int) -> None:
+        """Check a batch's rows for NaN/inf and write them into ``dest`` (rows from ``row_lo``)."""
+        with torch.inference_mode():  # thread-local: the writer thread enters it too
+            first = next(iter(captured.values())).device  # hooks may sit on several devices (a split model)
+            total = torch.stack([v.float().sum().to(first) for v in captured.values()]).sum()
+            if not bool(torch.isfinite(total)):  # one host sync per batch
+                _raise_non_finite(captured, self.plan, reducer, self.corpus, self.corpus.sentence_ids)
+            rows = reducer.rows.cpu() - row_lo
+            col = self.columns
+            for j, vals in captured.items():  # one strided write per hook: cheaper than a concatenated copy first
+                dest[:, int(col[j]):int(col[j + 1])].index_copy_(0, rows, vals.to("cpu", self.dtype))
 
     def units_by_shard(self, shards: "list[Shard]") -> dict[int, list[_Unit]]:
         """The units of each shard (a window of a long sentence goes with its sentence), in corpus order."""
@@ -207,22 +213,72 @@ class _Job:
         units = self.units_by_shard(all_shards or shards)
         skipped_rows = torch.as_tensor(np.flatnonzero(np.isin(self.corpus.sentence_ids, self.skipped)))
         with tqdm(total=sum(len(u.tokens) for s in shards for u in units[s.index]), unit="tok",
-                  disable=not progress, desc="extract") as bar, torch.inference_mode():
+                  disable=not progress, desc="extract") as bar, torch.inference_mode(), _Writer() as writer:
             for shard in shards:
                 row_lo, row_hi = shard.row_lo, shard.row_hi
                 dest = block_dest(shard)
                 dest[skipped_rows[(skipped_rows >= row_lo) & (skipped_rows < row_hi)] - row_lo] = 0
                 for batch_units in _batches(units[shard.index], self.batch_size, self.max_tokens):
-                    self.run_batch(batch_units, dest, row_lo)
+                    writer.submit(self.write, *self.run_batch(batch_units), dest, row_lo)
                     bar.update(sum(len(u.tokens) for u in batch_units))  # host-side: no sync
+                writer.wait()
                 block_done(shard, dest)
 
 
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def spare_core() -> bool:
+    """Whether torch's intra-op threads leave a CPU core of this process free."""
+    return torch.get_num_threads() < _usable_cores()
+
+
+class _Writer:
+    """Writes a batch's rows (NaN check, then the copy into the word matrix, which first maps its pages) on a
+    second thread while the next batch's forward pass runs, when torch leaves a core free (``background=None``:
+    :func:`spare_core`); otherwise in the calling thread, because a third thread on busy cores slows torch's own
+    threads more than it saves (measured on 2 cores: docs/foundation.md). One batch in flight, so at most one batch
+    of rows waits in memory; an error raised there (NaN) is raised again by the next :meth:`submit` or
+    :meth:`wait`."""
+
+    def __init__(self, background: "bool | None" = None):
+        background = spare_core() if background is None else background
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="tnp-write") if background else None
+        self.pending: "Future | None" = None
+
+    def submit(self, fn, *args) -> None:
+        self.wait()
+        if self.pool is None:
+            fn(*args)
+        else:
+            self.pending = self.pool.submit(fn, *args)
+
+    def wait(self) -> None:
+        """Until the last submitted write is done; raises its error."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> "_Writer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                self.wait()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+
+
 def _empty(rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialized matrix allocated through numpy, which asks the kernel for huge pages for large arrays:
-    the first write of every page (all of them, row by row) then faults far less often than torch.empty's."""
-    np_dtype = np.float32 if dtype == torch.float32 else np.int16  # same width; viewed back as the torch dtype
-    return torch.from_numpy(np.empty((rows, cols), dtype=np_dtype)).view(dtype)
+    """An uninitialized matrix of plain pages. (Not numpy's huge pages any more: the kernel zeroes each 2 MB one at
+    its first touch, which cost 0.3-0.6 s for a 347 MB matrix here against about 0.1 s for plain pages.)"""
+    return torch.empty(rows, cols, dtype=dtype)
 
 
 def _checked_dtype(aggregation: str, dtype: "str | torch.dtype", corpus: Corpus) -> torch.dtype:
