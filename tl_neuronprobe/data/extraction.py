@@ -213,7 +213,7 @@ class _Job:
         units = self.units_by_shard(all_shards or shards)
         skipped_rows = torch.as_tensor(np.flatnonzero(np.isin(self.corpus.sentence_ids, self.skipped)))
         with tqdm(total=sum(len(u.tokens) for s in shards for u in units[s.index]), unit="tok",
-                  disable=not progress, desc="extract") as bar, torch.inference_mode(), _Writer() as writer:
+                  disable=not progress, desc="extract") as bar, torch.inference_mode(), _Writer(spare_core()) as writer:
             for shard in shards:
                 row_lo, row_hi = shard.row_lo, shard.row_hi
                 dest = block_dest(shard)
@@ -239,14 +239,12 @@ def spare_core() -> bool:
 
 class _Writer:
     """Writes a batch's rows (NaN check, then the copy into the word matrix, which first maps its pages) on a
-    second thread while the next batch's forward pass runs, when torch leaves a core free (``background=None``:
-    :func:`spare_core`); otherwise in the calling thread, because a third thread on busy cores slows torch's own
-    threads more than it saves (measured on 2 cores: docs/foundation.md). One batch in flight, so at most one batch
-    of rows waits in memory; an error raised there (NaN) is raised again by the next :meth:`submit` or
-    :meth:`wait`."""
+    second thread while the next batch's forward pass runs when ``background`` (:func:`spare_core`: torch leaves a
+    core free); otherwise in the calling thread, because a third thread on busy cores slows torch's own threads
+    more than it saves (measured on 2 cores: docs/foundation.md). One batch in flight, so at most one batch of rows
+    waits in memory; an error raised there (NaN) is raised again by the next :meth:`submit` or :meth:`wait`."""
 
-    def __init__(self, background: "bool | None" = None):
-        background = spare_core() if background is None else background
+    def __init__(self, background: bool):
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="tnp-write") if background else None
         self.pending: "Future | None" = None
 
