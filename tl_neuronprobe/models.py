@@ -6,6 +6,8 @@ Every model comes back as a TransformerLens model (``TransformerBridge`` on Tran
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -86,19 +88,84 @@ def load(name: str = "minilm", device: "str | torch.device | None" = None, dtype
 
 
 def _hf_model(source: str, config, dtype: torch.dtype, **placed) -> torch.nn.Module:
-    """The Hugging Face model with its language-model head: masked LM for encoders, causal LM for decoders."""
-    import logging
-    import warnings
+    """The Hugging Face model with its language-model head: masked LM for encoders, causal LM for decoders.
 
+    A checkpoint of the bare model (MiniLM) has no language-model head and an unused pooler, which Hugging Face
+    reports on every load; only that expected report is kept quiet. A weight of the model's body missing from the
+    checkpoint is an error (the body would be random and every finding about it meaningless); other checkpoint
+    weights the model does not use are a warning naming them.
+    """
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
     auto = AutoModelForMaskedLM if is_encoder_config(config) else AutoModelForCausalLM
-    logger = logging.getLogger("transformers")
-    level = logger.level
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logger.setLevel(logging.ERROR)  # "newly initialized MLM head" is expected
-        try:
-            return auto.from_pretrained(source, torch_dtype=dtype, **placed)
-        finally:
-            logger.setLevel(level)
+    with _HeadReportFilter() as quiet:
+        model, info = auto.from_pretrained(source, **{_dtype_keyword(): dtype}, output_loading_info=True, **placed)
+    missing, unused = _loading_problems(model, info)
+    quiet.release(lambda msg: any(k in msg for k in missing | unused))
+    if missing:
+        raise ValueError(f"{source}: weights of the model body are missing from the checkpoint and would be random: "
+                         f"{sorted(missing)}")
+    if unused:
+        warnings.warn(f"{source}: checkpoint weights not used by {type(model).__name__}: {sorted(unused)}",
+                      stacklevel=3)
+    return model
+
+
+def _dtype_keyword() -> str:
+    """``from_pretrained``'s dtype keyword: ``dtype`` from transformers 4.56 on (``torch_dtype`` is deprecated)."""
+    import transformers
+    from packaging.version import Version
+
+    return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+
+
+def _loading_problems(model: torch.nn.Module, info: dict) -> tuple[set[str], set[str]]:
+    """(missing body weights, unused checkpoint weights other than the pooler) of one ``from_pretrained`` load.
+
+    The body is everything under ``model.base_model_prefix``; a missing weight outside it belongs to the
+    language-model head, which a bare checkpoint does not have.
+    """
+    body = f"{model.base_model_prefix}."
+    missing = {k for k in info["missing_keys"] if k.startswith(body)}
+    unused = {k for k in info["unexpected_keys"] if "pooler." not in k}
+    return missing, unused
+
+
+class _HeadReportFilter(logging.Filter):
+    """Holds back the Hugging Face loading report and its "tied weights ... absent" notes while loading.
+
+    :func:`_hf_model` rebuilds what matters from the loading info; :meth:`release` re-emits the held records
+    that concern anything else. If loading fails, every held record is re-emitted, since Hugging Face's own
+    error points at the report.
+    """
+
+    LOGGER = "transformers.modeling_utils"
+    HELD = ("LOAD REPORT", "This checkpoint seem corrupted", "Some weights of")  # the last: transformers 4
+
+    def __init__(self):
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if any(marker in record.getMessage() for marker in self.HELD):
+            self.held.append(record)
+            return False
+        return True
+
+    def __enter__(self) -> "_HeadReportFilter":
+        logging.getLogger(self.LOGGER).addFilter(self)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        logger = logging.getLogger(self.LOGGER)
+        logger.removeFilter(self)
+        if exc_type is not None:
+            self.release(lambda msg: True)
+
+    def release(self, concerns) -> None:
+        """Re-emit the held records whose message ``concerns(message)`` is true."""
+        logger = logging.getLogger(self.LOGGER)
+        for record in self.held:
+            if concerns(record.getMessage()):
+                logger.handle(record)
+        self.held = []
