@@ -1,7 +1,8 @@
 """Run under ``torchrun --standalone --nproc_per_node 2 ranks_bench_textualize.py ROUNDS``: textualization of
 64 planted-model neurons (gumbel, 4 chunks of 16) across the 2 ranks and, interleaved with it, on rank 0 alone
 (``distributed.local()``, rank 1 parked in a sleeping wait, not a spinning collective). Prints one JSON line:
-every round's times, each side's best, and rank 1's CPU seconds while parked (near 0 = it left the core free).
+every round's times, each side's best, rank 1's CPU seconds while parked (near 0 = it left the core free), and
+each rank's CPU seconds per round of each side (``cpu``: what each rank computed, whatever the load).
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ def main(rounds: int) -> None:
     model = tnp.testing.planted_model()
     tnp.textualize(model, NEURONS[:4], **{**SETTINGS, "steps": 2})  # warm up both paths
     times: dict[str, list[float]] = {"one": [], "two": []}
+    cpu: dict[str, list[float]] = {"one": [], "two": []}
     parked = []
     for r in range(rounds):
         for side in ("one", "two") if r % 2 == 0 else ("two", "one"):
             distributed.barrier()
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             if side == "two":
                 tnp.textualize(model, NEURONS, **SETTINGS)
                 distributed.barrier()
@@ -50,10 +52,12 @@ def main(rounds: int) -> None:
             else:
                 parked.append(parked_wait(store, f"done{r}"))
             times[side].append(time.perf_counter() - t)
+            cpu[side].append(time.process_time() - c)
     parked = distributed.gather(parked)[-1]
+    cpu_by_rank = distributed.gather(cpu)
     if distributed.is_main():
         print(json.dumps(dict(times=times, best={k: min(v) for k, v in times.items()}, parked_cpu_s=parked,
-                              neurons=len(NEURONS), **SETTINGS)))
+                              cpu=cpu_by_rank, neurons=len(NEURONS), **SETTINGS)))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Launched by test_bench_distributed_extract.py under ``torchrun --standalone --nproc_per_node 2``: streamed
 extraction of a seeded model built from a config (4 layers, d_model 256, d_mlp 1024) on one rank alone and on
 both ranks, in interleaved rounds, each timed from a barrier before to a barrier after. Rank 0 prints one JSON
-line: the times of each side and the tokens.
+line: the times of each side, each rank's CPU seconds per round of each side (``cpu``) and the tokens.
 
     python -m torch.distributed.run --standalone --nproc_per_node 2 tests/benchmarks/run_extract_ranks.py OUT 3
 
@@ -42,12 +42,15 @@ def single_process():
         yield
 
 
-def timed(run) -> float:
+def timed(run) -> tuple[float, float]:
+    """Wall seconds barrier to barrier, and this rank's CPU seconds for ``run`` alone."""
     distributed.barrier()
     t = time.perf_counter()
+    c = time.process_time()
     run()
+    c = time.process_time() - c
     distributed.barrier()
-    return time.perf_counter() - t
+    return time.perf_counter() - t, c
 
 
 def main(out: str, rounds: int) -> None:
@@ -63,13 +66,16 @@ def main(out: str, rounds: int) -> None:
                 tnp.extract(model, corpus, out_dir=f"{out}/one-{r}", sentences_per_block=BLOCK, progress=False)
 
     times = {"one": [], "two": []}
+    cpu = {"one": [], "two": []}
     for r in range(rounds + 1):  # round 0 warms up
         for side in (("one", "two") if r % 2 == 0 else ("two", "one")):
-            t = timed(lambda: (alone if side == "one" else both)(r))
+            t, c = timed(lambda: (alone if side == "one" else both)(r))
             if r:
                 times[side].append(t)
+                cpu[side].append(c)
+    cpu_by_rank = distributed.gather(cpu)
     if distributed.is_main():
-        print(json.dumps({**times, "tokens": tokens}), flush=True)
+        print(json.dumps({**times, "cpu": cpu_by_rank, "tokens": tokens}), flush=True)
 
 
 if __name__ == "__main__":

@@ -21,15 +21,17 @@ from measure_out_of_core import write_planted
 from tl_neuronprobe.core.validation import few_threads
 from tl_neuronprobe.data.activations import Activations
 from tl_neuronprobe.rankers import FStatistic, Linear, Probeless, fit_out_of_core
-from timing import interleaved_bests
+from timing import interleaved_bests, widened
 
 ROUNDS = 3
 #: The target: out of core costs at most this factor of the in-memory time. Measured on a shared 2-core machine
 #: with other jobs running (12,288 words x 1,024 neurons, a quarter of X per chunk): Probeless 0.98-0.99x and
 #: FStatistic 1.30-1.41x (the same float64 moments, plus the reads), Linear 1.19-1.50x (extra passes: moments,
 #: standardization, the contribution scale, and 10 epochs of reads). Asserted: the target, widened by the
-#: measured noise of the round (the larger best-to-median gap of the two sides).
+#: measured noise of the round (the larger best-to-median gap of the two sides), never past halfway to the
+#: regression it names: 3x the in-memory time (X read once per class, or a pass per epoch added to every fit).
 TARGET = {"probeless": 2.0, "f_statistic": 2.0, "linear": 1.5}
+REGRESSION = 3.0
 
 
 @pytest.fixture(autouse=True)
@@ -71,5 +73,6 @@ def test_out_of_core_vs_in_memory(benchmark, saved, name):
     assert set(fits["ooc"].order_[: len(planted)]) == set(planted.tolist())
     if name != "linear":  # several chunks: Linear's batches differ (tests/rankers/test_out_of_core.py)
         np.testing.assert_array_equal(fits["ooc"].order_, fits["memory"].order_)
-    assert ratio <= TARGET[name] * (1 + noise), (f"out of core takes {ratio:.2f}x the in-memory time; the target "
-                                                 f"is {TARGET[name]}x within the measured noise {noise:.2f}")
+    ceiling = widened(TARGET[name], REGRESSION, noise)
+    assert ratio <= ceiling, (f"out of core takes {ratio:.2f}x the in-memory time; the target is {TARGET[name]}x, "
+                              f"{ceiling:.2f}x within the measured noise {noise:.2f}")

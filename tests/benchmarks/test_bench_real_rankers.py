@@ -32,8 +32,10 @@ from tl_neuronprobe.core.validation import few_threads
 # points at k = 5 ... 200 (standard errors 0.93, 1.40, 1.00, 0.13, 0.33, 0.13), random control -2.9 ... -29.3;
 # best fit 1.6 s against 1.7 s (31 s on a quiet machine). Session 5 failed at k = 100 (-1.03, 2 SE 0.42) and
 # carried the `unmet` marker; the refinement's clipping (``Linear(refine_clip=3)``) and an evaluation averaged
-# over three probe seeds brought it within noise, so it runs in the default suite again.
-pytestmark = [pytest.mark.minilm]
+# over three probe seeds brought it within noise. Session 8: every test here is a target, so the module carries
+# the `goal` marker (``python -m pytest -m goal``, a goal-vs-measured table at the end); regression checks on
+# planted data stay in the default suite (test_bench_rankers.py).
+pytestmark = [pytest.mark.minilm, pytest.mark.goal]
 SENTENCES = 600
 SEEDS = (0, 1, 2)
 PROBE_SEEDS = (0, 1, 2)
@@ -62,7 +64,13 @@ def gaps(topk, name: str) -> tuple[np.ndarray, np.ndarray]:
     return per_seed.mean(0).to_numpy(), (per_seed.std(0, ddof=1) / math.sqrt(len(per_seed))).to_numpy()
 
 
-def test_linear_top_k_at_least_the_reference_on_held_out_upos(runs, benchmark):
+def check_gaps(goal, attribute: str, mean: np.ndarray, se: np.ndarray) -> None:
+    """One goal per k: ours minus the reference, plus two standard errors of the per-seed gap, at least 0."""
+    for k, m, s in zip(KS, mean, se):
+        goal.check(f"{attribute} top-{k} accuracy, ours - reference + 2 SE", m + 2 * s, 0.0, unit=" pts")
+
+
+def test_linear_top_k_at_least_the_reference_on_held_out_upos(runs, benchmark, goal):
     topk, fits = runs
     mean, se = gaps(topk, "ours")
     control, control_se = gaps(topk, "random")
@@ -72,13 +80,14 @@ def test_linear_top_k_at_least_the_reference_on_held_out_upos(runs, benchmark):
     benchmark.extra_info.update(info)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     print("\n", info)
-    assert np.all(mean >= -2 * se), f"ours below the reference beyond 2 SE at k = {np.asarray(KS)[mean < -2 * se]}"
     assert np.any(control < -2 * control_se), "the label-free control passes the check: it cannot tell"
+    check_gaps(goal, "UPOS", mean, se)
+    goal.assert_met()
 
 
-def test_linear_fit_no_slower_than_the_reference(runs, benchmark):
-    """Fits were timed seed by seed, the two sides interleaved; the best of each is compared, within the noise
-    measured in the same run (the larger gap between a side's median and best time: what load adds)."""
+def test_linear_fit_no_slower_than_the_reference(runs, benchmark, goal):
+    """Fits were timed seed by seed, the two sides interleaved; the best of each is compared (the noise measured in
+    the same run, the larger gap between a side's median and best time, is printed beside it)."""
     _, fits = runs
     times = {name: fits.loc[fits["ranking"] == name, "seconds"].tolist() for name in ("ours", "reference")}
     best, noise = bests_and_noise(times)
@@ -89,8 +98,11 @@ def test_linear_fit_no_slower_than_the_reference(runs, benchmark):
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     print(f"\n best fit: ours {best['ours']:.1f} s, reference {best['reference']:.1f} s; "
           f"probe accuracy ours {acc['ours']:.4f}, reference {acc['reference']:.4f}")
-    assert best["ours"] <= best["reference"] * (1 + noise), (best, noise)
-    assert acc["ours"] >= acc["reference"] - 0.005, acc.to_dict()  # the probe itself stays at least as good
+    goal.check("UPOS fit seconds, ours / reference", best["ours"] / best["reference"], 1.0, higher_is_better=False,
+               unit="x")
+    # the probe itself stays at least as good (tolerance 0.5 points)
+    goal.check("UPOS probe accuracy, ours - reference", acc["ours"] - acc["reference"], -0.005)
+    goal.assert_met()
 
 
 @pytest.fixture(scope="module")
@@ -104,14 +116,13 @@ def heldout(tmp_path_factory):
     return corpus, acts
 
 
-@pytest.mark.unmet
 @pytest.mark.parametrize("attribute", ["Number", "Tense", "VerbForm"])
-def test_linear_top_k_at_least_the_reference_on_held_out_morphology(heldout, attribute, benchmark):
+def test_linear_top_k_at_least_the_reference_on_held_out_morphology(heldout, attribute, benchmark, goal):
     """The same target for the morphological features, on the first 15,000 words of each over the whole held-out
     slice (the setting of docs/rankers-real.md). Not met: measured there (six ranking seeds) Number -0.31/-0.20 at
     k = 100/200, Tense -0.18/-0.30 at k = 20/50, VerbForm -0.26/-0.54 at k = 50/100, beyond two standard errors at
     VerbForm k = 100 and Tense k = 50; the default is the one that wins on real data (every k of UPOS, the small k
-    of every feature) and docs/rankers-real.md has the trade-off table. ``pytest -m unmet`` runs it (80 s).
+    of every feature) and docs/rankers-real.md has the trade-off table. ``pytest -m goal`` runs it (80 s).
     Measured 2026-12-01 (session 7, three seeds), k = 5 ... 200: Number +3.85, -0.22, +0.62, -0.00, -0.18, -0.41
     (SE 0.20, 0.41, 0.07, 0.02, 0.15, 0.19); Tense 0.00, +0.28, -0.19, -0.33, -0.14, +0.10 (SE 0.00, 0.10, 0.31,
     0.04, 0.16, 0.09); VerbForm +11.64, +2.72, +0.21, 0.00, -0.24, +0.63 (SE 0.15, 0.25, 0.05, 0.13, 0.10, 0.10):
@@ -126,4 +137,5 @@ def test_linear_top_k_at_least_the_reference_on_held_out_morphology(heldout, att
     benchmark.extra_info.update(info)
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     print(f"\n {attribute}", info)
-    assert np.all(mean >= -2 * se), f"ours below the reference beyond 2 SE at k = {np.asarray(KS)[mean < -2 * se]}"
+    check_gaps(goal, attribute, mean, se)
+    goal.assert_met()

@@ -36,3 +36,14 @@ def ratio_spread(numerator: list[float], denominator: list[float]) -> float:
     ratios = sorted(n / d for n, d in zip(numerator, denominator))
     q1, q3 = ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]
     return (q3 - q1) / 2
+
+
+def widened(bound: float, regression: float, noise: float) -> float:
+    """A regression floor (or ceiling) widened by the noise measured in the same run, never past halfway to the
+    regression it names: a floor ``bound > regression`` is lowered by ``noise * bound``, a ceiling
+    ``bound < regression`` raised by it, the step capped at ``|bound - regression| / 2``. So a busy machine widens
+    the check, and no amount of noise lets the regression itself pass."""
+    if bound == regression:
+        raise ValueError("a bound must differ from the regression it names")
+    step = min(max(noise, 0.0) * abs(bound), abs(bound - regression) / 2)
+    return bound - step if bound > regression else bound + step
