@@ -15,6 +15,8 @@ import pandas as pd
 
 from ..core.plotting import pyplot, save
 from ..interventions.readouts import READOUT_METRICS
+from .plots import RANDOM_BASELINE, scale_k_axis
+from .results import attribute_of, mark
 
 __all__ = ["EncodedUsed", "compare_encoded_used"]
 
@@ -31,6 +33,8 @@ class EncodedUsed:
     per_k: pd.DataFrame
     summary: str
     figure: Any = None
+    #: the attribute both curves are about (None: the tables name none)
+    attribute: str | None = None
 
     def __str__(self) -> str:
         return self.summary
@@ -52,7 +56,7 @@ def _curve(table: pd.DataFrame, metric: str | None, preferred: Sequence[str], wh
     if "ranking" not in t.columns or "k" not in t.columns:
         raise ValueError(f"the {what} table needs 'ranking' and 'k' columns, has {list(table.columns)}")
     t = _select(_select(t, "selection", selection, only_if_present=False), "probe", probe)
-    t = _select(t, "attribute", attribute)
+    t = _select(t, "attribute", attribute, only_if_present=False)
     if "metric" in t.columns and "value" in t.columns:
         have = list(dict.fromkeys(t["metric"]))
         metric = metric or next((m for m in preferred if m in have), have[0] if have else None)
@@ -65,7 +69,8 @@ def _curve(table: pd.DataFrame, metric: str | None, preferred: Sequence[str], wh
         if metric not in t.columns:
             raise ValueError(f"the {what} table has no column {metric!r}; numeric columns: {numeric}")
         col = metric
-    out = t.groupby(["ranking", "k"], as_index=False)[col].mean().rename(columns={col: "value"})
+    cis = [c for c in ("ci_low", "ci_high") if c in t.columns and col == "value"]
+    out = t.groupby(["ranking", "k"], as_index=False)[[col, *cis]].mean().rename(columns={col: "value"})
     if out.empty:
         raise ValueError(f"the {what} table has no rows for selection {selection!r}")
     return out, metric
@@ -87,11 +92,38 @@ def _per_k(merged: pd.DataFrame, tol: float) -> pd.DataFrame:
                    disagree=bool(be["ranking"] != bu["ranking"] and best_encoded_used < bu["used"] - tol))
         if "used_minus_random" in g:
             row["at_or_below_random"] = ", ".join(g.loc[g["used_minus_random"] <= tol, "ranking"])
+            better = _better_than_random(g, tol)
+            row["better_than_random"] = ", ".join(g.loc[better, "ranking"])
+            row["not_better_than_random"] = ", ".join(g.loc[~better, "ranking"])
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _has_intervals(merged: pd.DataFrame) -> bool:
+    """Whether every row has the used score's and the random baseline's bootstrap interval."""
+    cols = ["used_ci_low", "random_ci_high"]
+    return all(c in merged for c in cols) and bool(merged[cols].notna().all().all())
+
+
+def _better_than_random(g: pd.DataFrame, tol: float) -> pd.Series:
+    """The rule: a ranking's top-k beat random-k iff its interval's lower bound lies above the random interval's
+    upper bound (no overlap); tables without intervals fall back to a point margin of ``tol``."""
+    if _has_intervals(g):
+        return g["used_ci_low"] > g["random_ci_high"]
+    return g["used_minus_random"] > tol
+
+
+def _random_rule(merged: pd.DataFrame, tol: float) -> str:
+    """The rule of :func:`_better_than_random`, in words for the summary."""
+    if _has_intervals(merged):
+        return ("(better than random means the ranking's bootstrap interval lies wholly above the random "
+                "neurons' interval: its lower bound above their upper bound)")
+    return f"(the tables have no intervals: better than random means more than {tol} above the random neurons)"
+
+
 def _merge(enc: pd.DataFrame, used: pd.DataFrame, rand: pd.DataFrame | None) -> pd.DataFrame:
+    enc = enc.drop(columns=["ci_low", "ci_high"], errors="ignore")
+    used = used.rename(columns={"ci_low": "used_ci_low", "ci_high": "used_ci_high"})
     merged = enc.merge(used, on=["ranking", "k"], suffixes=("_encoded", "_used"))
     if merged.empty:
         raise ValueError("the encoded and used tables share no (ranking, k): rankings "
@@ -106,22 +138,42 @@ def _merge(enc: pd.DataFrame, used: pd.DataFrame, rand: pd.DataFrame | None) -> 
     return merged
 
 
+def _attribute(encoded_table: pd.DataFrame, used_table: pd.DataFrame, attribute: str | None) -> str | None:
+    """The attribute to compare: ``attribute`` if given, else the used table's own; it must be in every table
+    that has an ``attribute`` column (a KeyError names it and the ones there), never averaged over."""
+    if attribute is None:
+        attribute = attribute_of(used_table)
+    for what, t in (("used", used_table), ("encoded", encoded_table)):
+        if "attribute" not in t.columns:
+            continue
+        have = sorted(set(t["attribute"].astype(str)))
+        if attribute is None and len(have) > 1:
+            raise ValueError(f"the {what} table holds several attributes {have}; pass attribute= to pick one")
+        if attribute is not None and attribute not in have:
+            raise KeyError(f"attribute {attribute!r} is not in the {what} table; it has {have}")
+    return attribute
+
+
 def compare_encoded_used(encoded_table: pd.DataFrame, used_table: pd.DataFrame, encoded_metric: str | None = None,
                          used_metric: str | None = None, selection: str = "top", probe: str | None = "logistic",
-                         path: "str | Path | None" = None, tol: float = 0.02) -> EncodedUsed:
+                         path: "str | Path | None" = None, tol: float = 0.02,
+                         attribute: str | None = None) -> EncodedUsed:
     """Put encoded (probing) and used (intervention) curves side by side and say where they disagree.
 
     Per k present in both tables, the rankings are ordered by their encoded score and by their used score;
     ``per_k`` gives the Spearman correlation of the two orderings, the best ranking by each, and how far each
-    ranking's used score is above random-k (when the used table has random rows). ``summary`` says it in
-    words; ``figure`` shows the two panels (saved to ``path`` if given). Scores within ``tol`` count as ties.
+    ranking's used score is above random-k (when the used table has random rows). A ranking is *better than
+    random* at k iff its bootstrap interval's lower bound lies above the random-k interval's upper bound (the
+    ``better_than_random`` / ``not_better_than_random`` columns; without intervals: more than ``tol`` above);
+    ``summary`` says it in words, rule included; ``figure`` shows the two panels (saved to ``path`` if given).
+    Scores within ``tol`` count as ties. ``attribute`` (default: the used table's) picks the rows of tables
+    holding several; one missing from a table is a KeyError. The tables are marked
+    (:mod:`~tl_neuronprobe.evaluation.results`): ``table`` as ``"compare"``, ``per_k`` as ``"compare_per_k"``.
     ``encoded_table`` may be tidy (``metric``/``value``) or wide (one column per metric, as
     :func:`~tl_neuronprobe.evaluate_encoded` gives; ``probe`` picks its probe); its ordering column is
     ``ranking`` (or the older ``ranker``).
     """
-    attribute = None
-    if "attribute" in used_table.columns and used_table["attribute"].nunique() == 1:
-        attribute = str(used_table["attribute"].iloc[0])
+    attribute = _attribute(encoded_table, used_table, attribute)
     readout = str(used_table["readout"].iloc[0]) if "readout" in used_table.columns and len(used_table) else None
     enc, enc_metric = _curve(encoded_table, encoded_metric, _ENCODED_METRICS, "encoded", selection, attribute,
                              probe)
@@ -130,12 +182,14 @@ def compare_encoded_used(encoded_table: pd.DataFrame, used_table: pd.DataFrame, 
     rand = None
     if "selection" in used_table.columns and (used_table["selection"] == "random").any():
         rand, _ = _curve(used_table, use_metric, (), "used", "random", attribute)
-        rand = rand.groupby("k", as_index=False)["value"].mean().rename(columns={"value": "random"})
+        rand = rand.drop(columns="ranking").groupby("k", as_index=False).mean().rename(
+            columns={"value": "random", "ci_low": "random_ci_low", "ci_high": "random_ci_high"})
     merged = _merge(enc, used, rand)
     per_k = _per_k(merged, tol)
     summary = _summary(per_k, merged, enc_metric, use_metric, attribute, tol)
     fig = _plot_compare(merged, enc_metric, use_metric, attribute, path)
-    return EncodedUsed(merged.sort_values(["k", "ranking"]).reset_index(drop=True), per_k, summary, fig)
+    table = mark(merged.sort_values(["k", "ranking"]).reset_index(drop=True), "compare", attribute)
+    return EncodedUsed(table, mark(per_k, "compare_per_k", attribute), summary, fig, attribute)
 
 
 def _summary(per_k: pd.DataFrame, merged: pd.DataFrame, enc_metric: str, use_metric: str,
@@ -157,14 +211,16 @@ def _summary(per_k: pd.DataFrame, merged: pd.DataFrame, enc_metric: str, use_met
     if len(rho):
         lines.append(f"Spearman correlation between the encoded and used orderings of the rankings: mean "
                      f"{rho.mean():+.2f} (from {rho.min():+.2f} to {rho.max():+.2f}).")
-    if "at_or_below_random" in per_k:
-        weak = sorted({n for s in per_k["at_or_below_random"] for n in s.split(", ") if n})
+    if "not_better_than_random" in per_k:
+        weak = sorted({n for s in per_k["not_better_than_random"] for n in s.split(", ") if n})
+        rule = _random_rule(merged, tol)
         if weak:
-            counts = {n: int(sum(n in s.split(", ") for s in per_k["at_or_below_random"])) for n in weak}
+            counts = {n: int(sum(n in s.split(", ") for s in per_k["not_better_than_random"])) for n in weak}
             desc = ", ".join(f"{n} ({c}/{len(per_k)} k values)" for n, c in counts.items())
-            lines.append(f"No better than random neurons of the same k: {desc}.")
+            lines.append(f"No better than random neurons of the same k {rule}: {desc}.")
         else:
-            lines.append("Every ranking's top-k neurons change the model more than random neurons of the same k.")
+            lines.append(f"Every ranking's top-k neurons change the model more than random neurons of the same k "
+                         f"{rule}.")
     return " ".join(lines)
 
 
@@ -178,10 +234,11 @@ def _plot_compare(merged: pd.DataFrame, enc_metric: str, use_metric: str, attrib
         axes[1].plot(g["k"], g["used"], "-o", ms=3, color=colors[i % len(colors)], label=name)
     if "random" in merged:
         r = merged.groupby("k", as_index=False)["random"].mean()
-        axes[1].plot(r["k"], r["random"], "--", color="0.45", label="random")
+        axes[1].plot(r["k"], r["random"], "--", color="0.45", label=RANDOM_BASELINE)
     axes[0].set_title(f"encoded: {enc_metric}")
     axes[1].set_title(f"used: {use_metric}")
     for ax in axes:
+        scale_k_axis(ax, merged["k"])
         ax.set_xlabel("k")
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)

@@ -22,6 +22,7 @@ from .. import rankers as _rankers
 from ..core.plotting import pyplot, save
 from ..core.validation import check_k, split_indices, to_numpy
 from .controls import control_labels
+from .results import mark
 from ..probes import GaussianProbe, LogisticProbes
 
 __all__ = ["evaluate_encoded", "plot_encoded", "layer_distribution", "ranker_agreement", "DEFAULT_RANKERS",
@@ -140,7 +141,17 @@ def _score_gaussian(data: _WordData, labels: np.ndarray, tr, te, subsets, ks, de
     return out
 
 
-def _records(results: dict, probes, subsets, orders, ks, attribute: str, chance: float, D: int) -> pd.DataFrame:
+def _chance(labels: np.ndarray | None) -> float:
+    """The majority-class rate of ``labels`` (what always guessing the commonest class scores); NaN without labels."""
+    if labels is None or not len(labels):
+        return float("nan")
+    return float(np.unique(labels, return_counts=True)[1].max() / len(labels))
+
+
+def _records(results: dict, probes, subsets, orders, ks, attribute: str, chance: float, D: int,
+             control_chance: float = float("nan")) -> pd.DataFrame:
+    """One row per (probe, ranking, selection, k); ``control_chance`` sits beside ``selectivity`` because a
+    control task with a dominant label lets a probe score high on it by guessing that label alone."""
     records = []
     for probe in probes:
         for i, (name, sel, _) in enumerate(subsets):
@@ -150,7 +161,7 @@ def _records(results: dict, probes, subsets, orders, ks, attribute: str, chance:
                     cacc = results.get(("control", probe, i, k), np.nan)
                     records.append(dict(attribute=attribute, ranking=nm, probe=probe, selection=sel, k=k,
                                         accuracy=acc, control_accuracy=cacc, selectivity=acc - cacc,
-                                        chance=chance, n_neurons=D))
+                                        chance=chance, control_chance=control_chance, n_neurons=D))
     table = pd.DataFrame.from_records(records)
     table["selection"] = pd.Categorical(table["selection"], categories=list(SELECTIONS))
     table = table.sort_values(["probe", "ranking", "selection", "k"], kind="stable").reset_index(drop=True)
@@ -184,10 +195,12 @@ def evaluate_encoded(
     ``progress`` prints each ranker's fit time (``verbose`` is its deprecated name).
 
     Returns a tidy table, one row per (ranking, probe, selection, k), with ``accuracy``,
-    ``control_accuracy``, ``selectivity`` and the majority-class ``chance`` accuracy; the column
+    ``control_accuracy``, ``selectivity``, the majority-class ``chance`` accuracy of the task and
+    ``control_chance`` of the control task (both on the held-out words; NaN without a control); the column
     ``ranking`` names the ordering (the glossary's word; it was ``ranker``).
     ``table.attrs`` keeps the fitted orders (``"orders"``), the ``"neurons"``, ``"classes"``
-    and fit times, for :func:`layer_distribution` and :func:`ranker_agreement`.
+    and fit times, for :func:`layer_distribution` and :func:`ranker_agreement`, and says what the table is
+    (``"tnp_kind"``: ``"encoded"``, ``"attribute"``; :mod:`tl_neuronprobe.evaluation.results`).
     """
     if verbose is not None:
         warnings.warn("evaluate_encoded(verbose=) is deprecated; use progress=", DeprecationWarning, stacklevel=2)
@@ -214,10 +227,12 @@ def evaluate_encoded(
             else:
                 scores = _score_gaussian(data, labels, tr, te, subsets, ks, device)
             results.update({(task, probe, i, k): a for (i, k), a in scores.items()})
-    chance = float(np.bincount(data.y[te]).max() / len(te))
-    table = _records(results, probes, subsets, orders, ks, attribute, chance, D)
+    chance = _chance(data.y[te])
+    control_chance = _chance(tasks["control"][te]) if "control" in tasks else float("nan")
+    table = _records(results, probes, subsets, orders, ks, attribute, chance, D, control_chance)
+    mark(table, "encoded", attribute)
     table.attrs.update(orders=orders, neurons=list(getattr(acts, "neurons", [])), classes=list(data.classes),
-                       fit_seconds=fit_seconds, n_train=len(tr), n_test=len(te), attribute=attribute)
+                       fit_seconds=fit_seconds, n_train=len(tr), n_test=len(te))
     return table
 
 

@@ -14,9 +14,22 @@ import pandas as pd
 
 from ..core.plotting import pyplot, save
 
-__all__ = ["plot_used"]
+__all__ = ["plot_used", "scale_k_axis", "RANDOM_BASELINE"]
 
 _STYLES = (("top", "-"), ("bottom", ":"), ("random", "--"))
+#: the legend label of the random-k baseline: distinct from a ranking named "random" (a Random ranker's order)
+RANDOM_BASELINE = "random-k baseline"
+
+
+def scale_k_axis(ax, ks) -> None:
+    """A log-scaled k axis (ticks at the ks) when the ks span more than a decade, else a linear one: on a linear
+    axis k = 1, 2, 5, 10 crowd into the left edge when k = 500 is also there."""
+    ks = sorted({int(k) for k in ks if k > 0})
+    if ks and ks[-1] > 10 * ks[0]:
+        ax.set_xscale("log")
+        ax.set_xticks(ks)
+        ax.set_xticklabels([str(k) for k in ks])
+        ax.minorticks_off()
 
 
 def _draw_metric(ax, t: pd.DataFrame, rankings: list, colors: list) -> None:
@@ -31,7 +44,8 @@ def _draw_metric(ax, t: pd.DataFrame, rankings: list, colors: list) -> None:
                 if key in drawn_random:
                     continue
                 drawn_random.add(key)
-                color, label = "0.45", "random" if len(drawn_random) == 1 else None
+                n = len(drawn_random)
+                color, label = "0.45", RANDOM_BASELINE if n == 1 else f"{RANDOM_BASELINE} {n}"
             else:
                 color, label = colors[i % len(colors)], f"{name}" if sel == "top" else f"{name} (bottom)"
             ax.plot(d["k"], d["value"], style, color=color, marker="o" if sel == "top" else None, ms=3, label=label)
@@ -41,7 +55,9 @@ def _draw_metric(ax, t: pd.DataFrame, rankings: list, colors: list) -> None:
 
 def plot_used(table: pd.DataFrame, path: "str | Path | None" = None, metrics: Sequence[str] | None = None):
     """Used curves: one panel per metric, value against k; top-k solid with its CI band, bottom-k dotted,
-    random-k dashed gray. Returns the matplotlib Figure (saved to ``path`` and closed if a path is given)."""
+    random-k dashed gray (labelled :data:`RANDOM_BASELINE`, numbered when rankings over different layers have
+    their own draws), one legend entry per line; the k axis is logarithmic when the ks span more than a decade.
+    Returns the matplotlib Figure (saved to ``path`` and closed if a path is given)."""
     if table.empty:
         raise ValueError("the table is empty")
     plt = pyplot()
@@ -51,6 +67,7 @@ def plot_used(table: pd.DataFrame, path: "str | Path | None" = None, metrics: Se
     rankings = list(dict.fromkeys(table["ranking"]))
     for ax, metric in zip(axes[0], metrics):
         _draw_metric(ax, table[table["metric"] == metric], rankings, colors)
+        scale_k_axis(ax, table["k"])
         ax.set_xlabel("k (neurons intervened)")
         ax.set_ylabel(metric.replace("_", " "))
         ax.set_title(metric.replace("_", " "))

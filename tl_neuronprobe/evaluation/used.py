@@ -40,6 +40,7 @@ from ._resolve import METHODS, PRESETS, Resolved, UsedSettings, resolve
 from ._tables import Preparer, Tables, build_tables, sentence_batches
 from .compare import EncodedUsed, compare_encoded_used  # noqa: F401 - the old import path
 from .plots import plot_used
+from .results import mark
 from .stats import bootstrap_means, excess_over_random  # noqa: F401 - the old import path
 
 __all__ = ["evaluate_used", "plot_used", "compare_encoded_used", "EncodedUsed", "METHODS", "READOUTS", "PRESETS",
@@ -184,9 +185,9 @@ def evaluate_used(
     site/layer pool and are repeated under each ranking. CIs are percentile bootstraps over sentences. Under
     ``torchrun`` the ranks share the interventions and every rank returns this same table
     (:func:`sweep_across_ranks`).
-    ``table.attrs`` records the readout, strategy, forward passes, seconds in all and in the intervention
-    sweep (clean and intervened passes plus the readout). With ``plot``, the curves are saved there
-    (:func:`plot_used`).
+    ``table.attrs`` says what the table is (``"tnp_kind"``: ``"used"``, ``"attribute"``) and records the readout,
+    strategy, forward passes, seconds in all and in the intervention sweep (clean and intervened passes plus the
+    readout). With ``plot``, the curves are saved there (:func:`plot_used`).
     """
     t_start = time.perf_counter()
     distributed.setup()
@@ -207,7 +208,8 @@ def evaluate_used(
     if not batches:
         raise ValueError(f"the {ro.name} readout found nothing to read in {resolved.corpus.name}")
     result = sweep_across_ranks(sweep, batches, prepare, ro, settings)
-    table = tabulate(the_plan, result.metrics, result.unit_sentence, ro, attribute, settings)
+    table = mark(tabulate(the_plan, result.metrics, result.unit_sentence, ro, attribute, settings), "used",
+                 attribute)
     table.attrs.update(dict(readout=ro.name, method=settings.method, attribute=attribute, strategy=result.strategy,
                             forward_passes=result.forward_passes, interventions=len(the_plan.specs),
                             batches=result.batches, sweep_seconds=round(result.seconds, 4),

@@ -4,7 +4,7 @@
 ``run_report(results_dir, out_dir)`` is what the ``tl-neuronprobe report`` command calls.
 """
 
-from ._collect import ReportData, collect
+from ._collect import ReportData, collect, is_activations_folder
 from ._site import report, run_report, write_site
 
-__all__ = ["ReportData", "collect", "report", "run_report", "write_site"]
+__all__ = ["ReportData", "collect", "is_activations_folder", "report", "run_report", "write_site"]

@@ -16,11 +16,14 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from ..data.activations import Activations
+from ..data.activations import META_FILE, TENSOR_FILE, Activations
+from ..evaluation.results import attribute_of, kind_of, load_table
 
-__all__ = ["ReportData", "UsedResult", "collect"]
+__all__ = ["ReportData", "UsedResult", "collect", "is_activations_folder"]
 
-#: columns that identify the kind of a result table
+#: the fallback for tables that do not say what they are (``attrs["tnp_kind"]``, see
+#: :mod:`tl_neuronprobe.evaluation.results`): CSVs written before the marks, read with ``pd.read_csv``. The
+#: first kind whose columns a table has is its guessed kind; a marked table is never guessed.
 _KINDS = (
     ("encoded", {"ranking", "probe", "selection", "k", "accuracy"}),
     ("used", {"ranking", "selection", "k", "metric", "value"}),
@@ -75,6 +78,10 @@ def collect(results: Any) -> ReportData:
         _read_folder(Path(results), data)
         return data
     items: Iterable[tuple[str | None, Any]]
+    if isinstance(results, (Mapping, list, tuple)) and not results:
+        raise ValueError(f"no results to report: got an empty {type(results).__name__}; pass a results folder, "
+                         "or result objects (Activations, evaluate_encoded / evaluate_used tables, "
+                         "compare_encoded_used results, ...)")
     if isinstance(results, Mapping):
         items = [(str(k), v) for k, v in results.items()]
     elif isinstance(results, (list, tuple)):
@@ -117,6 +124,9 @@ def _read_folder(root: Path, data: ReportData) -> None:
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist (expected what `tl-neuronprobe demo` writes)")
     data.source = str(root)
+    if is_activations_folder(root):
+        data.acts = Activations.load(root)
+        return
     if (root / "activations").is_dir():
         data.acts = Activations.load(root / "activations")
     if (root / "summary.json").exists():
@@ -136,13 +146,20 @@ def _read_folder(root: Path, data: ReportData) -> None:
         raise FileNotFoundError(f"{root} holds no activations/, encoded/, used/ or textualize/ results")
 
 
+def is_activations_folder(root: "str | Path") -> bool:
+    """Whether ``root`` is an activations folder (what ``acts.save`` / ``tl-neuronprobe extract`` write) rather
+    than a results folder holding one."""
+    return (Path(root) / META_FILE).exists() and (Path(root) / TENSOR_FILE).exists()
+
+
 def _read_encoded(folder: Path, data: ReportData) -> None:
     for csv in sorted(folder.glob("encoded_*.csv")):
         m = re.fullmatch(r"encoded_(.+)\.csv", csv.name)
         attr = m.group(1)
         if any(attr.endswith(s) for s in ("_top_neurons", "_layers", "_agreement")):
             continue
-        data.encoded[attr] = _glossary(pd.read_csv(csv))
+        table = _glossary(load_table(csv))
+        data.encoded[attribute_of(table) or attr] = table
         top = _read_csv(folder / f"encoded_{attr}_top_neurons.csv")
         if top is not None:
             data.top_neurons[attr] = top
@@ -158,8 +175,13 @@ def _read_used(folder: Path, data: ReportData) -> None:
             continue
         stem = csv.stem[len("used_"):]
         model, _, attr = stem.rpartition("_")
-        res = UsedResult(model=model or "model", attribute=attr, used=_glossary(pd.read_csv(csv)),
-                         per_k=_read_csv(folder / f"compare_{stem}.csv"),
+        used = _glossary(load_table(csv))
+        attr = attribute_of(used) or attr  # the file name splits at the last "_": wrong for "Number_Type"
+        if attr in stem and stem.endswith(attr):
+            model = stem[: -len(attr)].rstrip("_")
+        per_k = folder / f"compare_{stem}.csv"
+        res = UsedResult(model=model or "model", attribute=attr, used=used,
+                         per_k=load_table(per_k) if per_k.exists() else None,
                          top_neurons=_read_csv(folder / f"used_{stem}_top_neurons.csv"))
         txt = folder / f"compare_{stem}.txt"
         res.summary = txt.read_text().strip() if txt.exists() else ""
@@ -202,15 +224,41 @@ def _add_object(data: ReportData, name: str | None, obj: Any) -> None:
                         "compare_encoded_used or textualize result, or a dict of settings")
 
 
-def _add_table(data: ReportData, name: str | None, table: pd.DataFrame) -> None:
-    attrs, table = table.attrs, _glossary(table)
-    table.attrs = attrs
+def _model_of(name: str | None) -> str:
+    """The model of a result keyed ``"model/attribute ..."`` (a key without ``/`` is the model's name)."""
+    return (name or "model").split("/", 1)[0]
+
+
+def _attribute_of(table: "pd.DataFrame | None", name: str | None, what: str) -> str:
+    """The attribute a result says it is about; for an unmarked table without an ``attribute`` column, the word
+    after ``/`` in its key. None of these: a ValueError naming the key."""
+    attr = attribute_of(table) if table is not None else None
+    if attr is None and name and "/" in name and name.split("/", 1)[1].split():
+        attr = name.split("/", 1)[1].split()[0]
+    if attr is None:
+        raise ValueError(f"the {what} {name or ''} does not say which attribute it is about (no "
+                         "attrs['attribute'], no attribute column); key it 'model/attribute'")
+    return attr
+
+
+def _table_kind(table: pd.DataFrame, name: str | None) -> str:
+    """The kind a table says it is (``attrs["tnp_kind"]``); unmarked tables: guessed from the columns."""
+    kind = kind_of(table)
+    if kind is not None:
+        return kind
     kind = _kind(table)
     if kind is None:
         raise ValueError(f"table {name or ''} with columns {list(table.columns)} is not a known result table "
-                         f"({', '.join(k for k, _ in _KINDS)})")
+                         f"({', '.join(k for k, _ in _KINDS)}) and has no attrs['tnp_kind']")
+    return kind
+
+
+def _add_table(data: ReportData, name: str | None, table: pd.DataFrame) -> None:
+    attrs, table = table.attrs, _glossary(table)
+    table.attrs = attrs
+    kind = _table_kind(table, name)
     if kind == "encoded":
-        attr = str(table["attribute"].iloc[0]) if "attribute" in table.columns else (name or "attribute")
+        attr = attribute_of(table) or (name or "attribute")
         data.encoded[attr] = table
         orders, neurons = table.attrs.get("orders"), table.attrs.get("neurons")
         if orders is not None and neurons:
@@ -219,35 +267,42 @@ def _add_table(data: ReportData, name: str | None, table: pd.DataFrame) -> None:
                 [dict(ranking=r, rank=i + 1, neuron=n) for r, o in data.orders[attr].items() for i, n in
                  enumerate(o[:10])])
     elif kind == "used":
-        attr = str(table["attribute"].iloc[0]) if "attribute" in table.columns else "attribute"
-        _used_slot(data, name, attr).used = table
+        _used_slot(data, _model_of(name), _attribute_of(table, name, "used table")).used = table
     elif kind == "textualize":
         data.textualize = table
     elif kind == "descriptions":
         data.descriptions = _check_descriptions(table, name or "table")
     elif kind == "layer_stats":
         data.layer_stats = table
-    elif kind == "compare":
-        _used_slot(data, name, "attribute").per_k = table
+    elif kind in ("compare", "compare_per_k"):
+        if kind == "compare" and "best_encoded" not in table.columns:
+            raise ValueError(f"table {name or ''} is compare_encoded_used's per-(ranking, k) table; pass the "
+                             "comparison itself (or its per_k table)")
+        _used_slot(data, _model_of(name), _attribute_of(table, name, "comparison table")).per_k = table
+    elif kind == "top_neurons":
+        data.top_neurons[attribute_of(table) or name or "attribute"] = table
     else:
-        data.top_neurons[name or "attribute"] = table
+        raise ValueError(f"table {name or ''} says it is a {kind!r} result, which a report does not show")
 
 
-def _used_slot(data: ReportData, name: str | None, attribute: str) -> UsedResult:
-    """The (model, attribute) entry that a used table or a comparison named ``name`` belongs to."""
-    model = (name or "model").split("/")[0]
+def _used_slot(data: ReportData, model: str, attribute: str) -> UsedResult:
+    """The (model, attribute) entry of the used section: a used table and its comparison meet here."""
     for res in data.used:
-        if res.model == model and res.attribute in (attribute, "attribute"):
-            res.attribute = attribute if attribute != "attribute" else res.attribute
+        if res.model == model and res.attribute == attribute:
             return res
     data.used.append(UsedResult(model=model, attribute=attribute))
     return data.used[-1]
 
 
 def _add_comparison(data: ReportData, name: str | None, cmp: Any) -> None:
-    attr = "attribute"
-    table = getattr(cmp, "table", None)
-    if isinstance(table, pd.DataFrame) and "attribute" in table.columns and len(table):
-        attr = str(table["attribute"].iloc[0])
-    slot = _used_slot(data, name, attr)
+    """A ``compare_encoded_used`` result under the attribute it says it compares (its ``attribute``, else its
+    tables' marks), never under whichever entry came first."""
+    attr = getattr(cmp, "attribute", None)
+    if attr is None:
+        for t in (getattr(cmp, "per_k", None), getattr(cmp, "table", None)):
+            if isinstance(t, pd.DataFrame) and attribute_of(t) is not None:
+                attr = attribute_of(t)
+                break
+    slot = _used_slot(data, _model_of(name), str(attr) if attr is not None else
+                      _attribute_of(None, name, "comparison"))
     slot.per_k, slot.summary = cmp.per_k, str(cmp.summary)

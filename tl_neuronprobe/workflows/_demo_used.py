@@ -14,6 +14,7 @@ from ..core.plotting import pyplot
 from ..data.corpus import Corpus
 from ..data.extraction import extract
 from ..evaluation.encoded import evaluate_encoded
+from ..evaluation.results import save_table
 from ..evaluation.used import evaluate_used, plot_used
 from ..interventions.readouts import AgreementReadout
 from ._encoded import plain_table, top_neurons_table
@@ -48,10 +49,10 @@ def _encoded_and_used(model, name: str, corpus: Corpus, attribute: str, layer: i
     # which neurons each used top-k held, for the report's neuron pages
     top_neurons_table(encoded.attrs.get("neurons") or layer_acts.neurons, encoded.attrs["orders"],
                       n=max(ks)).to_csv(out / f"used_{stem}_top_neurons.csv", index=False)
+    save_table(encoded, out / f"encoded_{stem}.csv")  # with .meta.json: kind and attribute, for the report
+    save_table(used, out / f"used_{stem}.csv")
     encoded, info = plain_table(encoded), used.attrs
     used = plain_table(used)
-    encoded.to_csv(out / f"encoded_{stem}.csv", index=False)
-    used.to_csv(out / f"used_{stem}.csv", index=False)
     pyplot().close(plot_used(used, out / f"used_{stem}.png"))
     comparison = write_comparison(encoded, used, out, f"compare_{stem}")
     return dict(layer=layer, readout=info["readout"], forward_passes=info["forward_passes"],

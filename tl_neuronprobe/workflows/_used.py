@@ -14,6 +14,7 @@ from .. import models
 from ..core.neurons import Neuron, parse_neurons
 from ..core.plotting import pyplot
 from ..data.corpus import Corpus
+from ..evaluation.results import load_table, save_table
 from ..evaluation.used import compare_encoded_used, evaluate_used, plot_used
 
 __all__ = ["evaluate_used_job", "compare_job", "read_ranking_file", "parse_rankings", "write_comparison"]
@@ -83,7 +84,7 @@ def evaluate_used_job(model: str, data: str, attribute: str, rankings: str, ks, 
     table = evaluate_used(loaded, corpus, attribute, parse_rankings(rankings), ks, seed=seed, fit_corpus=fit,
                           progress=progress, **options)
     stem = f"used_{attribute}"
-    table.to_csv(out / f"{stem}.csv", index=False)
+    save_table(table, out / f"{stem}.csv")
     pyplot().close(plot_used(table, out / f"{stem}.png"))
     info = dict(table.attrs, seconds=round(time.perf_counter() - t0, 2), model=model, data=data)
     (out / f"{stem}.json").write_text(json.dumps(info, indent=2, default=str))
@@ -101,7 +102,7 @@ def write_comparison(encoded: pd.DataFrame, used: pd.DataFrame, out: Path, stem:
     ``<stem>.csv``) and the plain-English summary ``<stem>.txt``. Returns the comparison."""
     res = compare_encoded_used(encoded, used, path=out / f"{stem}.png", **options)
     pyplot().close(res.figure)
-    res.per_k.to_csv(out / (per_k or f"{stem}.csv"), index=False)
+    save_table(res.per_k, out / (per_k or f"{stem}.csv"))
     (out / f"{stem}.txt").write_text(res.summary + "\n")
     return res
 
@@ -112,9 +113,9 @@ def compare_job(encoded: "str | Path", used: "str | Path", out: "str | Path", en
     ``compare.txt`` and the merged ``compare.csv`` under ``out``. Returns the comparison."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    res = write_comparison(pd.read_csv(encoded), pd.read_csv(used), out, "compare", per_k="compare_per_k.csv",
+    res = write_comparison(load_table(encoded), load_table(used), out, "compare", per_k="compare_per_k.csv",
                            encoded_metric=encoded_metric, used_metric=used_metric, probe=probe)
-    res.table.to_csv(out / "compare.csv", index=False)
+    save_table(res.table, out / "compare.csv")
     print(res.per_k.round(3).to_string(index=False))
     print(res.summary)
     return res
