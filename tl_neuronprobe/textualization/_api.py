@@ -160,6 +160,9 @@ def _check_fluency(problem: Problem, method: str, fluency) -> None:
     if uses_fluency(fluency) and problem.encoder:
         raise TextualizeError(f"{problem.adapter.name} is an encoder: self cross-entropy (fluency) needs a "
                               "decoder's next-token predictions")
+    if uses_fluency(fluency) and problem.n == 1 and problem.lo == 0:
+        raise TextualizeError(f"fluency needs an optimized token with a left context: {problem.adapter.name} puts "
+                              "no token (BOS) before the text, so use length >= 2")
 
 
 def _baseline(problem: Problem, method: str, corpus, corpus_max, init: str, restarts: int, eval_batch: int,

@@ -78,7 +78,7 @@ def _select(kids: torch.Tensor, act: torch.Tensor, ce: torch.Tensor, lam: torch.
     per fluency weight, among the children of the whole population of its neuron (``population``)."""
     R, C, n = kids.shape
     act = rearrange(act, "(r c) -> r c", c=C)
-    ce = torch.nan_to_num(rearrange(ce, "(r c) -> r c", c=C)) if use_ce else torch.zeros_like(act)
+    ce = rearrange(ce, "(r c) -> r c", c=C) if use_ce else torch.zeros_like(act)  # finite: Problem.score checks
     if population:  # every member of a neuron sees the children of all members of that neuron
         pool = lambda t: repeat(rearrange(t, "(m p) c ... -> m (p c) ...", p=restarts),  # noqa: E731
                                 "m pc ... -> (m p) pc ...", p=restarts)
@@ -105,7 +105,7 @@ def discrete(problem: Problem, rows: Rows, steps: int, gen: torch.Generator, bar
     for step in range(steps):
         kids = _children(cur, _proposals(problem, rows, cur, lam, use_ce, min(topk, V), gen), candidates, gen)
         _, kid_act, kid_ce = problem.score(kid_rows, problem.allowed[rearrange(kids, "r c n -> (r c) n")],
-                                           kid_weights, batch=eval_batch)
+                                           kid_weights, batch=eval_batch, step=step)
         child, child_obj = _select(kids, kid_act, kid_ce, lam, use_ce, restarts, population)
         improved = child_obj > cur_obj
         cur = torch.where(improved[:, None], child, cur)
@@ -114,7 +114,7 @@ def discrete(problem: Problem, rows: Rows, steps: int, gen: torch.Generator, bar
         best.update(cur, cur_obj)
         if restart_every and (step + 1) % restart_every == 0 and step + 1 < steps:
             fresh = torch.randint(V, (R, n), generator=gen, device=dev)
-            fresh_obj, _, _ = problem.score(rows, problem.allowed[fresh], weights, batch=eval_batch)
+            fresh_obj, _, _ = problem.score(rows, problem.allowed[fresh], weights, batch=eval_batch, step=step)
             reset = stale >= restart_every  # no improvement for a whole period: start afresh
             cur = torch.where(reset[:, None], fresh, cur)
             cur_obj = torch.where(reset, fresh_obj, cur_obj)

@@ -212,12 +212,14 @@ class Problem:
 
     @torch.no_grad()
     def score(self, rows: Rows, tokens: torch.Tensor, weights: torch.Tensor | None = None,
-              batch: int = 512, amp: bool = True, target: bool = False
+              batch: int = 512, amp: bool = True, target: bool = False, step: int | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Exact scores of discrete candidates [B, n] in chunks: (objective, activation, self cross-entropy).
 
         ``weights`` [B] are fluency weights; the objective is ``activation - weight * cross-entropy`` (the
-        cross-entropy needs the full forward pass and is NaN when no weight is given).
+        cross-entropy needs the full forward pass and is NaN when no weight is given). A weighted
+        cross-entropy that is not finite is an error naming the neuron and ``step``: read as zero it would
+        make that candidate look perfectly fluent.
         """
         need_ce = weights is not None
         acts, ces = [], []
@@ -232,7 +234,20 @@ class Problem:
         if not need_ce:
             return act, act, torch.full_like(act, math.nan)
         ce = torch.cat(ces)
-        return act - weights * torch.nan_to_num(ce), act, ce
+        self._check_finite_ce(rows, tokens, ce, step)
+        return act - weights * ce, act, ce
+
+    def _check_finite_ce(self, rows: Rows, tokens: torch.Tensor, ce: torch.Tensor, step: int | None) -> None:
+        """A :class:`TextualizeError` naming the first row whose self cross-entropy is NaN or infinite."""
+        bad = torch.nonzero(~torch.isfinite(ce))
+        if bad.numel():
+            i = int(bad[0, 0])
+            neuron = self.neurons[int(rows.index[i])]
+            where = "the starting candidates" if step is None else f"step {step}"
+            raise TextualizeError(
+                f"self cross-entropy (the fluency term) is {float(ce[i])} for neuron {neuron} at {where} "
+                f"({bad.shape[0]} of {ce.shape[0]} candidates; first: token ids {tokens[i].tolist()}): "
+                "the model's logits are not finite there")
 
     def check_reachable(self, generator: torch.Generator) -> None:
         """One small pass: the token-embedding hook outputs ``W_E[ids]``, soft inputs reproduce token inputs,
