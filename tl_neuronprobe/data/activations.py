@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -131,9 +132,12 @@ class Activations:
         """``X, y, classes`` over the words that carry ``attribute``; ``y`` indexes ``classes`` (sorted).
 
         ``min_count`` drops classes with fewer examples. With ``return_index``, also the row indices into
-        these activations (for ``sentence_ids[idx]``, ``words[idx]``).
+        these activations (for ``sentence_ids[idx]``, ``words[idx]``). Words of sentences that extraction
+        skipped (``long_sentences="skip"``: zero rows, not activations) are left out, with a warning that
+        counts them.
         """
-        idx, y_np, classes = attribute_rows(self.attributes, attribute, min_count)
+        idx, y_np, classes = attribute_rows(self.attributes, attribute, min_count, self.sentence_ids,
+                                            skipped_sentences(self.meta))
         y = torch.from_numpy(y_np)
         rows = torch.as_tensor(idx)
         if dtype == torch.float32:
@@ -176,13 +180,34 @@ class Activations:
         return cls(X, neurons, meta["words"], meta["sentence_ids"], meta["attributes"], meta.get("meta"))
 
 
-def attribute_rows(attributes: dict[str, Sequence[str | None]], attribute: str, min_count: int = 1):
+def skipped_sentences(meta: dict[str, Any]) -> np.ndarray:
+    """Indices (values of ``sentence_ids``) of the sentences extraction skipped as too long for the model
+    (``long_sentences="skip"``): their rows are zeros, not activations. A folder written before these indices
+    were recorded lists only the sentences' names: a warning says their rows cannot be told apart."""
+    if "skipped_sentence_index" in meta:
+        return np.asarray(meta["skipped_sentence_index"], dtype=np.int64)
+    if meta.get("skipped_sentences"):
+        warnings.warn(f"these activations skipped {len(meta['skipped_sentences'])} sentences at extraction "
+                      f"({meta['skipped_sentences'][:3]}...) but do not record their rows (written by an older "
+                      "version): their zero rows stay in; extract again to leave them out", stacklevel=3)
+    return np.zeros(0, dtype=np.int64)
+
+
+def attribute_rows(attributes: dict[str, Sequence[str | None]], attribute: str, min_count: int = 1,
+                   sentence_ids: "np.ndarray | None" = None, skipped: "np.ndarray | None" = None):
     """``(rows, y, classes)``: the rows whose word carries ``attribute`` (classes with at least ``min_count``
-    examples), their labels as indices into ``classes`` (sorted strings)."""
+    examples), their labels as indices into ``classes`` (sorted strings). Rows whose sentence (``sentence_ids``)
+    is in ``skipped`` (:func:`skipped_sentences`) are left out, with a warning that counts them."""
     if attribute not in attributes:
         raise KeyError(f"attribute {attribute!r} not in these activations; available: {list(attributes)}")
     values = attributes[attribute]
     idx = np.asarray([i for i, v in enumerate(values) if v is not None], dtype=np.int64)
+    if skipped is not None and len(skipped) and len(idx):
+        out = np.isin(np.asarray(sentence_ids, dtype=np.int64)[idx], skipped)
+        if out.any():
+            warnings.warn(f"attribute {attribute!r}: {int(out.sum())} labelled words of {len(skipped)} sentences "
+                          "skipped at extraction (long_sentences='skip': zero rows) are left out", stacklevel=3)
+            idx = idx[~out]
     if len(idx) == 0:
         raise ValueError(f"no word carries attribute {attribute!r}")
     labels = np.asarray([str(values[i]) for i in idx], dtype=object)

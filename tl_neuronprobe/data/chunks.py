@@ -23,7 +23,8 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from .activations import META_FILE, TENSOR_FILE, Activations, _ST_DTYPES, attribute_rows, read_tensor_header
+from .activations import (META_FILE, TENSOR_FILE, Activations, _ST_DTYPES, attribute_rows, read_tensor_header,
+                          skipped_sentences)
 
 __all__ = ["ActivationChunks", "chunk_rows_for"]
 
@@ -53,15 +54,16 @@ class ActivationChunks:
                  chunk_rows: int | None = None, chunk_bytes: int | None = None, min_count: int = 1):
         if isinstance(source, Activations):
             self.path, self._tensor = None, source.X
-            attributes, sentence_ids = source.attributes, source.sentence_ids
+            attributes, sentence_ids, meta = source.attributes, source.sentence_ids, source.meta
             dtype, shape, self._offset = source.X.dtype, tuple(source.X.shape), 0
         else:
             self.path, self._tensor = Path(source), None
             if not (self.path / META_FILE).exists() or not (self.path / TENSOR_FILE).exists():
                 raise FileNotFoundError(f"{self.path} is not a saved Activations folder (needs {TENSOR_FILE} and "
                                         f"{META_FILE})")
-            meta = json.loads((self.path / META_FILE).read_text())
-            attributes, sentence_ids = meta["attributes"], np.asarray(meta["sentence_ids"], dtype=np.int64)
+            saved = json.loads((self.path / META_FILE).read_text())
+            attributes, sentence_ids = saved["attributes"], np.asarray(saved["sentence_ids"], dtype=np.int64)
+            meta = saved.get("meta") or {}
             dtype, shape, self._offset = read_tensor_header(self.path / TENSOR_FILE)
         self.n_words, self.n_neurons = int(shape[0]), int(shape[1])
         self.dtype = dtype
@@ -72,7 +74,8 @@ class ActivationChunks:
         if attribute is None:
             self.rows, self.y, self.classes = np.arange(self.n_words, dtype=np.int64), None, []
         else:
-            self.rows, self.y, self.classes = attribute_rows(attributes, attribute, min_count)
+            self.rows, self.y, self.classes = attribute_rows(attributes, attribute, min_count, sentence_ids,
+                                                             skipped_sentences(meta))
         self.groups = np.asarray(sentence_ids, dtype=np.int64)[self.rows]
         self.attribute = attribute
         self.chunk_rows = self._resolve_chunk_rows(chunk_rows, chunk_bytes)

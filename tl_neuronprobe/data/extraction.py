@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -394,9 +395,11 @@ def extract(
 
     ``aggregation`` reduces a word's sub-tokens (``first``, ``last``, ``mean``). Sentences longer than the
     model's context raise :class:`LongSentenceError` unless ``long_sentences`` is ``'window'`` (consecutive
-    word windows) or ``'skip'`` (their rows stay zero; listed in ``meta['skipped_sentences']``). With
-    ``out_dir``, rows are streamed to ``out_dir`` block by block (bounded RAM) and the returned activations
-    are memory-mapped from it; the folder appears only when extraction completes.
+    word windows) or ``'skip'`` (a warning counts them; their rows stay zero, listed in
+    ``meta['skipped_sentences']`` (names) and ``meta['skipped_sentence_index']`` (values of ``sentence_ids``), and
+    ``dataset()`` leaves them out). With ``out_dir``, rows are streamed to ``out_dir`` block by block (bounded
+    RAM) and the returned activations are memory-mapped from it; the folder appears only when extraction
+    completes.
 
     Under ``torchrun`` the blocks of ``sentences_per_block`` sentences (shards) are split over the ranks: with
     ``out_dir`` each writes its rows into one shared file, without it the rows are gathered on every rank; they
@@ -411,7 +414,12 @@ def extract(
     plan, neurons = _read_plan(adapter, sites, layers)
     units, skipped = _plan(adapter, corpus, long_sentences)
     meta = dict(model=adapter.name, sites=sites, aggregation=aggregation, long_sentences=long_sentences,
-                skipped_sentences=[corpus.sentences[i].id for i in skipped])
+                skipped_sentences=[corpus.sentences[i].id for i in skipped], skipped_sentence_index=skipped)
+    if skipped:
+        warnings.warn(f"extract: {len(skipped)} sentences longer than the context of {adapter.n_ctx} tokens skipped "
+                      f"({sum(len(corpus.sentences[i].words) for i in skipped)} words, first "
+                      f"{[corpus.sentences[i].id for i in skipped[:3]]}): their rows are zero and dataset() leaves "
+                      "them out; long_sentences='window' keeps them", stacklevel=2)
     job = _Job(adapter, corpus, plan, units, skipped, aggregation, dtype, batch_size, max_tokens)
     if out_dir is not None:
         return _stream(job, Path(out_dir), neurons, meta, sentences_per_block, progress)
