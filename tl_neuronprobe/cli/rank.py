@@ -22,7 +22,7 @@ def cmd_evaluate_encoded(args: argparse.Namespace) -> int:
                                    ks=comma_ints(args.ks), probes=comma_list(args.probes) or ("logistic", "gaussian"),
                                    control=not args.no_control, test_size=args.test_size, min_count=args.min_count,
                                    layer=args.layer, k=args.k, device=args.device, seed=args.seed,
-                                   progress=not args.no_progress)
+                                   progress=not args.no_progress, test_activations=args.test_activations)
     return 0
 
 
@@ -52,6 +52,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--probes", default="logistic,gaussian")
     p.add_argument("--no-control", action="store_true")
     p.add_argument("--test-size", type=float, default=0.3)
+    p.add_argument("--test-activations", default=None,
+                   help="saved activations of held-out words (same neurons) to score on; default: a split by "
+                        "sentence of ACTIVATIONS (--test-size)")
     p.add_argument("--min-count", type=int, default=10)
     p.add_argument("--k", type=int, default=50, help="top-k used for the layer distribution")
     p.set_defaults(func=cmd_evaluate_encoded)

@@ -17,7 +17,7 @@ from ..data.corpus import Corpus
 from ..interventions.sweep import STRATEGIES
 from . import _rankings
 
-__all__ = ["METHODS", "PRESETS", "UsedSettings", "Resolved", "resolve"]
+__all__ = ["METHODS", "PRESETS", "PRESET_CAPS", "UsedSettings", "Resolved", "resolve", "held_out"]
 
 METHODS = ("translate", "zero", "mean", "resample")
 
@@ -27,6 +27,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "antverg": dict(method="translate", alpha="scaled", beta=8.0, aggregation="mean", min_forms=100,
                     max_sentences=6500),
 }
+#: preset settings that are upper bounds: an explicit smaller value is kept, a larger one contradicts the preset
+PRESET_CAPS = ("max_sentences",)
 
 
 @dataclass
@@ -57,18 +59,26 @@ class UsedSettings:
     max_sentences: int | None = None
 
     def with_preset(self, preset: str | None) -> "UsedSettings":
-        """These settings under a preset; a setting given explicitly that the preset contradicts raises."""
+        """These settings under a preset; a setting given explicitly that the preset contradicts raises.
+
+        A cap (:data:`PRESET_CAPS`, e.g. ``max_sentences``) is an upper bound: a smaller value given keeps it.
+        """
         if preset is None:
             return self
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)} or None, got {preset!r}")
-        defaults = UsedSettings()
+        defaults, chosen = UsedSettings(), dict(PRESETS[preset])
         for key, value in PRESETS[preset].items():
             given = getattr(self, key)
-            if given != getattr(defaults, key) and given != value:
-                raise ValueError(f"preset {preset!r} sets {key}={value!r}, but {key}={given!r} was given; "
-                                 "drop one of them")
-        return dataclasses.replace(self, **PRESETS[preset])
+            if given == getattr(defaults, key) or given == value:
+                continue
+            if key in PRESET_CAPS and given is not None and given <= value:
+                chosen[key] = given
+                continue
+            bound = " at most" if key in PRESET_CAPS else ""
+            raise ValueError(f"preset {preset!r} sets {key}={value!r}{' (a cap)' if bound else ''}, but "
+                             f"{key}={given!r} was given; give{bound} {value!r} or drop one of them")
+        return dataclasses.replace(self, **chosen)
 
     def validate(self) -> None:
         choices = dict(method=METHODS, positions=("attribute", "all"), mean_of=("dataset", "target"),
@@ -123,3 +133,33 @@ def resolve(model, corpus: Corpus, attribute: str, rankings: Any, ks: "Sequence[
     return Resolved(adapter, corpus, fit_corpus, attribute, ks, orders, pending)
 
 
+
+
+def held_out(corpus: Corpus, test: Corpus | None, fit_corpus: Corpus | None, attribute: str
+             ) -> tuple[Corpus, Corpus | None]:
+    """``(evaluated corpus, fit corpus)``: with ``test``, rankers and class means come from ``corpus`` and
+    ``test`` is evaluated; a test without the attribute, or with a class value ``corpus`` never has, raises."""
+    if test is None:
+        return corpus, fit_corpus
+    if fit_corpus is not None:
+        raise ValueError("give test= (fit on the corpus, evaluate the test) or fit_corpus= (fit on it, evaluate "
+                         "the corpus), not both")
+    if not isinstance(test, Corpus):
+        raise TypeError(f"test= takes a Corpus (e.g. Corpus.from_conllu of the test treebank), got "
+                        f"{type(test).__name__}")
+    if attribute not in test.attribute_names:
+        raise KeyError(f"the test corpus {test.name} has no attribute {attribute!r}; attributes: "
+                       f"{test.attribute_names}")
+    if attribute not in corpus.attribute_names:
+        raise KeyError(f"the training corpus {corpus.name} has no attribute {attribute!r}; attributes: "
+                       f"{corpus.attribute_names}")
+    seen = {v for v in corpus.attribute(attribute) if v is not None}
+    unseen: dict[str, int] = {}
+    for v in test.attribute(attribute):
+        if v is not None and v not in seen:
+            unseen[v] = unseen.get(v, 0) + 1
+    if unseen:
+        raise ValueError(f"the test corpus {test.name} has {attribute} values never seen in training "
+                         f"({corpus.name}): " + ", ".join(f"{v} ({n} words)" for v, n in sorted(unseen.items()))
+                         + f"; training values: {sorted(seen)}")
+    return test, corpus

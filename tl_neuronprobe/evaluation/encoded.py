@@ -80,6 +80,55 @@ def _word_data(acts: Any, attribute: str, min_count: int) -> _WordData:
                      np.asarray(acts.sentence_ids)[idx], [acts.words[i] for i in idx])
 
 
+def _check_test_activations(acts: Any, test: Any, attribute: str) -> None:
+    """``test`` must be activations of the same neurons, in the same columns, with words carrying ``attribute``."""
+    if not (hasattr(test, "dataset") and hasattr(test, "neurons")):
+        raise TypeError(f"test= takes Activations (extract the test corpus with tnp.extract first), "
+                        f"got {type(test).__name__}")
+    train_n, test_n = list(acts.neurons), list(test.neurons)
+    if train_n != test_n:
+        at = next((j for j, (a, b) in enumerate(zip(train_n, test_n)) if a != b), min(len(train_n), len(test_n)))
+        seen = (f"column {at} is {train_n[at]} in training and {test_n[at]} in the test" if at < len(train_n)
+                and at < len(test_n) else f"{len(train_n)} neurons in training, {len(test_n)} in the test")
+        raise ValueError(f"the test activations have different neurons than the training ones: {seen}; "
+                         "select the same neurons in both (Activations.select)")
+    if attribute not in test.attributes:
+        raise KeyError(f"the test activations have no attribute {attribute!r}; they have {list(test.attributes)}")
+
+
+def _given_test(acts: Any, test: Any, attribute: str, min_count: int) -> tuple[_WordData, np.ndarray, np.ndarray]:
+    """The training words of ``acts`` and the test words of ``test`` in one table, test rows last: (data, tr, te).
+
+    Classes come from the training words (``min_count`` applies there); a test class never seen in training
+    raises (naming it), test words of a training class dropped by ``min_count`` are dropped with a warning.
+    """
+    _check_test_activations(acts, test, attribute)
+    train = _word_data(acts, attribute, min_count)
+    X_te, y, found, idx = test.dataset(attribute, return_index=True)
+    labels = np.asarray(found, dtype=object)[to_numpy(y).astype(np.int64)]
+    in_training = {str(v) for v in acts.attributes[attribute] if v is not None}
+    unseen = {c: int((labels == c).sum()) for c in found if c not in in_training}
+    if unseen:
+        raise ValueError(f"the test words have {attribute} classes never seen in training: "
+                         + ", ".join(f"{c} ({n} words)" for c, n in unseen.items())
+                         + f"; training classes: {sorted(in_training)}")
+    kept = np.isin(labels, train.classes)
+    if not kept.all():
+        dropped = {c: int((labels == c).sum()) for c in found if c not in train.classes}
+        warnings.warn(f"{attribute}: test words of classes with fewer than {min_count} training words dropped: "
+                      + ", ".join(f"{c} ({n} words)" for c, n in dropped.items()), stacklevel=3)
+    if not kept.any():
+        raise ValueError(f"no test word has an {attribute} class kept in training ({train.classes})")
+    X_te, idx, labels = to_numpy(X_te).astype(np.float32, copy=False)[kept], idx[kept], labels[kept]
+    lookup = {c: i for i, c in enumerate(train.classes)}
+    groups_te = np.asarray(test.sentence_ids)[idx] + (int(train.groups.max()) + 1)  # never a training sentence id
+    data = _WordData(np.concatenate([train.X, X_te]), np.concatenate([train.y, [lookup[c] for c in labels]]),
+                     train.classes, np.concatenate([train.groups, groups_te]),
+                     train.words + [test.words[i] for i in idx])
+    n = len(train.y)
+    return data, np.arange(n), np.arange(n, len(data.y))
+
+
 def _fitting_ks(ks: Sequence[int] | None, D: int) -> list[int]:
     """The ks that fit ``D`` neurons (a warning names the others)."""
     ks = sorted({int(k) for k in (ks if ks is not None else DEFAULT_KS)})
@@ -184,6 +233,8 @@ def evaluate_encoded(
     logistic: LogisticProbes | None = None,
     progress: bool = False,
     verbose: bool | None = None,
+    *,
+    test: Any = None,
 ) -> pd.DataFrame:
     """Probe x ranking x k x {top, bottom, random} on held-out sentences.
 
@@ -191,7 +242,11 @@ def evaluate_encoded(
     (``"linear"``, ``"gaussian"``, ...), ranker instances, or a dict name -> instance (default:
     all of :data:`DEFAULT_RANKERS`).  Classes with fewer than ``min_count`` words are dropped;
     words are split into train/test *by sentence* (``test_size``, seeded); rankers and probes
-    see only the training sentences.  ``ks`` larger than the number of neurons are dropped.
+    see only the training sentences.  ``test``: held-out data of your own (e.g. another treebank's
+    activations, the same neurons): rankers and probes are fitted on every word of ``acts`` and scored on the
+    words of ``test`` (``test_size`` is then unused; a test class never seen in training, a missing attribute
+    or other neurons raise; test words of classes dropped by ``min_count`` are dropped with a warning).
+    ``ks`` larger than the number of neurons are dropped.
     ``progress`` prints each ranker's fit time (``verbose`` is its deprecated name).
 
     Returns a tidy table, one row per (ranking, probe, selection, k), with ``accuracy``,
@@ -209,10 +264,14 @@ def evaluate_encoded(
     for p in probes:
         if p not in ("logistic", "gaussian"):
             raise ValueError(f"unknown probe {p!r}; use 'logistic' and/or 'gaussian'")
-    data = _word_data(acts, attribute, min_count)
+    if test is None:
+        data = _word_data(acts, attribute, min_count)
+        tr, te = split_indices(len(data.y), test_size, groups=data.groups, y=data.y, seed=seed,
+                               min_train_per_class=2)
+    else:
+        data, tr, te = _given_test(acts, test, attribute, min_count)
     D = data.X.shape[1]
     ks = _fitting_ks(ks, D)
-    tr, te = split_indices(len(data.y), test_size, groups=data.groups, y=data.y, seed=seed, min_train_per_class=2)
     orders, fit_seconds = _fit_orders(_resolve_rankers(rankers, seed), data, tr, attribute, progress)
     subsets = _subsets(orders, D, seed)
     tasks = {"task": data.y}

@@ -36,7 +36,7 @@ from ..data.corpus import Corpus
 from ..interventions.readouts import Readout
 from ..interventions.sweep import Spec, Sweep, SweepResult, run_sweep
 from ._readout import READOUTS, choose_readout
-from ._resolve import METHODS, PRESETS, Resolved, UsedSettings, resolve
+from ._resolve import METHODS, PRESETS, Resolved, UsedSettings, held_out, resolve
 from ._tables import Preparer, Tables, build_tables, sentence_batches
 from .compare import EncodedUsed, compare_encoded_used  # noqa: F401 - the old import path
 from .plots import plot_used
@@ -155,7 +155,7 @@ def evaluate_used(
     fit_corpus: Corpus | None = None, aggregation: str = "last", agreement_attribute: str | None = None,
     divergence: Sequence[str] | None = None, batch_size: int = 32, max_tokens: int = 16384, strategy: str = "auto",
     device: "str | torch.device | None" = None, progress: bool = True, plot: "str | Path | None" = None,
-    preset: str | None = None, min_forms: int = 0, max_sentences: int | None = None,
+    preset: str | None = None, min_forms: int = 0, max_sentences: int | None = None, test: Corpus | None = None,
 ) -> pd.DataFrame:
     """Intervene on the top-k (and bottom-k, random-k) neurons of each ranking and measure what changes.
 
@@ -174,8 +174,12 @@ def evaluate_used(
     follows the sorted class order. ``positions``: ``'attribute'`` (every sub-token of every word carrying the
     attribute) or ``'all'``. ``min_forms`` drops class values with fewer distinct word forms (in the fit or
     the evaluated corpus; a warning names them); ``max_sentences`` caps the evaluated corpus.
+    ``test``: a held-out corpus of your own (e.g. another treebank): rankers named here and class means are
+    fitted on ``corpus`` and ``test`` is evaluated (the same as ``evaluate_used(model, test, ...,
+    fit_corpus=corpus)``; giving both ``test`` and ``fit_corpus`` raises, and so does a test without the
+    attribute or with a class value ``corpus`` never has, naming it).
     ``preset='antverg'``: Antverg & Belinkov's setup (:data:`PRESETS`; ``docs/interventions.md`` says where
-    the defaults differ and why).
+    the defaults differ and why); its ``max_sentences=6500`` is a cap, so a smaller ``max_sentences`` is kept.
 
     ``readout``: ``identity``, ``agreement``, ``divergence`` (see :mod:`tl_neuronprobe.readouts`) or ``auto``
     (:func:`choose_readout`).
@@ -197,6 +201,7 @@ def evaluate_used(
     settings.validate()
     if device is not None:
         ModelAdapter.wrap(model).model.to(device)
+    corpus, fit_corpus = held_out(corpus, test, fit_corpus, attribute)
     resolved = resolve(model, corpus, attribute, rankings, ks, settings, fit_corpus)
     tables = build_tables(resolved, settings)
     the_plan = plan(resolved.adapter, resolved.orders, resolved.ks, settings)

@@ -7,6 +7,7 @@ baseline; the probe-based rankers live in ``_linear.py`` and ``_gaussian.py``.
 from __future__ import annotations
 
 import math
+from itertools import combinations
 
 import numpy as np
 import scipy.stats
@@ -20,21 +21,50 @@ __all__ = ["Probeless", "MeanDifference", "FStatistic", "MutualInformation", "Av
 
 
 class Probeless(NeuronRanker):
-    """Antverg & Belinkov (2022): r_i = sum over class pairs |q(z)_i - q(z')_i|.
+    """Antverg & Belinkov (2022)'s class-mean differences: r_i = sum over class pairs w(z, z') |q(z)_i - q(z')_i|.
 
-    ``per_class_[z, i] = sum_{z' != z} |q(z)_i - q(z')_i|``, the per-class variant.
-    ``class_means_`` holds q(z).  One pass over the data, no probe.
+    ``q(z)`` is the mean activation of class ``z`` (``class_means_``). ``pair_weight`` says how much each pair
+    counts, because a class of a few dozen words can otherwise own a neuron's score (GUM's 33-word Number=Ptan
+    class made a clothing neuron the #2 Number neuron):
+
+    * ``"frequency"`` (default): ``w(z, z') = p(z) p(z')``, the classes' shares of the fitted words, so ``r_i``
+      is half the expected ``|q(z_a)_i - q(z_b)_i|`` over two random words ``a, b``: a class of 30 words in
+      3,000 weighs 1% of a pair of big classes per pair it is in;
+    * ``"uniform"``: ``w = 1``, the published estimator.
+
+    With two classes both give the same order. ``per_class_[z, i] = sum_{z' != z} w(z, z') |q(z)_i - q(z')_i|``,
+    the per-class variant (``scores_`` is half its column sum). ``driver_class_[i]`` names the class whose pairs
+    give neuron ``i`` the most score and ``driver_share_[i]`` their share of it (``per_class_[z, i] /
+    scores_[i]``: 1 when every pair that counts involves that class; 0 for a neuron with no score); with two
+    classes both are in the one pair and the first is named. One pass over the data, no probe.
     """
+
+    def __init__(self, k: int | None = None, pair_weight: str = "frequency", seed: int = 0,
+                 random_state: int | None = None):
+        self._store(locals())
 
     def _rank(self, X, y, groups):
         self._from_moments(ClassMoments.from_array(X, y, len(self.classes_)))
 
     def _from_moments(self, m: ClassMoments) -> None:
-        q = m.mean
-        diff = (q[:, None, :] - q[None, :, :]).abs()  # [C, C, D]
-        self.class_means_ = q.numpy()
-        self.per_class_ = diff.sum(1).numpy()
-        self.scores_ = (diff.sum((0, 1)) / 2).numpy()
+        if self.pair_weight not in ("frequency", "uniform"):
+            raise ValueError(f"pair_weight must be 'frequency' or 'uniform', got {self.pair_weight!r}")
+        q = m.mean.numpy()
+        p = (m.count / m.n).numpy() if self.pair_weight == "frequency" else np.ones(q.shape[0])
+        # pair by pair, elementwise: equal neurons get bit-equal scores whatever their column (a batched
+        # reduction over [C, C, D] rounded a duplicate column differently out of core)
+        per_class = np.zeros_like(q)
+        scores = np.zeros(q.shape[1])
+        for a, b in combinations(range(q.shape[0]), 2):
+            d = p[a] * p[b] * np.abs(q[a] - q[b])
+            per_class[a] += d
+            per_class[b] += d
+            scores += d
+        self.class_means_, self.per_class_, self.scores_ = q, per_class, scores
+        driver = per_class.argmax(0)
+        self.driver_class_ = np.asarray(self.classes_)[driver]
+        top = per_class[driver, np.arange(q.shape[1])]
+        self.driver_share_ = np.divide(top, self.scores_, out=np.zeros_like(top), where=self.scores_ > 0)
 
 
 class MeanDifference(NeuronRanker):

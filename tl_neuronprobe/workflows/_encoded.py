@@ -51,11 +51,15 @@ def _load(activations: "str | Path", layer: int | None, out: "str | Path") -> tu
     return acts, out
 
 
-def _ranking_table(acts: Activations, ranker) -> pd.DataFrame:
+def _ranking_table(acts: Activations, ranker, classes: Sequence[str]) -> pd.DataFrame:
     order = ranker.order_
-    return pd.DataFrame(dict(rank=np.arange(1, acts.n_neurons + 1), column=order,
-                             neuron=[str(acts.neurons[j]) for j in order],
-                             layer=[acts.neurons[j].layer for j in order], score=ranker.scores_[order]))
+    table = pd.DataFrame(dict(rank=np.arange(1, acts.n_neurons + 1), column=order,
+                              neuron=[str(acts.neurons[j]) for j in order],
+                              layer=[acts.neurons[j].layer for j in order], score=ranker.scores_[order]))
+    if getattr(ranker, "driver_class_", None) is not None:  # which class gave the neuron its score (Probeless)
+        table["driver_class"] = np.asarray(classes)[np.asarray(ranker.driver_class_, dtype=np.int64)][order]
+        table["driver_share"] = np.asarray(ranker.driver_share_)[order]
+    return table
 
 
 def _write_per_class(acts: Activations, ranker, classes: Sequence[str], path: Path) -> None:
@@ -82,7 +86,7 @@ def rank_job(activations: "str | Path", attribute: str, out: "str | Path",
         t0 = time.perf_counter()
         ranker.fit(X, y, groups=groups)
         seconds = time.perf_counter() - t0
-        _ranking_table(acts, ranker).to_csv(out / f"rank_{name}.csv", index=False)
+        _ranking_table(acts, ranker, classes).to_csv(out / f"rank_{name}.csv", index=False)
         _write_per_class(acts, ranker, classes, out / f"per_class_{name}.csv")
         top = [str(acts.neurons[j]) for j in ranker.order_[:k]]
         summary["rankers"][name] = dict(seconds=round(seconds, 2), top=top)
@@ -96,13 +100,19 @@ def evaluate_encoded_job(activations: "str | Path", attribute: str, out: "str | 
                          rankers: Sequence[str] | None = None, ks: Sequence[int] | None = None,
                          probes: Sequence[str] = ("logistic", "gaussian"), control: bool = True,
                          test_size: float = 0.3, min_count: int = 10, layer: int | None = None, k: int = 50,
-                         device: str | None = None, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+                         device: str | None = None, seed: int = 0, progress: bool = True,
+                         test_activations: "str | Path | None" = None) -> pd.DataFrame:
     """:func:`~tl_neuronprobe.evaluate_encoded` on saved activations, its files written by
-    :func:`write_encoded` under ``out`` with the prefix ``encoded``. Returns the table."""
+    :func:`write_encoded` under ``out`` with the prefix ``encoded``. ``test_activations``: saved activations of
+    held-out words (same neurons) to score on instead of a split of ``activations``. Returns the table."""
     acts, out = _load(activations, layer, out)
+    test = None
+    if test_activations is not None:
+        test = Activations.load(test_activations)
+        test = test.select(layer=layer) if layer is not None else test
     table = evaluate_encoded(acts, attribute, rankers=list(rankers) if rankers else None, ks=ks, probes=probes,
                              control=control, seed=seed, test_size=test_size, device=device or "cpu",
-                             min_count=min_count, progress=progress)
+                             min_count=min_count, progress=progress, test=test)
     write_encoded(acts, table, out, prefix="encoded", k_layers=k)
     print(plain_table(table).to_string(index=False, max_rows=60))
     print(f"encoded evaluation written to {out}")

@@ -1,0 +1,73 @@
+"""evaluate_used(model, train, ..., test=corpus) and the antverg preset's sentence cap (issue 21, finding 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tl_neuronprobe as tnp
+from tl_neuronprobe.data.corpus import Corpus, Sentence
+from tl_neuronprobe.evaluation.used import UsedSettings, evaluate_used
+
+FAST = dict(layer=1, progress=False, n_bootstrap=0, bottom=False, random_baseline=False)
+
+
+def _relabel(corpus: Corpus, attribute: str, mapping: dict | None) -> Corpus:
+    """A copy of ``corpus`` with ``attribute``'s values renamed by ``mapping`` (None: the attribute removed)."""
+    out = []
+    for s in corpus.sentences:
+        attrs = {k: list(v) for k, v in s.attributes.items() if mapping is not None or k != attribute}
+        if mapping is not None:
+            attrs[attribute] = [mapping.get(v, v) for v in s.attributes.get(attribute, [None] * len(s.words))]
+        out.append(Sentence(list(s.words), attrs, s.id))
+    return Corpus(out, f"{corpus.name}*")
+
+
+def _hand_probeless(planted, train: Corpus) -> list[tnp.Neuron]:
+    """Probeless fitted by hand on the training corpus's layer-1 word activations (last sub-token)."""
+    acts = tnp.extract(planted, train, layers=[1], aggregation="last", progress=False)
+    X, y, _, idx = acts.dataset("Number", return_index=True)
+    order = tnp.rankers.Probeless().fit(X.numpy(), y.numpy(), groups=acts.sentence_ids[idx]).order_
+    return [acts.neurons[j] for j in order]
+
+
+def test_test_corpus_is_evaluated_and_the_training_corpus_fitted(planted, planted_corpus):
+    train, test = planted_corpus[:80], planted_corpus[120:170]
+    got = evaluate_used(planted, train, "Number", {"probeless": "probeless"}, [2, 4], test=test, **FAST)
+    by_hand = evaluate_used(planted, test, "Number", {"probeless": _hand_probeless(planted, train)}, [2, 4],
+                            fit_corpus=train, **FAST)
+    np.testing.assert_array_equal(got.value.to_numpy(), by_hand.value.to_numpy())
+    assert got.value.max() > 0.5  # the planted Number neurons change the prediction
+    n_test = sum(any(v is not None for v in s.attributes["Number"]) for s in test.sentences)
+    assert (got.n_sentences == n_test).all()
+    # control: the training corpus evaluated on itself gives other numbers (the test words are the ones read)
+    same = evaluate_used(planted, train, "Number", {"probeless": "probeless"}, [2, 4], **FAST)
+    assert (same.n_sentences != n_test).all()
+
+
+def test_test_corpus_checks_name_the_problem(planted, planted_corpus):
+    train, test = planted_corpus[:40], planted_corpus[120:150]
+    kw = dict(rankings={"r": ["L1.N5", "L1.N23"]}, ks=[1], **FAST)
+    with pytest.raises(KeyError, match=r"test corpus .* has no attribute 'Number'"):
+        evaluate_used(planted, train, "Number", test=_relabel(test, "Number", None), **kw)
+    with pytest.raises(ValueError, match=r"values never seen in training .*: Dual \(\d+ words\)"):
+        evaluate_used(planted, train, "Number", test=_relabel(test, "Number", {"Plur": "Dual"}), **kw)
+    with pytest.raises(ValueError, match="not both"):
+        evaluate_used(planted, train, "Number", test=test, fit_corpus=train, **kw)
+    with pytest.raises(TypeError, match="test= takes a Corpus"):
+        evaluate_used(planted, train, "Number", test=["a sentence"], **kw)
+
+
+def test_antverg_preset_takes_a_smaller_sentence_cap(planted, planted_corpus):
+    s = UsedSettings(max_sentences=300).with_preset("antverg")
+    assert s.max_sentences == 300 and s.min_forms == 100 and s.alpha == "scaled"
+    assert UsedSettings(max_sentences=6500).with_preset("antverg").max_sentences == 6500
+    assert UsedSettings().with_preset("antverg").max_sentences == 6500
+    with pytest.raises(ValueError, match="sets max_sentences=6500 \\(a cap\\), but max_sentences=10000 was given; "
+                                         "give at most 6500"):
+        UsedSettings(max_sentences=10000).with_preset("antverg")
+    # end to end the cap no longer stops the call: it goes on to the preset's forms threshold, which the planted
+    # vocabulary cannot meet
+    with pytest.raises(ValueError, match=r"class value\(s\) remain"), pytest.warns(UserWarning, match="Plur .*Sing"):
+        evaluate_used(planted, planted_corpus[:40], "Number", {"r": ["L1.N5", "L1.N23"]}, [1], preset="antverg",
+                      max_sentences=30, progress=False)
