@@ -2,7 +2,8 @@
 model over a synthetic corpus into ``argv[1]``, the shards split over the ranks; then the same in memory (rows
 gathered on every rank), which must equal it on every rank.
 
-``argv[2]`` (optional) is a shard count after which rank 1 dies (``os._exit``) without a word: a killed rank.
+``argv[2]`` (optional) is a shard count after which rank 1 dies (``os._exit``) without a word: a killed rank;
+``default`` instead leaves the block size to extraction (sized from the corpus and the number of ranks).
 """
 
 import os
@@ -37,11 +38,12 @@ def die_after(n_shards: int) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2:
+    block = None if sys.argv[2:] == ["default"] else BLOCK
+    if len(sys.argv) > 2 and block is not None:
         die_after(int(sys.argv[2]))
     corpus, model = corpus_and_model()
-    acts = tnp.extract(model, corpus, out_dir=sys.argv[1], sentences_per_block=BLOCK, progress=False)
+    acts = tnp.extract(model, corpus, out_dir=sys.argv[1], sentences_per_block=block, progress=False)
     assert distributed.world_size() == 2, distributed.world_size()
-    in_memory = tnp.extract(model, corpus, sentences_per_block=BLOCK, progress=False)  # rows gathered on every rank
+    in_memory = tnp.extract(model, corpus, sentences_per_block=block, progress=False)  # rows gathered on every rank
     assert torch.equal(in_memory.X, acts.X), "in-memory extraction on 2 ranks differs from the streamed one"
     print(f"rank {distributed.rank()}: {tuple(acts.X.shape)}", flush=True)

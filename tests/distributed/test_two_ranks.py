@@ -52,6 +52,21 @@ def test_two_ranks_equal_one_process(one_process, tmp_path):
     assert sorted(p.name for p in (out / "shards").iterdir()) == [f"shard-{i:05d}.json" for i in range(8)]
 
 
+def test_default_block_size_gives_both_ranks_work(tmp_path):
+    """Issue 21: with the default block size (2048 sentences then), a small corpus was one shard that rank 0 ran
+    alone. Now 120 sentences on 2 ranks are 2 blocks of 60, one per rank, equal to one process with that block."""
+    out = tmp_path / "acts"
+    res = torchrun(str(out), "default")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "get no block" not in res.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["fingerprint"]["sentences_per_block"] == 60
+    assert [s["rank"] for s in manifest["shards"]] == [0, 1]
+    corpus, model = corpus_and_model()
+    assert torch.equal(tnp.Activations.load(out).X,
+                       tnp.extract(model, corpus, sentences_per_block=60, progress=False).X)
+
+
 def test_killed_rank_leaves_no_counted_shard_and_a_rerun_resumes(one_process, tmp_path, monkeypatch):
     model, corpus, reference = one_process
     out = tmp_path / "acts"

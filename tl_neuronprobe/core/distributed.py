@@ -105,6 +105,12 @@ def share(n: int, rank_: "int | None" = None, world: "int | None" = None) -> ran
     return range(lo, lo + base + (rank_ < extra))
 
 
+def idle_ranks(n: int, world: "int | None" = None) -> list[int]:
+    """The ranks whose :func:`share` of ``n`` items is empty (none when ``n`` is at least the number of ranks)."""
+    world = world_size() if world is None else world
+    return [r for r in range(world) if not share(n, r, world)]
+
+
 def my_share(items: Sequence[T]) -> list[T]:
     """This rank's contiguous share of ``items``."""
     return [items[i] for i in share(len(items))]

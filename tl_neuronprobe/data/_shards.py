@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import zlib
@@ -37,6 +38,8 @@ MANIFEST_FILE = "manifest.json"
 FINGERPRINT_FILE = "fingerprint.json"
 MANIFEST_FORMAT = "tl_neuronprobe.shards/1"
 _CHUNK = 1 << 26  # bytes per write / read / crc step (Linux writes at most ~2 GiB per call)
+#: the most sentences per block by default: bounds a rank's RAM for one block and the work a failure loses
+MAX_BLOCK = 2048
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,37 @@ def plan_shards(sentence_ids: np.ndarray, n_sentences: int, sentences_per_block:
     edges = list(range(0, n_sentences, sentences_per_block)) + [n_sentences]
     rows = np.searchsorted(sentence_ids, edges, side="left")
     return [Shard(i, lo, hi, int(rows[i]), int(rows[i + 1])) for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
+
+
+def block_size(n_sentences: int, world_size: int = 1, cap: int = MAX_BLOCK) -> int:
+    """Sentences per block when none is given: the corpus cut into the same number of blocks per rank, each at
+    most ``cap`` sentences, so every rank gets work (one process: ``cap``-sized blocks, or the whole corpus when
+    it is smaller). A corpus of 300 sentences on 2 ranks: blocks of 150, one per rank.
+
+    Blocks have one size (the last takes the rest), so a small corpus may come out in fewer blocks than asked;
+    the size then shrinks until there are at least as many blocks as ranks (or one per sentence).
+    """
+    if n_sentences < 1 or world_size < 1 or cap < 1:
+        raise ValueError(f"block_size needs n_sentences, world_size and cap >= 1, got {n_sentences}, {world_size}, "
+                         f"{cap}")
+    per_rank = math.ceil(n_sentences / (world_size * cap))
+    block = math.ceil(n_sentences / (world_size * per_rank))
+    while block > 1 and math.ceil(n_sentences / block) < min(world_size, n_sentences):
+        block -= 1
+    return block
+
+
+def resumable_block(staging: Path, fingerprint: dict) -> "int | None":
+    """The block size recorded in ``staging`` when its fingerprint equals ``fingerprint`` in everything else: a
+    run resumed with the default block size keeps the first run's blocks (and shards) whatever its number of
+    ranks. None when there is no such folder."""
+    recorded = _read_json(staging / FINGERPRINT_FILE)
+    if not isinstance(recorded, dict) or "sentences_per_block" not in recorded:
+        return None
+    rest = {k: v for k, v in recorded.items() if k != "sentences_per_block"}
+    if rest != {k: v for k, v in fingerprint.items() if k != "sentences_per_block"}:
+        return None
+    return int(recorded["sentences_per_block"])
 
 
 def staging_path(out_dir: Path) -> Path:

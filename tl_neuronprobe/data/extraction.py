@@ -26,8 +26,8 @@ from ..core import distributed
 from ..core.adapter import Batch, LongSentenceError, ModelAdapter, TokenizedSentence
 from ..core.hooks import run_capture
 from ..core.neurons import Neuron, check_site, hook_name
-from ._shards import (MANIFEST_FILE, Shard, ShardStore, corpus_digest, model_digest, plan_shards, prepare_staging,
-                      read_records, staging_path, write_manifest)
+from ._shards import (MANIFEST_FILE, Shard, ShardStore, block_size, corpus_digest, model_digest, plan_shards,
+                      prepare_staging, read_records, resumable_block, staging_path, write_manifest)
 from .activations import META_FILE, Activations, _commit_dir, write_meta
 from .corpus import Corpus
 
@@ -333,17 +333,30 @@ def _announce(message: str, progress: bool) -> None:
         tqdm.write(message)
 
 
-def _stream(job: _Job, out_dir: Path, neurons: list[Neuron], meta: dict, sentences_per_block: int,
+def _warn_idle_ranks(n_blocks: int, block: int) -> None:
+    """A warning naming the ranks that get no block to run (more ranks than blocks)."""
+    idle = distributed.idle_ranks(n_blocks)
+    if idle and distributed.is_main():
+        warnings.warn(f"extract: rank{'s' * (len(idle) > 1)} {', '.join(map(str, idle))} of "
+                      f"{distributed.world_size()} get no block to run ({n_blocks} blocks of {block} sentences to "
+                      "run): they only wait; pass a smaller sentences_per_block or launch fewer ranks", stacklevel=3)
+
+
+def _stream(job: _Job, out_dir: Path, neurons: list[Neuron], meta: dict, sentences_per_block: "int | None",
             progress: bool) -> Activations:
     """Run ``job`` shard by shard into the staging folder of ``out_dir`` (see :mod:`._shards`), the shards split
     over the ranks; rank 0 then writes the manifest and meta and renames the folder to ``out_dir``. A failure
     leaves the staging folder, and the next run with the same fingerprint resumes from its completed shards."""
     distributed.setup()
     corpus, world, me = job.corpus, distributed.world_size(), distributed.rank()
-    shards = plan_shards(corpus.sentence_ids, len(corpus), sentences_per_block)
-    fingerprint = _fingerprint(job, neurons, sentences_per_block, meta["long_sentences"])
-    _same_on_every_rank(fingerprint)
     staging = staging_path(out_dir)
+    block = block_size(len(corpus), world) if sentences_per_block is None else sentences_per_block
+    fingerprint = _fingerprint(job, neurons, block, meta["long_sentences"])
+    if sentences_per_block is None:  # the default: a resumed run keeps the first run's blocks, whatever its ranks
+        recorded = resumable_block(staging, fingerprint) if distributed.is_main() else None
+        block = fingerprint["sentences_per_block"] = distributed.broadcast(recorded or block)
+    shards = plan_shards(corpus.sentence_ids, len(corpus), block)
+    _same_on_every_rank(fingerprint)
     if distributed.is_main():
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         state = prepare_staging(staging, fingerprint, corpus.n_words, len(neurons), job.dtype)
@@ -357,6 +370,7 @@ def _stream(job: _Job, out_dir: Path, neurons: list[Neuron], meta: dict, sentenc
         todo = [s for s in shards if s.index not in done]
         _announce(f"extract: {len(done)} of {len(shards)} shards resumed from {staging}, {len(todo)} to run on "
                   f"{world} rank{'s' * (world > 1)}", progress and (len(done) > 0 or world > 1))
+        _warn_idle_ranks(len(todo), block)
         job.run(distributed.my_share(todo), lambda s: _empty(s.row_hi - s.row_lo, len(neurons), job.dtype),
                 lambda s, dest: store.write(s, dest, me), progress and distributed.is_main(), all_shards=shards)
     finally:
@@ -387,7 +401,7 @@ def extract(
     max_tokens: int = 8192,
     device: "str | torch.device | None" = None,
     out_dir: "str | Path | None" = None,
-    sentences_per_block: int = 2048,
+    sentences_per_block: int | None = None,
     long_sentences: str = "error",
     progress: bool = True,
 ) -> Activations:
@@ -403,8 +417,11 @@ def extract(
 
     Under ``torchrun`` the blocks of ``sentences_per_block`` sentences (shards) are split over the ranks: with
     ``out_dir`` each writes its rows into one shared file, without it the rows are gathered on every rank; they
-    come out in corpus order, bit-identical to one process. An interrupted run leaves ``.{out_dir name}.partial`` beside
-    ``out_dir``; running the same extraction again resumes from its completed shards (see docs/scaling.md).
+    come out in corpus order, bit-identical to one process run with the same ``sentences_per_block``. By default
+    (None) the block size comes from the corpus and the number of ranks (:func:`._shards.block_size`: at most
+    2048 sentences, the same number of blocks on every rank), and a warning names any rank left without a
+    block. An interrupted run leaves ``.{out_dir name}.partial`` beside ``out_dir``; running the same extraction
+    again resumes from its completed shards, with the first run's block size (see docs/scaling.md).
     """
     adapter = ModelAdapter.wrap(model)
     dtype = _checked_dtype(aggregation, dtype, corpus)
@@ -427,12 +444,15 @@ def extract(
                        corpus.sentence_ids, corpus.attributes(), meta)
 
 
-def _in_memory(job: _Job, cols: int, sentences_per_block: int, progress: bool) -> torch.Tensor:
+def _in_memory(job: _Job, cols: int, sentences_per_block: "int | None", progress: bool) -> torch.Tensor:
     """The whole matrix in RAM. Under ``torchrun`` each rank runs its share of the shards and the rows are then
     gathered, so every rank ends with the whole matrix (briefly about twice its size while gathering)."""
     distributed.setup()
     X = _empty(job.corpus.n_words, cols, job.dtype)  # every row is written (skipped rows zeroed)
-    shards = plan_shards(job.corpus.sentence_ids, len(job.corpus), sentences_per_block)
+    block = (block_size(len(job.corpus), distributed.world_size()) if sentences_per_block is None
+             else sentences_per_block)
+    shards = plan_shards(job.corpus.sentence_ids, len(job.corpus), block)
+    _warn_idle_ranks(len(shards), block)
     mine = distributed.my_share(shards)
     job.run(mine, lambda s: X[s.row_lo:s.row_hi], lambda s, dest: None, progress and distributed.is_main(),
             all_shards=shards)

@@ -20,7 +20,7 @@ def extract_job(model: str, data: str, out: "str | Path", site: "str | Sequence[
                 layers: Sequence[int] | None = None, aggregation: str = "last", dtype: str = "float32",
                 batch_size: int = 64, long_sentences: str = "error", device: str | None = None, seed: int = 0,
                 progress: bool = True, device_map: "str | dict | None" = None, n_devices: int | None = None,
-                sentences_per_block: int = 2048):
+                sentences_per_block: int | None = None):
     """Load ``model`` and the corpus ``data`` (see :meth:`Corpus.load`), stream its activations into ``out`` and
     write ``out/layer_stats.csv``. Returns the :class:`~tl_neuronprobe.Activations`.
 
