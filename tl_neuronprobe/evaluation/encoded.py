@@ -13,7 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from ..core.validation import check_k, split_indices, to_numpy
 from .controls import control_labels
 from .results import mark
 from ..probes import GaussianProbe, LogisticProbes
+
+if TYPE_CHECKING:
+    from ..data.activations import Activations
 
 __all__ = ["evaluate_encoded", "plot_encoded", "layer_distribution", "ranker_agreement", "DEFAULT_RANKERS",
            "DEFAULT_KS"]
@@ -234,7 +237,7 @@ def evaluate_encoded(
     progress: bool = False,
     verbose: bool | None = None,
     *,
-    test: Any = None,
+    test: "Activations | None" = None,
 ) -> pd.DataFrame:
     """Probe x ranking x k x {top, bottom, random} on held-out sentences.
 
