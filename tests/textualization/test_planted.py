@@ -8,9 +8,15 @@ import tl_neuronprobe as tnp
 from tl_neuronprobe.textualization import textualize
 from tl_neuronprobe.testbeds.sequence import SEQUENCE_NEURON
 
-from textualize_helpers import activation_from_words
+from textualize_helpers import activation_from_words, count_forward_rows, random_search
 
 BUDGET = {"gumbel": dict(steps=120), "dense": dict(steps=120), "discrete": dict(steps=25)}
+#: budgets under which brute force is not sure to win: with 105 words, random search over as many sequences finds
+#: "... cabinet" with probability 1 - (104/105)^evaluations (about 0.4 here; at BUDGET: 0.93 to 1.00). Chosen on
+#: seeds 0-9; SEEDS are others.
+SMALL = {"gumbel": dict(steps=20, samples=2, restarts=1), "dense": dict(steps=12),
+         "discrete": dict(steps=4, restarts=1, candidates=8, topk=4)}
+SEEDS = range(10, 18)
 
 
 @pytest.mark.parametrize("method", ["gumbel", "dense", "discrete"])
@@ -23,6 +29,28 @@ def test_single_token_trigger_is_found(planted, method):
     assert r.activation > 3.5  # the neuron's activation on its trigger (about 3.96); about 0 elsewhere
     # the reported activation is that of the discrete tokens, as plain text would give it
     assert r.activation == pytest.approx(activation_from_words(planted, neuron, r.tokens, -1), abs=1e-4)
+
+
+@pytest.mark.parametrize("method", ["gumbel", "dense", "discrete"])
+def test_optimizers_beat_random_search_with_as_many_model_evaluations(planted, method):
+    """The trigger vocabulary is small enough to brute-force, so finding the trigger proves little on its own:
+    each optimizer must find it more often than random search given the same number of forward passes
+    (sequences through the model, counted from outside; random search gets no backward passes to pay for)."""
+    (neuron, word), = planted.planted.trigger.items()
+    found, hits, best, baseline = 0, 0, [], []
+    for seed in SEEDS:
+        with count_forward_rows(planted) as count:
+            r = textualize(planted, [neuron], method=method, length=3, seed=seed, corpus=None, progress=False,
+                           **SMALL[method])[neuron]
+        assert 0 < count["rows"] < 100, count  # a budget where random search misses about half the time
+        tokens, activation = random_search(planted, neuron, count["rows"], length=3, seed=seed)
+        found += r.tokens[-1] == word
+        hits += tokens[-1] == word
+        best.append(r.activation)
+        baseline.append(activation)
+    assert found >= len(SEEDS) - 1, (method, found)
+    assert hits <= len(SEEDS) - 3 and found - hits >= 3, (method, found, hits)
+    assert sum(best) / len(best) > sum(baseline) / len(baseline) + 1.0, (best, baseline)
 
 
 @pytest.mark.parametrize("method", ["gumbel", "dense", "discrete"])

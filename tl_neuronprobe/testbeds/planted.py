@@ -13,6 +13,11 @@
   weights; the *cancelled* one (layer 0) writes Number into the very direction the unembedding reads, and a
   *canceller* in layer 1 writes it back out, so it has non-zero output weights and no net effect.
   ``model.planted`` says which neurons are which.
+
+  The planted Number neurons are *quiet* (class means about 1.2 apart, spread below the median noise neuron's)
+  and eight *decoys* in the last layer are *loud* (mean about 14, spread about 2, zero output weights) but
+  carry no Number, so an ordering by maximum, variance or mean |activation| finds the decoys, not the planted
+  neurons (``model.planted.decoys``). ``quiet=False`` gives the earlier model (loud planted neurons, no decoys).
 """
 
 from __future__ import annotations
@@ -191,6 +196,8 @@ class Planted(dict):
     cancelled: dict[str, list[Neuron]] = field(default_factory=dict)
     #: the later-layer neurons that undo what ``cancelled`` writes (they read it, so they encode it too)
     canceller: dict[str, list[Neuron]] = field(default_factory=dict)
+    #: loud neurons (large mean and spread) that carry none of the planted attributes; not in ``self[attr]``
+    decoys: list[Neuron] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for attr in set(self.used) | set(self.unused) | set(self.cancelled) | set(self.canceller):
@@ -244,8 +251,14 @@ PLANTED_TRIGGER = {57: "cabinet"}
 #: the Number neuron whose write is cancelled (last layer but one) and the one cancelling it (last layer)
 PLANTED_CANCELLED_NUMBER = 13
 PLANTED_CANCELLER_NUMBER = 61
-#: the canceller's bias: gelu_new is the identity (in float32) around it, so the canceller is linear
-_LINEAR_BIAS = 20.0
+#: loud decoys (last layer): a large bias where gelu_new is linear, a read of upos and noun/verb lemmas only
+PLANTED_DECOYS = (2, 9, 17, 26, 35, 44, 53, 60)
+#: how strongly the planted Number neurons read the Number direction: ``quiet`` (preactivations about +-1.2,
+#: so gelu_new gives about 1.1 and -0.14) or loud (the earlier model: about +-15 in the last layer)
+_READ = {True: 0.25, False: 3.0}
+#: the canceller's bias: gelu_new is the identity in float32 above 5.004, so the canceller is linear
+_LINEAR_BIAS = {True: 8.0, False: 20.0}
+_DECOY_BIAS, _DECOY_GAIN = 14.0, 2.0
 
 
 def _gelu_new(x: np.ndarray) -> np.ndarray:
@@ -258,7 +271,7 @@ def _layer_norm(x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
 
 
 def _plant_cancelled(weights: dict, W_E: np.ndarray, plural_rows: np.ndarray, dir_num, dir_out,
-                     n_layers: int) -> tuple[Neuron, Neuron]:
+                     n_layers: int, quiet: bool = True) -> tuple[Neuron, Neuron]:
     """A layer-0 neuron that reads plural Number and writes it into the form direction ``dir_out`` (which the
     unembedding reads), and a layer-1 neuron that reads ``dir_out`` and writes its negative.
 
@@ -269,32 +282,40 @@ def _plant_cancelled(weights: dict, W_E: np.ndarray, plural_rows: np.ndarray, di
     """
     (lw, jw), (lc, jc) = (n_layers - 2, PLANTED_CANCELLED_NUMBER), (n_layers - 1, PLANTED_CANCELLER_NUMBER)
     w, c = f"blocks.{lw}.", f"blocks.{lc}."
-    weights[w + "mlp.W_in"][:, jw] = -1.5 * dir_num  # fires on plural forms, silent on singular ones
-    weights[w + "mlp.W_out"][jw] = -0.03 * dir_out  # pushes the plural form (0.2 units of dir_out, 1% of the used write)
+    # fires on plural forms, (nearly) silent on singular ones; pushes the plural form by about 0.2 units of
+    # dir_out (1% of the used write) either way: quiet, preactivation +-1.2 and a larger output weight
+    weights[w + "mlp.W_in"][:, jw] = -(_READ[True] if quiet else 1.5) * dir_num
+    weights[w + "mlp.W_out"][jw] = -(0.2 if quiet else 0.03) * dir_out
     resid = W_E[plural_rows]
     for layer in range(lc):  # the residual stream the canceller reads (attention writes nothing)
         b = f"blocks.{layer}.mlp."
         hidden = _gelu_new(_layer_norm(resid) @ weights[b + "W_in"] + weights[b + "b_in"])
         resid = resid + hidden @ weights[b + "W_out"] + weights[b + "b_out"]
     gain = float(np.linalg.norm(resid, axis=1).mean()) / np.sqrt(W_E.shape[1])
-    read = 10.0  # a strong read, a weak write: the canceller's Number signal stands out among layer-1 neurons
+    # a strong read, a weak write: the canceller's Number signal stands out among layer-1 neurons (quiet: class
+    # means about 1 apart, with a read term of at most about 1.1 the preactivation stays above 6.9, still linear)
+    read, bias = (2.0 if quiet else 10.0), _LINEAR_BIAS[quiet]
     weights[c + "mlp.W_in"][:, jc] = -read * dir_out
-    weights[c + "mlp.b_in"][jc] = _LINEAR_BIAS
+    weights[c + "mlp.b_in"][jc] = bias
     weights[c + "mlp.W_out"][jc] = gain / read * dir_out
-    weights[c + "mlp.b_out"] = weights[c + "mlp.b_out"] - _LINEAR_BIAS * gain / read * dir_out
+    weights[c + "mlp.b_out"] = weights[c + "mlp.b_out"] - bias * gain / read * dir_out
     return Neuron(lw, jw), Neuron(lc, jc)
 
 
-def _plant_last_layer(layer: int, W_in, W_out, b_in, W_E, words, dir_num, dir_out, dir_upos
+def _plant_last_layer(layer: int, W_in, W_out, b_in, W_E, words, dir_num, dir_out, dir_upos, quiet: bool = True
                       ) -> tuple[list[Neuron], dict[Neuron, str]]:
-    """Write the used and unused Number neurons, the upos neurons and the trigger into the last layer's MLP."""
+    """Write the used and unused Number neurons, the upos neurons and the trigger into the last layer's MLP.
+
+    The used neurons write about 22 units of ``dir_out`` more on their class than on the other, loud or quiet
+    (quiet: activations about 1.09 and -0.14, so an output weight of 18)."""
     upos_neurons, trigger = [], {}
     d_model = W_E.shape[1]
+    read, write = _READ[quiet], (18.0 if quiet else 1.5)
     for j, sign in zip(PLANTED_USED_NUMBER, (1, -1)):
-        W_in[:, j] = 3.0 * sign * dir_num
-        W_out[j] = 1.5 * sign * dir_out
+        W_in[:, j] = read * sign * dir_num
+        W_out[j] = write * sign * dir_out
     for j, sign in zip(PLANTED_UNUSED_NUMBER, (1, -1)):
-        W_in[:, j] = 3.0 * sign * dir_num
+        W_in[:, j] = read * sign * dir_num
         W_out[j] = 0.0
     for tag, j in PLANTED_UPOS.items():
         W_in[:, j] = 3.0 * dir_upos[tag]
@@ -309,13 +330,37 @@ def _plant_last_layer(layer: int, W_in, W_out, b_in, W_E, words, dir_num, dir_ou
     return upos_neurons, trigger
 
 
+def _plant_decoys(layer: int, W_in, W_out, b_in, dir_upos: dict, free: np.ndarray, number_lemmas: list,
+                  rng: np.random.Generator) -> list[Neuron]:
+    """Loud neurons without Number: each reads a random mix of the upos directions and of a lemma direction
+    orthogonal to every lemma that carries Number by itself (pronouns, determiners), so it gives a word's two
+    forms (cat/cats, runs/run, is/are) the same input up to their small form noise; a bias of 14 keeps gelu_new
+    linear (activations about 14 +- 2) and the output weights are zero (the model's outputs do not change)."""
+    avoid, _ = np.linalg.qr(np.stack(number_lemmas, 1))  # [D, k] orthonormal
+    upos = np.stack([dir_upos[u] for u in sorted(dir_upos)])
+    out = []
+    for j in PLANTED_DECOYS:
+        lemma_dir = rng.standard_normal(len(free)) @ free
+        lemma_dir = lemma_dir - avoid @ (avoid.T @ lemma_dir)
+        upos_dir = rng.standard_normal(len(upos)) @ upos
+        read = lemma_dir / np.linalg.norm(lemma_dir) + upos_dir / np.linalg.norm(upos_dir)
+        W_in[:, j] = _DECOY_GAIN * read / np.linalg.norm(read)
+        b_in[j] = _DECOY_BIAS
+        W_out[j] = 0.0
+        out.append(Neuron(layer, j))
+    return out
+
+
 def planted_weights(seed: int = 0, n_layers: int = 2, d_model: int = 64, d_mlp: int = 64, n_heads: int = 2,
-                    n_ctx: int = 32, noise: float = 0.05):
+                    n_ctx: int = 32, noise: float = 0.05, quiet: bool = True):
     """Weights (TransformerLens naming), tokenizer words and :class:`Planted` of the default planted model.
 
     Every planted neuron sits in the last layer's MLP; attention writes nothing (W_O = 0) and positions are
     zero, so a word's activations depend on the word alone. Directions in the residual stream are orthonormal
-    and orthogonal to the all-ones vector, so LayerNorm only rescales them.
+    and orthogonal to the all-ones vector, so LayerNorm only rescales them. ``quiet`` (default): quiet planted
+    Number neurons and loud decoys, so that label-free orderings miss the planted neurons; ``quiet=False``: the
+    earlier model (loud planted neurons, no decoys). Both predict the same words (same argmax on all 695 tokens
+    of 100 synthetic sentences, corpus seed 5).
     """
     rng = np.random.default_rng(seed)
     words = list(SPECIALS) + synthetic.vocabulary()
@@ -352,7 +397,7 @@ def planted_weights(seed: int = 0, n_layers: int = 2, d_model: int = 64, d_mlp: 
                                       "ln_final.w": np.ones(d_model), "ln_final.b": np.zeros(d_model),
                                       "unembed.W_U": W_U, "unembed.b_U": np.zeros(V)}
     d_head = d_model // n_heads
-    used, unused = {}, {}
+    used, unused, decoys = {}, {}, []
     for layer in range(n_layers):
         p = f"blocks.{layer}."
         W_in = (0.3 * rng.standard_normal((d_mlp, len(free))) @ free).T  # [D, M], lemma subspace only
@@ -360,7 +405,12 @@ def planted_weights(seed: int = 0, n_layers: int = 2, d_model: int = 64, d_mlp: 
         b_in = np.zeros(d_mlp)
         if layer == n_layers - 1:
             upos_neurons, trigger = _plant_last_layer(layer, W_in, W_out, b_in, W_E, words, dir_num, dir_out,
-                                                      dir_upos)
+                                                      dir_upos, quiet=quiet)
+            if quiet and d_mlp > max(PLANTED_DECOYS):  # own generator: every other weight stays as it was
+                number_lemmas = [lemma_vec[lex[w][0]] for w in words if w in lex and lex[w][1] in ("PRON", "DET")
+                                 and _number_sign(w) != 0]
+                decoys = _plant_decoys(layer, W_in, W_out, b_in, dir_upos, free, number_lemmas,
+                                       np.random.default_rng([seed, 1]))
             used["Number"] = [Neuron(layer, j) for j in PLANTED_USED_NUMBER]
             unused["Number"] = [Neuron(layer, j) for j in PLANTED_UNUSED_NUMBER]
         weights.update({
@@ -377,10 +427,10 @@ def planted_weights(seed: int = 0, n_layers: int = 2, d_model: int = 64, d_mlp: 
     cancelled, canceller = {}, {}
     if n_layers >= 2 and d_mlp > max(PLANTED_CANCELLED_NUMBER, PLANTED_CANCELLER_NUMBER):
         plural = np.asarray([i for i, w in enumerate(words) if w not in SPECIALS and _number_sign(w) < 0])
-        writer, undo = _plant_cancelled(weights, W_E, plural, dir_num, dir_out, n_layers)
+        writer, undo = _plant_cancelled(weights, W_E, plural, dir_num, dir_out, n_layers, quiet=quiet)
         cancelled, canceller = {"Number": [writer]}, {"Number": [undo]}
     planted = Planted(used=used, unused={**unused, "upos": upos_neurons}, trigger=trigger, cancelled=cancelled,
-                      canceller=canceller)
+                      canceller=canceller, decoys=decoys)
     tensors = {k: torch.tensor(v, dtype=torch.float32) for k, v in weights.items()}
     return tensors, words, planted
 
@@ -392,6 +442,13 @@ def planted_model(generation: str = "auto", seed: int = 0, **kwargs):
     model = build_model(weights, tok, n_heads=kwargs.get("n_heads", 2), generation=generation)
     model.planted = planted
     return model
+
+
+def loud_planted_model(generation: str = "auto", seed: int = 0, **kwargs):
+    """The earlier planted model, ``planted_model(quiet=False)``: loud planted neurons, no decoys (the CLI's
+    ``--model planted-loud``). describe() names its Number neurons by Number; on the quiet default it names
+    L1.N5 by its top word (``lemma=this``, IoU 1 at a threshold just under that word's activation)."""
+    return planted_model(generation=generation, seed=seed, quiet=False, **kwargs)
 
 
 def planted_corpus(n_sentences: int = 400, seed: int = 0) -> Corpus:
