@@ -50,6 +50,19 @@ def test_better_than_random_is_decided_by_the_intervals():
     assert "No better than random neurons of the same k" in cmp.summary and "linear (1/1 k values)" in cmp.summary
 
 
+def test_disagreement_is_decided_by_the_intervals():
+    """Linear encodes best but probeless changes the model three times as much, on divergence's small scale."""
+    rows = [("linear", "top", 1, 0.0010, 0.0009, 0.0011), ("probeless", "top", 1, 0.0030, 0.0028, 0.0032)]
+    cmp = compare_encoded_used(_encoded(["linear", "probeless"], [1]), _used(rows))
+    assert bool(cmp.per_k.set_index("k").loc[1, "disagree"])
+    assert "disagree at k = 1" in cmp.summary and "lies wholly above the best encoder's" in cmp.summary
+    # control: the same points with overlapping intervals are no disagreement
+    rows[1] = ("probeless", "top", 1, 0.0030, 0.0005, 0.0050)
+    cmp = compare_encoded_used(_encoded(["linear", "probeless"], [1]), _used(rows))
+    assert not bool(cmp.per_k.set_index("k").loc[1, "disagree"])
+    assert "At no k does another ranking change the model more" in cmp.summary
+
+
 def test_without_intervals_the_summary_names_the_point_rule():
     rows = [(r, s, k, v, np.nan, np.nan) for r, s, k, v, _, _ in ISSUE_CASE]
     cmp = compare_encoded_used(_encoded(["linear"], [1]), _used(rows), tol=0.001)

@@ -86,10 +86,9 @@ def _per_k(merged: pd.DataFrame, tol: float) -> pd.DataFrame:
         if len(g) >= 2 and g["encoded"].nunique() > 1 and g["used"].nunique() > 1:
             rho = float(spearmanr(g["encoded"], g["used"]).statistic)
         be, bu = g.loc[g["encoded"].idxmax()], g.loc[g["used"].idxmax()]
-        best_encoded_used = float(g.loc[g["ranking"] == be["ranking"], "used"].iloc[0])
         row = dict(k=int(k), n_rankings=len(g), spearman=rho, best_encoded=be["ranking"],
                    best_encoded_score=float(be["encoded"]), best_used=bu["ranking"], best_used_score=float(bu["used"]),
-                   disagree=bool(be["ranking"] != bu["ranking"] and best_encoded_used < bu["used"] - tol))
+                   disagree=_disagree(g, be, bu, tol))
         if "used_minus_random" in g:
             row["at_or_below_random"] = ", ".join(g.loc[g["used_minus_random"] <= tol, "ranking"])
             better = _better_than_random(g, tol)
@@ -97,6 +96,24 @@ def _per_k(merged: pd.DataFrame, tol: float) -> pd.DataFrame:
             row["not_better_than_random"] = ", ".join(g.loc[~better, "ranking"])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _used_intervals(g: pd.DataFrame) -> bool:
+    """Whether every ranking's used score has its bootstrap interval."""
+    cols = ["used_ci_low", "used_ci_high"]
+    return all(c in g for c in cols) and bool(g[cols].notna().all().all())
+
+
+def _disagree(g: pd.DataFrame, be: pd.Series, bu: pd.Series, tol: float) -> bool:
+    """The rule: encoded and used disagree at k iff the ranking the model uses most is not the best encoder and
+    its used interval lies wholly above the best encoder's (no overlap); without intervals, by more than ``tol``.
+    A fixed ``tol`` alone hid every disagreement of the divergence metrics, whose values are ~0.003."""
+    if be["ranking"] == bu["ranking"]:
+        return False
+    enc = g[g["ranking"] == be["ranking"]].iloc[0]
+    if _used_intervals(g):
+        return bool(bu["used_ci_low"] > enc["used_ci_high"])
+    return bool(enc["used"] < bu["used"] - tol)
 
 
 def _has_intervals(merged: pd.DataFrame) -> bool:
@@ -166,7 +183,8 @@ def compare_encoded_used(encoded_table: pd.DataFrame, used_table: pd.DataFrame, 
     random* at k iff its bootstrap interval's lower bound lies above the random-k interval's upper bound (the
     ``better_than_random`` / ``not_better_than_random`` columns; without intervals: more than ``tol`` above);
     ``summary`` says it in words, rule included; ``figure`` shows the two panels (saved to ``path`` if given).
-    Scores within ``tol`` count as ties. ``attribute`` (default: the used table's) picks the rows of tables
+    Encoded and used *disagree* at k iff the ranking that changes the model most is not the best encoder and its
+    used interval lies wholly above the best encoder's (without intervals: by more than ``tol``); ``attribute`` (default: the used table's) picks the rows of tables
     holding several; one missing from a table is a KeyError. The tables are marked
     (:mod:`~tl_neuronprobe.evaluation.results`): ``table`` as ``"compare"``, ``per_k`` as ``"compare_per_k"``.
     ``encoded_table`` may be tidy (``metric``/``value``) or wide (one column per metric, as
@@ -198,15 +216,16 @@ def _summary(per_k: pd.DataFrame, merged: pd.DataFrame, enc_metric: str, use_met
     lines = [f"Encoded ({enc_metric}) versus used ({use_metric}){what}, {len(set(merged['ranking']))} rankings, "
              f"k in {sorted(set(int(k) for k in merged['k']))}."]
     dis = per_k[per_k["disagree"]]
+    rule = ("the most-used ranking's bootstrap interval lies wholly above the best encoder's" if
+            _used_intervals(merged) else f"by more than {tol}")
     if len(dis):
         ks = ", ".join(str(k) for k in dis["k"])
         r = dis.iloc[0]
         lines.append(f"Encoded and used disagree at k = {ks}: e.g. at k={r['k']} {r['best_encoded']} encodes best "
-                     f"({r['best_encoded_score']:.3f}) but {r['best_used']} changes the model most "
-                     f"({r['best_used_score']:.3f}).")
+                     f"({r['best_encoded_score']:.3g}) but {r['best_used']} changes the model most "
+                     f"({r['best_used_score']:.3g}) ({rule}).")
     else:
-        lines.append("The ranking that encodes best is also the one the model uses most at every k (within "
-                     f"{tol}).")
+        lines.append(f"At no k does another ranking change the model more than the one that encodes best ({rule}).")
     rho = per_k["spearman"].dropna()
     if len(rho):
         lines.append(f"Spearman correlation between the encoded and used orderings of the rankings: mean "
