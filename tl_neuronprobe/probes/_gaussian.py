@@ -17,19 +17,33 @@ __all__ = ["GaussianProbe"]
 
 
 class GaussianProbe(ClassifierMixin, BaseEstimator):
-    """p(z | h_S) ∝ p(z) N(h_S; mu_z[S], Sigma_z[S, S]) with the NIW posterior estimate.
+    """p(z | h_S) ∝ p(z) N(h_S; mu_z[S], Sigma_z[S, S]) under the NIW prior of intrinsic probing.
 
     Prior (Torroba Hennigen et al. 2020): mu_0 = class mean, kappa_0 = 0.01, nu_0 = D + 2,
-    Lambda_0 = diag(class covariance).  Then mu* = class mean and
-    Sigma* = (Lambda_0 + S_z) / (nu_0 + N_z + D + 2), S_z the class scatter.  (kappa_0 drops
-    out because mu_0 is the class mean; it is kept as a documented parameter.)  D is the size
-    of the full representation (``n_dims_total``), so a probe on any subset is a slice of
-    the one fitted model.  Class priors are the training frequencies.  Covariances are
-    built lazily from the stored class-centred data, so D can be large.  If round-off makes
-    a slice indefinite, ``-10 * lambda_min * I`` is added (as the published code does).
-    Within-class variances are floored at ``var_floor`` times the neuron's overall variance (a
-    neuron that is constant within a class, e.g. a GELU/ReLU neuron that is silent for it,
-    would otherwise give a degenerate Gaussian).
+    Lambda_0 = diag(class covariance), so mu* = class mean; (kappa_0 drops out because mu_0
+    is the class mean; it is kept as a documented parameter).  With S_z the class scatter and
+    N_z the class size, ``estimate`` picks the covariance estimate:
+
+    * ``"mean"`` (default): the posterior mean, Sigma* = (Lambda_0 + S_z) / (nu_0 + N_z - D - 1)
+      = (Lambda_0 + S_z) / (N_z + 1).  The posterior of any block Sigma[S, S] is inverse-Wishart
+      with nu_0 - (D - |S|) + N_z degrees of freedom, and its mean is this same slice: the
+      estimate does not depend on D nor on the subset, so a probe on a subset is the posterior
+      of that subset and, at the same time, a slice of one fitted model.
+    * ``"published"``: the published code's Sigma* = (Lambda_0 + S_z) / (nu_0 + N_z + D + 2).
+      D enters twice, so with D in the thousands and N_z in the hundreds every covariance is
+      shrunk N_z / (N_z + 2D + 4), about tenfold on MiniLM (D = 1536), and held-out likelihoods
+      collapse (negative dev MI).  Kept to reproduce the published rankings.
+
+    D is the size of the full representation (``n_dims_total``).  Class priors are the
+    training frequencies.  Covariances are built lazily from the stored class-centred data,
+    so D can be large.  If round-off makes a slice indefinite, ``-10 * lambda_min * I`` is
+    added (as the published code does).  Within-class variances are floored at ``var_floor``
+    times the neuron's overall variance (a neuron that is constant within a class, e.g. a
+    GELU/ReLU neuron that is silent for it, would otherwise give a degenerate Gaussian) and at
+    ``scale_floor`` times the mean overall variance of the fitted neurons (the data scale): a
+    near-constant neuron (std 1e-4 against a typical 0.2: float32 round-off around an
+    activation's floor) would otherwise give needle-thin Gaussians that decide on round-off
+    and score far below chance.  ``var_floored_`` marks the floored (class, neuron) pairs.
     """
 
     def __init__(
@@ -39,12 +53,16 @@ class GaussianProbe(ClassifierMixin, BaseEstimator):
         dtype: str | torch.dtype = "float64",
         device: str | torch.device = "cpu",
         var_floor: float = 1e-4,
+        estimate: str = "mean",
+        scale_floor: float = 1e-6,
     ):
         self.kappa0 = kappa0
         self.nu0 = nu0
         self.dtype = dtype
         self.device = device
         self.var_floor = var_floor
+        self.estimate = estimate
+        self.scale_floor = scale_floor
 
     def fit(self, X: Any, y: Any, n_dims_total: int | None = None) -> "GaussianProbe":
         Xn = checked_X(self, X, reset=True)
@@ -90,10 +108,10 @@ class GaussianProbe(ClassifierMixin, BaseEstimator):
                                  torch.as_tensor(variance).to(dev, self.dtype_), Dt, dev)
 
     def _set_moments(self, classes, counts, means, var, pooled, Dt, dev) -> "GaussianProbe":
-        floor = (self.var_floor * pooled).clamp_min(1e-12 * float(pooled.mean()) + 1e-30)[None, :]
+        floor = (self.var_floor * pooled).clamp_min(self.scale_floor * float(pooled.mean()) + 1e-30)[None, :]
         self.var_floored_ = (var < floor).cpu().numpy()
         var = torch.maximum(var, floor)
-        nu0 = float(Dt + 2) if self.nu0 is None else float(self.nu0)
+        denominator = self._denominator(counts, Dt)
         self.classes_ = classes
         self.n_features_in_ = means.shape[1]
         self.n_dims_total_ = Dt
@@ -102,8 +120,21 @@ class GaussianProbe(ClassifierMixin, BaseEstimator):
         self.log_priors_ = torch.log(torch.as_tensor(self.priors_, dtype=self.dtype_, device=dev))
         self.means_ = means
         self.lambda0_ = var  # diag of Lambda_0, per class
-        self.denominator_ = torch.as_tensor(nu0 + counts + Dt + 2.0, dtype=self.dtype_, device=dev)
+        self.denominator_ = torch.as_tensor(denominator, dtype=self.dtype_, device=dev)
         return self
+
+    def _denominator(self, counts: np.ndarray, Dt: int) -> np.ndarray:
+        """Per class, the number (Lambda_0 + S_z) is divided by: ``estimate``'s rule (see the class doc)."""
+        nu0 = float(Dt + 2) if self.nu0 is None else float(self.nu0)
+        if self.estimate == "published":
+            return nu0 + counts + Dt + 2.0
+        if self.estimate != "mean":
+            raise ValueError(f"estimate={self.estimate!r}: use 'mean' (posterior mean) or 'published'")
+        den = nu0 + counts - Dt - 1.0
+        if den.min() <= 0:
+            raise ValueError(f"estimate='mean' needs nu0 + N_z > D + 1 for the posterior mean to exist; nu0={nu0}, "
+                             f"D={Dt}, smallest class N_z={counts.min()} (leave nu0=None for D + 2)")
+        return den
 
     def _class_scatter(self, c: int, rows: torch.Tensor, cols: "torch.Tensor | None" = None) -> torch.Tensor:
         """The class's scatter S_z[rows, cols] (all columns for None)."""

@@ -21,7 +21,7 @@ class GreedyScan:
     """State of the greedy selection: log p(z, h_S) per dev point, and the conditionals given S."""
 
     def __init__(self, probe: GaussianProbe, Xdev: np.ndarray, ydev: np.ndarray, avail: np.ndarray,
-                 chunk_size: int, max_memory_gb: float):
+                 chunk_size: int, max_memory_gb: float, prior_mix: float = 0.0):
         f64, dev = probe.dtype_, probe.means_.device
         C, D = probe.means_.shape
         Nd = Xdev.shape[0]
@@ -44,6 +44,12 @@ class GreedyScan:
         self.cmean = self.mu_b[:, :, None, :].expand(self.nb, C, Nd, self.cs).contiguous() if self.store else None
         priors = torch.as_tensor(probe.priors_, dtype=f64)
         self.H = float(-(priors * priors.log()).sum())
+        # the dev score is log((1 - prior_mix) p(z | h_S) + prior_mix p(z)): log(1 - mix) and log(mix p(y)) per point
+        if not 0.0 <= float(prior_mix) < 1.0:
+            raise ValueError(f"prior_mix={prior_mix} must be in [0, 1)")
+        self.mix = float(prior_mix)
+        self.log_keep = math.log1p(-self.mix)
+        self.log_floor = (math.log(self.mix) + probe.log_priors_[self.yd]) if self.mix > 0 else None  # [Nd]
         self.avail = torch.from_numpy(avail.copy()).to(dev)
         self.tiny = 1e-12 * float(self.v.mean())
         self.ycol = self.yd.view(1, Nd, 1).expand(1, Nd, self.cs)
@@ -55,6 +61,13 @@ class GreedyScan:
         t = torch.nn.functional.pad(t, (0, self.nb * self.cs - self.D))
         return t.unflatten(-1, (self.nb, self.cs)).movedim(-2, 0).contiguous()
 
+    def mixed(self, log_post: torch.Tensor) -> torch.Tensor:
+        """log((1 - mix) p(y | h) + mix p(y)) from log p(y | h) of every dev point (``[Nd, ...]``)."""
+        if self.log_floor is None:
+            return log_post
+        floor = self.log_floor.to(log_post.dtype).view(-1, *([1] * (log_post.dim() - 1)))
+        return torch.logaddexp(log_post + self.log_keep, floor)
+
     def exact(self, cands: torch.Tensor) -> torch.Tensor:
         """Dev mean log p(z | h_S, h_j) of the candidates, in float64."""
         cm = self.mu[:, None, cands] + (self.a @ self.B[:, :, cands] if self.B.shape[1] else 0.0)
@@ -62,7 +75,7 @@ class GreedyScan:
         rr = self.h[None, :, cands] - cm
         joint = self.lp[:, :, None] + (-0.5 * (LOG_2PI + vc.log())[:, None, :] - 0.5 * rr.square() / vc[:, None, :])
         true = joint.gather(0, self.yd.view(1, self.Nd, 1).expand(1, self.Nd, len(cands)))[0]
-        return (true - torch.logsumexp(joint, 0)).mean(0)
+        return self.mixed(true - torch.logsumexp(joint, 0)).mean(0)
 
     def _block_objective(self, blk: int, scale, logg, lpf, Bf, af) -> torch.Tensor:
         """One block's objective: a log-sum-exp over classes per (point, candidate), in float32."""
@@ -75,7 +88,7 @@ class GreedyScan:
         # the max term is exp(0) = 1, so the sum does not underflow; clamping at -60 (a change
         # below 1e-26) keeps exp off its slow path for huge arguments
         S = q.sub_(mx).clamp_min_(-60.0).exp_().sum(0)
-        return (qt - mx - S.log()).mean(0)
+        return self.mixed(qt - mx - S.log()).mean(0)
 
     def scan(self) -> torch.Tensor:
         """Every candidate's objective (float32; -inf for unavailable neurons), ``[D]``."""
@@ -119,5 +132,12 @@ class GreedyScan:
         self.a = torch.cat([self.a, a_new[:, :, None]], 2)
         self.B = torch.cat([self.B, Brow[:, None, :]], 1)
         self.avail[j] = False
-        cond = (self.lp.gather(0, self.yd[None])[0] - torch.logsumexp(self.lp, 0)).mean()
-        return (self.H + float(cond)) / math.log(2)
+        return (self.H + self.conditional()) / math.log(2)
+
+    def conditional(self) -> float:
+        """The dev mean log p(z | h_S) of the current subset S (nats, the mixed score): -H(Z | h_S)."""
+        return float(self.mixed(self.lp.gather(0, self.yd[None])[0] - torch.logsumexp(self.lp, 0)).mean())
+
+    def gain_bits(self, objective: float) -> float:
+        """How much a candidate whose dev mean log p(z | h_S, h_j) is ``objective`` raises the dev MI, in bits."""
+        return (objective - self.conditional()) / math.log(2)

@@ -15,7 +15,7 @@ import torch
 
 from ..core.validation import split_indices
 from ..data.chunks import ActivationChunks
-from ..probes import GaussianProbe, StandardizationSums, renamed_param, train_softmax_batches
+from ..probes import StandardizationSums, renamed_param, train_softmax_batches
 from ._linear import L1, Linear
 
 __all__ = ["fit_linear", "fit_l1", "fit_gaussian", "ChunkBatches"]
@@ -214,10 +214,15 @@ def fit_gaussian(ranker: Any, chunks: ActivationChunks, y: np.ndarray, moments: 
     acc = ClassScatter(len(ranker.classes_), chunks.n_neurons)
     for pos, X in chunks.iter(tr):
         acc.update(X, y[pos])
-    ranker.probe_ = GaussianProbe(kappa0=ranker.kappa0, nu0=ranker.nu0, dtype=ranker.dtype, device=ranker.device)
+    ranker.probe_ = ranker._new_probe()
     present = acc.count > 0
     ranker.probe_.fit_moments(ranker.classes_[present], acc.count[present], acc.mean[present],
                               acc.scatter[present], acc.variance())
     avail = ~(acc.max - acc.min == 0).numpy() & ~ranker.constant_
-    ranker._select(_in_memory(chunks, dv), y[dv], avail)
+    single = None
+    if ranker.cv is not None:  # two more passes over every row: the fold sums, then the scores
+        every = np.arange(len(y))
+        single = ranker._crossfit_scores(lambda: chunks.iter(every), y, chunks.groups, chunks.n_neurons)
+        ranker.n_passes_ += 2
+    ranker._select(_in_memory(chunks, dv), y[dv], avail, single)
     ranker.n_passes_ += 2
