@@ -92,13 +92,25 @@ def test_linear_vs_saga_and_neurox(benchmark, pos_data, linear_runs):
                 accuracy_neurox=float((neurox_predict(W, b, X[te]) == y[te]).mean()),
                 speedup_vs_saga=t["saga"] / t["ours"], speedup_vs_neurox=t["neurox"] / t["ours"])
     record(benchmark, info, lambda: Linear(seed=0).fit(X[tr], y[tr], groups=sid[tr]))
-    assert t["ours"] * 10 <= t["saga"], info  # target: 10x faster than saga (measured 18x)
-    assert t["ours"] <= t["neurox"], info  # target: no slower than the NeuroX-style probe (measured 1.9x faster)
+    # regression floors (the targets, 10x saga and no slower than the NeuroX-style probe, are goals below): measured
+    # 18x and 1.9x on a quiet machine, 7.8x against saga under load; the regressions named: Linear as slow as saga,
+    # or twice as slow as the NeuroX-style probe
+    assert info["speedup_vs_saga"] >= 4, info
+    assert info["speedup_vs_neurox"] >= 0.8, info
     # target: saga's accuracy.  Ours - saga over data seeds 0-5 (600 test words each): +0.0067, +0.0017,
     # +0.0067, +0.0117, -0.0017, +0.0017, standard deviation 0.005: that is the tolerance.
     assert info["accuracy_ours"] >= info["accuracy_saga"] - 0.005, info
     # target: the NeuroX-style probe's accuracy; ours was higher on all six data seeds (+0.007 to +0.027)
     assert info["accuracy_ours"] >= info["accuracy_neurox"], info
+
+
+@pytest.mark.goal
+def test_linear_speed_targets(linear_runs, goal):
+    """The targets: 10x faster than saga's 10 iterations, no slower than the NeuroX-style probe's 10 epochs."""
+    t, _ = linear_runs
+    goal.check("Linear fit speed-up vs saga (synthetic POS)", t["saga"] / t["ours"], 10.0, unit="x")
+    goal.check("Linear fit speed-up vs NeuroX-style probe", t["neurox"] / t["ours"], 1.0, unit="x")
+    goal.assert_met()
 
 
 def test_linear_topk_vs_reference_ordering(benchmark, pos_data, linear_runs):
