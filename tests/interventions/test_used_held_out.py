@@ -71,3 +71,24 @@ def test_antverg_preset_takes_a_smaller_sentence_cap(planted, planted_corpus):
     with pytest.raises(ValueError, match=r"class value\(s\) remain"), pytest.warns(UserWarning, match="Plur .*Sing"):
         evaluate_used(planted, planted_corpus[:40], "Number", {"r": ["L1.N5", "L1.N23"]}, [1], preset="antverg",
                       max_sentences=30, progress=False)
+
+
+def test_antverg_preset_fits_rankers_by_name_as_published():
+    """Under preset='antverg' a ranking given by name is the published estimator: Probeless's unweighted sum over
+    class pairs (the default weights pairs by class shares), Linear's and Gaussian's published settings."""
+    from tl_neuronprobe.evaluation._rankings import fit_ranker
+
+    params = UsedSettings().with_preset("antverg").ranker_params
+    assert UsedSettings().ranker_params is None
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(600, int), np.ones(600, int), np.full(20, 2)]  # a 20-word class
+    X = rng.normal(size=(len(y), 6))
+    X[:, 1] += 0.6 * (y == 1)  # the big classes differ on neuron 1
+    X[:, 4] += 6.0 * (y == 2)  # the tiny class alone moves neuron 4
+    groups = np.arange(len(y))
+    published = fit_ranker("probeless", X, y, groups, 0, params)
+    default = fit_ranker("probeless", X, y, groups, 0)
+    assert published.pair_weight == "uniform" and published.order_[0] == 4
+    assert default.order_[0] == 1  # control: the default weighting is not what the preset fits
+    assert fit_ranker("linear", X, y, groups, 0, params).preset == "antverg"
+    assert fit_ranker("gaussian", X, y, groups, 0, params).estimate == "published"

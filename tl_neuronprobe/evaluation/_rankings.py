@@ -117,8 +117,11 @@ def check_order(adapter: ModelAdapter, name: str, order: list[Neuron], k_max: in
         raise ValueError(f"k={k_max} is larger than ranking {name!r} ({len(order)} neurons)")
 
 
-def fit_ranker(name: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int):
-    """Fit the ranker called ``name`` (:func:`tl_neuronprobe.rankers.make_ranker`) on word activations."""
+def fit_ranker(name: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int,
+               params: Mapping[str, Mapping[str, Any]] | None = None):
+    """Fit the ranker called ``name`` (:func:`tl_neuronprobe.rankers.make_ranker`) on word activations;
+    ``params[name]`` (if any) are its constructor parameters (a preset's published settings)."""
     from .. import rankers
 
-    return rankers.make_ranker(name, seed=seed).fit(X, y, groups=groups)
+    key = name.strip().lower().replace("-", "_")
+    return rankers.make_ranker(name, seed=seed, **dict((params or {}).get(key, {}))).fit(X, y, groups=groups)

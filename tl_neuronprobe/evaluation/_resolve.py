@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -22,10 +22,14 @@ __all__ = ["METHODS", "PRESETS", "PRESET_CAPS", "UsedSettings", "Resolved", "res
 METHODS = ("translate", "zero", "mean", "resample")
 
 #: Antverg & Belinkov (2022)'s setup: mean of a word's sub-tokens, scaled translation (beta 8), class values with
-#: fewer than 100 distinct word forms dropped, at most 6,500 evaluated sentences
+#: fewer than 100 distinct word forms dropped, at most 6,500 evaluated sentences; rankings given by name are fitted
+#: as published (Probeless's unweighted sum over class pairs, Linear's "antverg" preset, the published Gaussian)
 PRESETS: dict[str, dict[str, Any]] = {
     "antverg": dict(method="translate", alpha="scaled", beta=8.0, aggregation="mean", min_forms=100,
-                    max_sentences=6500),
+                    max_sentences=6500,
+                    ranker_params={"probeless": {"pair_weight": "uniform"}, "linear": {"preset": "antverg"},
+                                   "gaussian": {"estimate": "published", "min_gain": None, "prior_mix": 0.0,
+                                                "cv": None}}),
 }
 #: preset settings that are upper bounds: an explicit smaller value is kept, a larger one contradicts the preset
 PRESET_CAPS = ("max_sentences",)
@@ -57,6 +61,8 @@ class UsedSettings:
     progress: bool = True
     min_forms: int = 0
     max_sentences: int | None = None
+    #: constructor parameters for rankings given by name, by ranker name (``{"probeless": {"pair_weight": ...}}``)
+    ranker_params: Mapping[str, Mapping[str, Any]] | None = None
 
     def with_preset(self, preset: str | None) -> "UsedSettings":
         """These settings under a preset; a setting given explicitly that the preset contradicts raises.

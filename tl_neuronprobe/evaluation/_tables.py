@@ -143,7 +143,7 @@ def _fit_pending(resolved: Resolved, tables: Tables, settings: UsedSettings) -> 
     for name, ranker_name in resolved.pending.items():
         cols = tables.columns([Neuron(int(layer), j, site) for j in range(adapter.site_width(site))])
         fitted = _rankings.fit_ranker(ranker_name, tables.X[:, torch.as_tensor(cols)].numpy(), tables.y,
-                                      tables.groups, settings.seed)
+                                      tables.groups, settings.seed, settings.ranker_params)
         resolved.orders[name] = _rankings.columns_to_neurons(fitted.order_, site, layer, adapter, name)
         _rankings.check_order(adapter, name, resolved.orders[name], max(resolved.ks))
 
