@@ -31,7 +31,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser("describe", parents=[common],
                               help="describe every neuron with concepts from the corpus, scored on held-out text")
     p.add_argument("--model", required=True, help="minilm, a Hugging Face folder or name, planted, tiny")
-    p.add_argument("--data", default="ud-english", help="ud-english[:N], synthetic[:N], a .conllu file")
+    p.add_argument("--data", default="ud-english", help="ud-english, ud-english:N (its first N sentences), "
+                                                              "synthetic:N, a .conllu file")
     p.add_argument("--sentences", type=int, default=None, help="first N sentences of the data")
     p.add_argument("--layers", default=None, help="comma-separated layers (default: all)")
     p.add_argument("--site", default="mlp.post")

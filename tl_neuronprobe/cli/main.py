@@ -57,8 +57,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _add_extract(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("extract", parents=[common], help="word-aligned activations of a corpus, streamed to a folder")
     p.add_argument("--model", required=True, help="minilm, a Hugging Face folder or name, planted, tiny")
-    p.add_argument("--data", required=True, help="a .conllu file, a word<TAB>label file, ud-english[:N] or "
-                                                 "synthetic[:N]")
+    p.add_argument("--data", required=True, help="a .conllu file, a word<TAB>label file, ud-english, "
+                                                 "ud-english:N (its first N sentences) or synthetic:N")
     p.add_argument("--site", default="mlp.post", help="comma-separated sites: mlp.post, mlp.pre, resid.post, ...")
     p.add_argument("--layers", default=None, help="comma-separated layers (default: all)")
     p.add_argument("--aggregation", default="last", choices=["first", "last", "mean"])

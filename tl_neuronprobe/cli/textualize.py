@@ -61,7 +61,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                    help="discrete: keep each member's best child, or select across the population")
     p.add_argument("--samples", type=int, default=None, help="gumbel samples per step (default: per schedule)")
     p.add_argument("--corpus", default="ud-english:300",
-                   help="baseline corpus: ud-english[:N], synthetic[:N], a .conllu or word<TAB>label file, or 'none'")
+                   help="baseline corpus: ud-english, ud-english:N (its first N sentences), synthetic:N, a .conllu "
+                        "or word<TAB>label file, or 'none'")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="autocast dtype for the optimization (results are re-scored in the model's precision)")
     p.add_argument("--out", default=None, help="folder for textualize.csv, textualize.md and the saved result "

@@ -50,8 +50,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                                    "(against bottom-k and random-k)")
     p.add_argument("--model", required=True, help="minilm, a Hugging Face folder or name, or a built-in test "
                                                   "model: planted, agreement (trained in seconds), tiny")
-    p.add_argument("--data", required=True, help="a .conllu file, a word<TAB>label file, ud-english[:N] or "
-                                                 "synthetic[:N]")
+    p.add_argument("--data", required=True, help="a .conllu file, a word<TAB>label file, ud-english, "
+                                                 "ud-english:N (its first N sentences) or synthetic:N")
     p.add_argument("--fit-data", default=None, help="corpus for class means and ranker fitting (default: --data)")
     p.add_argument("--attribute", required=True, help="e.g. Number, upos")
     p.add_argument("--rankings", required=True,

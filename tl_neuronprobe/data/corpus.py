@@ -193,7 +193,8 @@ class Corpus:
             return SOURCES[name](int(count) if count else None, seed)
         path = Path(spec)
         if not path.exists():
-            raise FileNotFoundError(f"corpus file {path} does not exist (or use 'ud-english[:N]' or 'synthetic[:N]')")
+            raise FileNotFoundError(f"corpus file {path} does not exist (or use a built-in corpus: 'ud-english', "
+                                    "'ud-english:N' for its first N sentences, or 'synthetic:N')")
         suffixes = [x.lower() for x in path.suffixes]
         conllu = any(x in (".conllu", ".conll") for x in suffixes)
         return cls.from_conllu(path) if conllu else cls.from_tsv(path)
