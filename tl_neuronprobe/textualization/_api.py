@@ -243,16 +243,16 @@ def _readout(problem: Problem, method: str, rows, chunk: Sequence[int], best: Be
         texts.append(NeuronText(problem.neurons[i], method, names, final_tokens[j], text, float(final_act[j]),
                                 fluency=fluencies[j], similarity=sims[j]))
     if best.vectors is not None:
-        _dense_readout(problem, rows, best.vectors[pick], pick, texts)
+        _dense_readout(problem, problem.rows(chunk), best.vectors[pick], texts)  # the picked rows' neurons
     return texts
 
 
 @torch.no_grad()
-def _dense_readout(problem: Problem, rows, vectors: torch.Tensor, pick: torch.Tensor, texts: list[NeuronText],
+def _dense_readout(problem: Problem, rows, vectors: torch.Tensor, texts: list[NeuronText],
                    k: int = 5) -> None:
     """Keep each neuron's optimized vectors, their activation (model precision) and their nearest tokens with
     cosine and the share of squared norm each token's direction explains."""
-    act, _ = problem.forward(rows[pick], embeds=vectors.to(problem.E.dtype), target=True)
+    act, _ = problem.forward(rows, embeds=vectors.to(problem.E.dtype), target=True)
     En = normalize(problem.E.float(), dim=-1)
     cos, idx = (normalize(vectors, dim=-1) @ En.T).topk(min(k, En.shape[0]), dim=-1)  # [N, n, k]
     token_ids = problem.allowed[idx]

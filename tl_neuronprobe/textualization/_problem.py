@@ -16,7 +16,7 @@ import torch
 from einops import rearrange, repeat
 
 from ..core.adapter import ModelAdapter
-from ..core.hooks import capture_hooks, run_capture
+from ..core.hooks import capture_hooks, run_capture, stop_when_all_read
 from ..core.neurons import Neuron
 from ._vocab import TextualizeError, VocabSpec, framing, resolve_vocab, token_names
 
@@ -37,6 +37,10 @@ def surrogate_neuron(adapter: ModelAdapter, neuron: Neuron, surrogate: bool | No
     return pre if ok else neuron
 
 
+def _no_read(act: torch.Tensor, hook=None) -> None:  # noqa: ARG001 - a stop hook reads nothing itself
+    return None
+
+
 def token_embedding_hook(adapter: ModelAdapter) -> str:
     """The hook soft inputs are fed through; a clear error when the model has none."""
     try:
@@ -52,21 +56,53 @@ def token_embedding_hook(adapter: ModelAdapter) -> str:
 @dataclass
 class Rows:
     """Which neuron each row (sequence) of a batch is scored on: ``index[i]`` indexes ``Problem.neurons``;
-    ``neuron_ids`` lists the distinct ones on the host, so passes know their hooks and depth without asking
-    the device."""
+    ``runs`` says the same on the host as consecutive ``(neuron id, number of rows)`` runs, so passes know
+    each slice's hooks and depth without asking the device (no host synchronization)."""
 
     index: torch.Tensor
-    neuron_ids: list[int]
+    runs: tuple[tuple[int, int], ...]
+
+    def __post_init__(self) -> None:
+        if sum(count for _, count in self.runs) != self.index.shape[0]:
+            raise ValueError(f"Rows: runs cover {sum(c for _, c in self.runs)} rows, index has "
+                             f"{self.index.shape[0]}")
+
+    @property
+    def neuron_ids(self) -> list[int]:
+        """The distinct neurons these rows read (sorted)."""
+        return sorted({i for i, _ in self.runs})
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
 
     def repeat(self, times: int) -> "Rows":
         """Each row ``times`` times, consecutively."""
-        return Rows(self.index.repeat_interleave(times), self.neuron_ids)
+        return Rows(self.index.repeat_interleave(times), tuple((i, c * times) for i, c in self.runs))
 
     def __getitem__(self, item: slice) -> "Rows":
-        return Rows(self.index[item], self.neuron_ids)
+        if not isinstance(item, slice) or item.step not in (None, 1):
+            raise TypeError(f"Rows take contiguous slices only (their neurons are known on the host by runs), "
+                            f"got {type(item).__name__}; build picked rows with Problem.rows")
+        start, stop, _ = item.indices(len(self))
+        runs, at = [], 0
+        for i, count in self.runs:
+            lo, hi = max(start, at), min(stop, at + count)
+            if hi > lo:
+                runs.append((i, hi - lo))
+            at += count
+        return Rows(self.index[start:stop], tuple(runs))
+
+    def split(self, key: Callable[[int], int]) -> list[tuple[int, int]]:
+        """``(start, stop)`` of the longest consecutive stretches of rows whose neurons share ``key(neuron id)``
+        (e.g. the layer a pass must reach)."""
+        bounds, at = [], 0
+        for i, count in self.runs:
+            if bounds and key(i) == bounds[-1][0]:
+                bounds[-1][2] = at + count
+            else:
+                bounds.append([key(i), at, at + count])
+            at += count
+        return [(lo, hi) for _, lo, hi in bounds]
 
 
 class Problem:
@@ -156,15 +192,33 @@ class Problem:
         """Activation of each row's neuron at the reading position, and logits if asked.
 
         Exactly one of ``tokens`` [B, n] (vocabulary ids) and ``embeds`` [B, n, D] (soft inputs fed through
-        the token-embedding hook) is given. Without ``logits`` the pass stops after the deepest layer needed.
-        ``target`` reads the neurons asked for; otherwise their optimization objective (the surrogate).
+        the token-embedding hook) is given. ``target`` reads the neurons asked for; otherwise their
+        optimization objective (the surrogate). Without ``logits``, consecutive rows whose neurons sit in the
+        same layer go through one pass that ends right after their last hook fires: a layer-1 row does not pay
+        for layer 5 because a layer-5 row shares its batch (the rows are independent, so the values are those
+        of one pass over all rows).
         """
+        neurons = self.neurons if target else self.objective_neurons
+        groups = [(0, len(rows))] if logits else rows.split(lambda i: neurons[i].layer)
+        self.last_store = {}
+        if len(groups) == 1:
+            return self._pass(rows, tokens, embeds, logits, target)
+        acts = [self._pass(rows[lo:hi], None if tokens is None else tokens[lo:hi],
+                           None if embeds is None else embeds[lo:hi], False, target)[0] for lo, hi in groups]
+        return torch.cat(acts), None
+
+    def _pass(self, rows: Rows, tokens: torch.Tensor | None, embeds: torch.Tensor | None, logits: bool,
+              target: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One forward pass over ``rows`` (see :meth:`forward`); without ``logits`` it ends once every read hook
+        has fired (and in any case after the deepest layer read)."""
         neurons = self.neurons if target else self.objective_neurons
         all_hooks, hook_of, col_of = self._tables[target]
         hooks = sorted({neurons[i].hook_name for i in rows.neuron_ids})
         stop = max(neurons[i].layer for i in rows.neuron_ids)
         store: dict[str, torch.Tensor] = {}
         fwd = self._reads(rows, hooks, col_of, store)
+        if not logits:  # after every other hook at these points: end the pass once all reads are stored
+            fwd = fwd + stop_when_all_read([(h, _no_read) for h in hooks], store)
         if embeds is not None:
             ids, fwd = repeat(self.template, "t -> b t", b=embeds.shape[0]), [self.feed(embeds)] + fwd
         else:
@@ -175,7 +229,9 @@ class Problem:
         if missing:
             raise TextualizeError(f"hook(s) {missing} never ran in a forward pass of {self.adapter.name}: "
                                   f"textualize cannot reach neurons at these sites")
-        self.last_store = store
+        for h, value in store.items():  # every pass's reads, a cut graph in any of them kept (check_reachable)
+            if h not in self.last_store or not value.requires_grad:
+                self.last_store[h] = value
         act = store[hooks[0]]
         for h in hooks[1:]:
             act = torch.where(hook_of[rows.index] == all_hooks.index(h), store[h], act)
@@ -185,7 +241,7 @@ class Problem:
         """Rows scoring ``neuron_ids``, each repeated ``repeats`` times consecutively (neuron-major)."""
         ids = [int(i) for i in neuron_ids]
         index = torch.as_tensor(ids, dtype=torch.long, device=self.device).repeat_interleave(repeats)
-        return Rows(index, sorted(set(ids)))
+        return Rows(index, tuple((i, int(repeats)) for i in ids))
 
     def all_neuron_forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Activations [B, N] of every neuron on every row (for the corpus scan)."""
