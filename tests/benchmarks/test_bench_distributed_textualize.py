@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from timing import widened
+from timing import bests_and_noise, widened
 
 SCRIPT = Path(__file__).with_name("ranks_bench_textualize.py")
 ROUNDS = 3
@@ -52,8 +52,8 @@ def test_two_ranks_split_the_work(benchmark, measured):
     one_cpu = min(res["cpu"][0]["one"])
     two_cpu = [min(rank["two"]) for rank in res["cpu"]]
     share = max(two_cpu) / one_cpu
-    rounds = [res["cpu"][0]["one"], *(rank["two"] for rank in res["cpu"])]
-    noise = max(sorted(ts)[len(ts) // 2] / min(ts) - 1.0 for ts in rounds)
+    _, noise = bests_and_noise({"one": res["cpu"][0]["one"], **{f"two{r}": rank["two"] for r, rank in
+                                                               enumerate(res["cpu"])}})
     ceiling = widened(CPU_SHARE_CEILING, CPU_SHARE_REGRESSION, noise)
     benchmark.extra_info.update(one_cpu_s=one_cpu, two_cpu_s=two_cpu, cpu_share=share, noise=noise)
     print(f"\ntextualize {res['neurons']} neurons: rank 0 alone {one_cpu:.2f} CPU s; 2 ranks "
@@ -68,7 +68,7 @@ def test_two_ranks_vs_one(benchmark, measured, goal):
     res = benchmark.pedantic(lambda: measured, rounds=1, iterations=1)
     one, two = res["best"]["one"], res["best"]["two"]
     ratio = one / two
-    noise = max(sorted(ts)[len(ts) // 2] / min(ts) - 1.0 for ts in res["times"].values())
+    _, noise = bests_and_noise(res["times"])
     benchmark.extra_info.update(one_s=one, two_s=two, speedup=ratio, noise=noise, neurons=res["neurons"],
                                 parked_cpu_s=res["parked_cpu_s"])
     print(f"\ntextualize {res['neurons']} neurons: 1 process {one:.2f} s, 2 processes {two:.2f} s, speed-up "
