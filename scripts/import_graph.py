@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1] / "tl_neuronprobe"
 #: the pipeline's order: a subpackage may import only those before it (core first); None: anything
 ORDER = ["core", "data", "probes", "rankers", "interventions", "evaluation", "textualization", "descriptions",
          "reporting", "workflows", "cli"]
-FREE = {"testbeds", "testing", "models", "__init__", "textualize"}  # testbeds/tests helpers and the root
+FREE = {"testbeds", "testing", "models", "__init__"}  # testbeds/tests helpers and the root
 
 
 def module_name(path: Path) -> str:

@@ -1,32 +1,52 @@
 """tl_neuronprobe: neuron-level interpretability for TransformerLens models.
 
 Which neurons encode a property (rankers), which ones the model uses (interventions), what drives a neuron
-(textualization), over word-aligned activations taken at TransformerLens hook points. The subpackages follow
-the pipeline: ``core`` -> ``data`` -> ``probes`` / ``rankers`` -> ``interventions`` -> ``evaluation`` ->
-``textualization`` -> ``descriptions``; ``reporting`` builds the HTML neuron browser; ``testbeds`` holds models with planted ground truth, ``workflows`` runs each command line job
+(textualization) and what describes it (descriptions), over word-aligned activations taken at TransformerLens
+hook points. Each stage takes its data plus one config and returns a typed result::
+
+    acts = tnp.extract(model, corpus, tnp.ExtractConfig(layers=(2, 3)))
+    encoded = tnp.evaluate_encoded(acts, "upos", ["probeless", "linear"], tnp.EncodedConfig(ks=(1, 10)))
+    used = tnp.evaluate_used(model, corpus, "upos", encoded, tnp.UsedConfig.antverg())
+    tnp.report([encoded, used], out_dir="report/")
+
+The subpackages follow the pipeline: ``core`` -> ``data`` -> ``probes`` / ``rankers`` -> ``interventions`` ->
+``evaluation`` -> ``textualization`` -> ``descriptions``; ``reporting`` builds the HTML neuron browser;
+``testbeds`` holds models with planted ground truth (``tnp.testing``), ``workflows`` runs each command line job
 (and the demo) as a library function and ``cli`` only parses the command line.
 """
 
 from . import interventions, models, probes, rankers, testing
 from .core.adapter import ModelAdapter
+from .core.config import Config
 from .core.neurons import SITES, Neuron, parse_neurons
-from .data import synthetic
 from .data.activations import Activations
 from .data.corpus import Corpus, CorpusError, Sentence
-from .data.extraction import LongSentenceError, NonFiniteActivationError, extract
-from .evaluation import controls
-from .evaluation.encoded import evaluate_encoded, layer_distribution, plot_encoded, ranker_agreement
-from .evaluation.used import compare_encoded_used, evaluate_used, plot_used
-from .interventions import readouts
-from .textualization import corpus_top_windows, textualize
-from .descriptions import Descriptions, describe
+from .data.extraction import ExtractConfig, LongSentenceError, NonFiniteActivationError, extract
+from .evaluation.compare import CompareConfig, Comparison, compare_encoded_used
+from .evaluation.encoded import EncodedConfig, EncodedResult, evaluate_encoded
+from .evaluation.results import load_result
+from .evaluation.used import UsedConfig, UsedResult, evaluate_used
+from .textualization import TextualizeConfig, TextualizeResult, corpus_top_windows, textualize
+from .descriptions import DescribeConfig, Descriptions, describe
 from . import workflows  # noqa: E402 - after the stages it runs
 from .reporting import report  # noqa: E402 - reads what every stage writes
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = ["Activations", "Corpus", "Descriptions", "describe", "report", "CorpusError", "LongSentenceError", "ModelAdapter", "Neuron",
-           "NonFiniteActivationError", "SITES", "Sentence", "compare_encoded_used", "controls", "corpus_top_windows",
-           "evaluate_encoded", "evaluate_used", "extract", "interventions", "layer_distribution", "models",
-           "parse_neurons", "plot_encoded", "plot_used", "probes", "ranker_agreement", "rankers", "readouts",
-           "synthetic", "testing", "textualize", "workflows"]
+__all__ = [
+    # models and ground truth
+    "models", "testing", "ModelAdapter",
+    # units, corpora, activations
+    "Neuron", "parse_neurons", "SITES", "Corpus", "Sentence", "CorpusError", "Activations",
+    "extract", "ExtractConfig", "LongSentenceError", "NonFiniteActivationError",
+    # which neurons encode a property
+    "rankers", "probes", "evaluate_encoded", "EncodedConfig", "EncodedResult",
+    # which neurons the model uses
+    "interventions", "evaluate_used", "UsedConfig", "UsedResult", "compare_encoded_used", "CompareConfig",
+    "Comparison",
+    # what a neuron responds to, what describes it
+    "textualize", "TextualizeConfig", "TextualizeResult", "corpus_top_windows", "describe", "DescribeConfig",
+    "Descriptions",
+    # results, configs, jobs
+    "report", "load_result", "Config", "workflows",
+]

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from describe_reference import naive_association, planted_activations, treebank_concepts  # noqa: E402
 
-from tl_neuronprobe.descriptions import associate, beam_search  # noqa: E402
+from tl_neuronprobe.descriptions._associate import associate  # noqa: E402
+from tl_neuronprobe.descriptions._compose import beam_search  # noqa: E402
 from tl_neuronprobe.descriptions._associate import intersections_at  # noqa: E402
 
 

@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/planted_ar
 from planted_arrays import covers, label_free_orders, make_planted, recovered  # noqa: E402
 
 import tl_neuronprobe.rankers as R  # noqa: E402
+from tl_neuronprobe.data.extraction import ExtractConfig  # noqa: E402
 
-FAST = {"gaussian": dict(max_features=8)}
+FAST = {"gaussian": dict(max_k=8)}
 
 
 def orders_for(seed: int) -> tuple[dict, object]:
@@ -54,7 +55,8 @@ def model_overlaps(quiet: bool, corpus_seeds: range) -> dict[str, list[int]]:
     model = tnp.testing.planted_model(quiet=quiet)
     out: dict[str, list[int]] = {}
     for seed in corpus_seeds:
-        acts = tnp.extract(model, tnp.testing.planted_corpus(150, seed=seed), site="mlp.post", progress=False)
+        acts = tnp.extract(model, tnp.testing.planted_corpus(150, seed=seed), ExtractConfig(site="mlp.post"),
+                           progress=False)
         X, y, _, idx = acts.dataset("Number", return_index=True)
         groups, want = acts.sentence_ids[idx], acts.columns(model.planted["Number"])
         orders = {name: R.make_ranker(name).fit(X, y, groups=groups).order_ for name in MODEL_RANKERS}

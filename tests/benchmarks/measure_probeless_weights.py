@@ -22,7 +22,9 @@ import torch  # noqa: E402
 
 import tl_neuronprobe as tnp  # noqa: E402
 from tl_neuronprobe.data.treebank import split_by_document  # noqa: E402
+from tl_neuronprobe.evaluation.encoded import EncodedConfig  # noqa: E402
 from tl_neuronprobe.rankers import Probeless  # noqa: E402
+from tl_neuronprobe.data.extraction import ExtractConfig  # noqa: E402
 
 KNOWN = {"Number": "L0.N984", "VerbForm": "L0.N1477", "Tense": "L0.N1477", "upos": None}
 
@@ -38,8 +40,8 @@ def activations(cache: Path, treebank: str, sentences: int) -> dict[str, tnp.Act
                 tune = split_by_document(tnp.Corpus.from_conllu(treebank))["tune"]
                 corpora = {"tune": tune.subset(range(min(sentences, len(tune)))),
                            "heldout": tnp.Corpus.load("ud-english")}
-            tnp.extract(tnp.models.load("minilm", device="cpu"), corpora[part], site="mlp.post", layers=[0],
-                        out_dir=path, long_sentences="skip", progress=False)
+            tnp.extract(tnp.models.load("minilm", device="cpu"), corpora[part],
+                        ExtractConfig(site="mlp.post", layers=[0], long_sentences="skip"), out_dir=path, progress=False)
         out[part] = tnp.Activations.load(path)
     return out
 
@@ -62,13 +64,13 @@ def main() -> None:
                            for j in r.order_[:5])
             where = f"{neuron} at #{int(r.ranks_[tune.columns([neuron])[0]]) + 1}; " if neuron else ""
             print(f"{attr} {weight}: {where}top 5 {top}")
-        table = tnp.evaluate_encoded(tune, attr, rankers={"frequency": Probeless(),
-                                                          "uniform": Probeless(pair_weight="uniform")},
-                                     ks=[int(k) for k in args.ks.split(",")], probes=("logistic",), control=False,
-                                     test=held)
+        config = EncodedConfig(ks=[int(k) for k in args.ks.split(",")], probes=["logistic"], control=False)
+        result = tnp.evaluate_encoded(tune, attr, {"frequency": Probeless(), "uniform": Probeless(pair_weight="uniform")},
+                                      config, test=held)
+        table = result.table
         top = table[table.selection == "top"].pivot_table(index="k", columns="ranking", values="accuracy")
-        print(f"{attr}: held-out accuracy on the top k (train {table.attrs['n_train']} words, test "
-              f"{table.attrs['n_test']})\n{top.round(3).to_string()}", flush=True)
+        print(f"{attr}: held-out accuracy on the top k (train {result.extra['n_train']} words, test "
+              f"{result.extra['n_test']})\n{top.round(3).to_string()}", flush=True)
 
 
 if __name__ == "__main__":

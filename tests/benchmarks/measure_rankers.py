@@ -95,7 +95,7 @@ def gaussian_part(args, out):
     X, y, sid = load_data(args, 12_600, 1_536, layer=args.layer)
     C = len(np.unique(y))
     print(f"gaussian: {len(y)} words x {X.shape[1]} neurons, {C} classes")
-    g, t_ours = timed(lambda: Gaussian.from_preset("published", max_features=50, seed=0).fit(X, y, groups=sid))
+    g, t_ours = timed(lambda: Gaussian.from_preset("published", max_k=50, seed=0).fit(X, y, groups=sid))
     out["gaussian_seconds_50_steps"] = t_ours
     out["gaussian_selected"] = g.selected_.tolist()
     print(f"  ours: 50 steps in {t_ours:.2f} s (dev {len(g.dev_index_)} words); MI (bits) after 1/10/50 steps: "

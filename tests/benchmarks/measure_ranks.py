@@ -28,6 +28,10 @@ import torch.distributed as dist
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.core import distributed
+from tl_neuronprobe.data.extraction import ExtractConfig
+from tl_neuronprobe.descriptions import DescribeConfig
+from tl_neuronprobe.evaluation.used import Baselines, UsedConfig, UsedFit
+from tl_neuronprobe.textualization import Gumbel, TextualizeConfig
 
 
 def workloads() -> dict:
@@ -35,19 +39,21 @@ def workloads() -> dict:
     corpus = tnp.Corpus.load("ud-english")
     rng = np.random.default_rng(0)
     neurons = [tnp.Neuron(3, int(i)) for i in rng.choice(1536, 64, replace=False)]
-    acts = tnp.extract(model, corpus[:300], layers=[3], progress=False)
+    acts = tnp.extract(model, corpus[:300], ExtractConfig(layers=[3]), progress=False)
     ranker = tnp.rankers.Probeless().fit(*acts.dataset("upos")[:2])
     order = [acts.neurons[int(i)] for i in ranker.order_]
     rankings = {"probeless": order, "reverse": order[::-1]}
     return {
-        "textualize": lambda: tnp.textualize(model, neurons[:16], method="gumbel", length=4, steps=10, restarts=1,
-                                             samples=2, batch_size=4, corpus=None, progress=False, seed=0).table
+        "textualize": lambda: tnp.textualize(
+            model, neurons[:16], TextualizeConfig(optimizer=Gumbel(max_steps=10, restarts=1, samples=2), length=4,
+                                                  batch_size=4, corpus=None, seed=0), progress=False).table
         .drop(columns=["seconds"]),
-        "corpus_top_windows": lambda: tnp.corpus_top_windows(model, corpus[:150], neurons, window=5, k=5),
-        "evaluate_used": lambda: tnp.evaluate_used(model, corpus[:60], "upos", rankings, [1, 8, 64], layer=3,
-                                                   fit_corpus=corpus[:120], n_random=2, n_bootstrap=200,
-                                                   progress=False),
-        "describe": lambda: tnp.describe(acts, corpus[:300], seed=0).table,
+        "corpus_top_windows": lambda: tnp.corpus_top_windows(model, corpus[:150], neurons, length=5, n_windows=5),
+        "evaluate_used": lambda: tnp.evaluate_used(
+            model, corpus[:120], "upos", rankings,
+            UsedConfig(ks=[1, 8, 64], fit=UsedFit(layer=3), baselines=Baselines(n_random=2), n_bootstrap=200),
+            test=corpus[:60], progress=False).table,
+        "describe": lambda: tnp.describe(acts, corpus[:300], config=DescribeConfig(seed=0)).table,
     }
 
 

@@ -8,7 +8,7 @@ MiniLM's MLP neurons (``mlp.post``, 6 layers x 1,536) are extracted once per cor
 documents never tuned on; ``--corpus tune`` is the first ``--tune-sentences`` sentences of the tune part of
 the full treebank (``split_by_document``; path ``--treebank``).  Inside either corpus, words are split into
 train/test *by document* (``--test-size``).  For every attribute and seed, each ranking is fitted on the
-training words (ours: ``Linear(random_state=s)``; reference: the NeuroX recipe seeded with ``s`` and its
+training words (ours: ``Linear(seed=s)``; reference: the NeuroX recipe seeded with ``s`` and its
 set-order weight-mass ordering), a fresh ``LogisticProbes`` is trained on every top-k and scored on the
 test words (the mean over ``--probe-seeds`` of that probe); the table is the mean over seeds, then ours -
 reference in accuracy points.
@@ -40,6 +40,7 @@ from tl_neuronprobe.core.validation import split_indices  # noqa: E402
 from tl_neuronprobe.data.treebank import document_of, split_by_document  # noqa: E402
 from tl_neuronprobe.probes import LogisticProbes  # noqa: E402
 from tl_neuronprobe.rankers import Linear  # noqa: E402
+from tl_neuronprobe.data.extraction import ExtractConfig  # noqa: E402
 
 KS = (5, 10, 20, 50, 100, 200)
 TREEBANK = "/work/shared/data/en_ewt-ud-train.conllu"
@@ -57,7 +58,7 @@ def load_activations(corpus, cache: Path) -> "tnp.Activations":
     """MiniLM's mlp.post activations of ``corpus``, extracted into ``cache`` once and memory-mapped after."""
     if not cache.exists():
         model = tnp.models.load("minilm")
-        tnp.extract(model, corpus, site="mlp.post", out_dir=cache, long_sentences="skip", progress=False)
+        tnp.extract(model, corpus, ExtractConfig(site="mlp.post", long_sentences="skip"), out_dir=cache, progress=False)
     return tnp.Activations.load(cache)
 
 

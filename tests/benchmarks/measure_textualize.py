@@ -27,21 +27,21 @@ import numpy as np
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualization import _api, textualize
+from tl_neuronprobe.textualization import CorpusSearch, Dense, Discrete, Gumbel, TextualizeConfig, _api, textualize
 
 SIZES = {"full": dict(n_layers=12, d_model=768, n_heads=12, d_mlp=3072, vocab=50257),
          "small": dict(n_layers=4, d_model=256, n_heads=4, d_mlp=1024, vocab=8192)}
-#: per-method settings used for the figures: default-length runs, and the EPO-style population
-SETTINGS = {"gumbel": dict(method="gumbel", steps=300, restarts=2),
-            "dense": dict(method="dense", steps=300, restarts=2),
-            "discrete": dict(method="discrete", steps=60, restarts=4),
-            "epo": dict(method="discrete", steps=60, restarts=8, topk=512, restart_every=30, fluency=(0.1, 10.0)),
-            "epo-member": dict(method="discrete", steps=60, restarts=8, topk=512, restart_every=30,
-                               fluency=(0.1, 10.0), selection="member"),
-            "epo-encoder": dict(method="discrete", steps=60, restarts=8, topk=512, restart_every=30),
-            "poerner": dict(method="gumbel", schedule="poerner", steps=3000, restarts=1),
-            "poerner-bert": dict(method="gumbel", schedule="poerner-bert", steps=3000, restarts=1),
-            "gumbel-1": dict(method="gumbel", steps=300, restarts=1)}
+#: per-optimizer settings used for the figures: default-length runs, and the EPO-style population
+SETTINGS = {"gumbel": Gumbel(max_steps=300, restarts=2),
+            "dense": Dense(max_steps=300, restarts=2),
+            "discrete": Discrete(max_steps=60, restarts=4),
+            "epo": Discrete(max_steps=60, restarts=8, top_tokens=512, restart_every=30, fluency=(0.1, 10.0)),
+            "epo-member": Discrete(max_steps=60, restarts=8, top_tokens=512, restart_every=30,
+                                   fluency=(0.1, 10.0), selection="member"),
+            "epo-encoder": Discrete(max_steps=60, restarts=8, top_tokens=512, restart_every=30),
+            "poerner": Gumbel.from_schedule("poerner", max_steps=3000, restarts=1),
+            "poerner-bert": Gumbel.from_schedule("poerner-bert", max_steps=3000, restarts=1),
+            "gumbel-1": Gumbel(max_steps=300, restarts=1)}
 BATCHES = (64, 128, 256, 512, 1024)
 
 
@@ -76,19 +76,21 @@ def random_neurons(model, n: int, seed: int = 0) -> list:
 
 def corpus_baseline(model, neurons, length: int, corpus: str = "ud-english", batch: int = 512) -> dict:
     """``{neuron: (corpus maximum, text)}`` over every distinct window of ``length`` tokens of ``corpus``."""
-    res = textualize(model, neurons, method="corpus", length=length, corpus=corpus, eval_batch=batch,
-                     progress=False)
+    config = TextualizeConfig(optimizer=CorpusSearch(), length=length, corpus=corpus, eval_batch=batch)
+    res = textualize(model, neurons, config, progress=False)
     return {r.neuron: (r.activation, r.text) for r in res}
 
 
-def run(model, neurons, setting: dict, length: int, corpus_max: dict, device: str, **kw) -> dict:
-    """One method over all neurons: win rate, median ratio, neurons per minute."""
+def run(model, neurons, setting, length: int, corpus_max: dict, device: str, **kw) -> dict:
+    """One optimizer (``setting``) over all neurons: win rate, median ratio, neurons per minute; ``kw``: shared
+    ``TextualizeConfig`` fields (batch_size, dtype, seed)."""
     sync = device.startswith("cuda")
     if sync:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
-    res = textualize(model, neurons, length=length, corpus_max=corpus_max, progress=False, **setting, **kw)
+    config = TextualizeConfig(optimizer=setting, length=length, corpus=None, **kw)
+    res = textualize(model, neurons, config, corpus_max=corpus_max, progress=False)
     if sync:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t
@@ -98,13 +100,13 @@ def run(model, neurons, setting: dict, length: int, corpus_max: dict, device: st
                 median_activation=float(res.table.activation.median()),
                 median_fluency=float(res.table.fluency.median()),
                 peak_gib=torch.cuda.max_memory_allocated() / 2 ** 30 if sync else None,
-                **{k: str(v) for k, v in setting.items()}, **{k: str(v) for k, v in kw.items()})
+                **{k: str(v) for k, v in setting.to_dict().items()}, **{k: str(v) for k, v in kw.items()})
 
 
-def sync_count(model, neurons, setting: dict, length: int, **kw) -> int:
+def sync_count(model, neurons, setting, length: int, **kw) -> int:
     """Host synchronizations CUDA's sync debug mode reports inside the step loop of a 3-step run (setup and
     the read-out after the loop are not counted)."""
-    method = setting["method"]
+    method = setting.name
     runner, caught = _api._RUNNERS[method], []
 
     def watched(*args, **kwargs):
@@ -118,7 +120,8 @@ def sync_count(model, neurons, setting: dict, length: int, **kw) -> int:
                 caught.extend(got)
     _api._RUNNERS[method] = watched
     try:
-        textualize(model, neurons, length=length, corpus=None, progress=False, **{**setting, "steps": 3}, **kw)
+        config = TextualizeConfig(optimizer=setting.replace(max_steps=3), length=length, corpus=None, **kw)
+        textualize(model, neurons, config, progress=False)
     finally:
         _api._RUNNERS[method] = runner
     return sum("synchroniz" in str(w.message).lower() for w in caught)
@@ -132,7 +135,7 @@ def cuda_suite(out: str | None, length: int = 5, seed: int = 0) -> list[dict]:
         model = load(name, "full", "cuda")
         pool = random_neurons(model, max(BATCHES), seed)
         corpus_max = corpus_baseline(model, pool, length, batch=2048)
-        jobs = [(SETTINGS["gumbel"] | dict(restarts=1), b, d) for b in BATCHES for d in ("bfloat16", "float32")]
+        jobs = [(SETTINGS["gumbel"].replace(restarts=1), b, d) for b in BATCHES for d in ("bfloat16", "float32")]
         jobs += [(SETTINGS[m], 256, "bfloat16") for m in ("dense", "discrete")]
         for setting, batch, dtype in jobs:
             neurons = pool[:batch]
@@ -156,11 +159,12 @@ def frequent_words(model, n: int = 100) -> list[str]:
 
 def words_curve(model, out: str | None, steps: int = 150, n_words: int = 100) -> None:
     """Share of ``n_words`` frequent words recovered against k, every layer (``words_needed``)."""
-    from tl_neuronprobe.textualization import words_needed
+    from tl_neuronprobe.textualization import WordsNeededConfig, words_needed
 
     adapter = tnp.ModelAdapter(model)
     t = time.perf_counter()
-    res = words_needed(model, frequent_words(model, n_words), layer=range(adapter.n_layers), steps=steps)
+    config = WordsNeededConfig(optimizer=Dense(max_steps=steps, restarts=1))
+    res = words_needed(model, frequent_words(model, n_words), range(adapter.n_layers), config)
     print(res.curve.pivot(index="k", columns="layer", values="share").round(2).to_string())
     print(f"{time.perf_counter() - t:.0f} s")
     if out:
@@ -202,8 +206,8 @@ def main(argv=None) -> int:
           f"{time.perf_counter() - t:.1f} s")
     records = []
     for name in args.methods.split(","):
-        setting = dict(SETTINGS[name])
-        setting["steps"] = max(1, int(round(setting["steps"] * args.steps_scale)))
+        setting = SETTINGS[name]
+        setting = setting.replace(max_steps=max(1, int(round(setting.max_steps * args.steps_scale))))
         rec = dict(model=args.model, name=name, **run(model, neurons, setting, args.length, corpus_max,
                                                       args.device, batch_size=args.batch_size, seed=args.seed))
         records.append(rec)

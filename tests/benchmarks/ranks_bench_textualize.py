@@ -16,9 +16,10 @@ import torch.distributed as dist
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.core import distributed
+from tl_neuronprobe.textualization import Gumbel, TextualizeConfig
 
 NEURONS = [tnp.Neuron(1, i) for i in range(64)]
-SETTINGS = dict(method="gumbel", length=3, steps=20, restarts=2, batch_size=16, corpus=None, progress=False, seed=0)
+SETTINGS = TextualizeConfig(optimizer=Gumbel(max_steps=20, restarts=2), length=3, batch_size=16, corpus=None, seed=0)
 
 
 def parked_wait(store: dist.Store, key: str) -> float:
@@ -34,7 +35,8 @@ def main(rounds: int) -> None:
     distributed.setup()
     store = dist.distributed_c10d._get_default_store()
     model = tnp.testing.planted_model()
-    tnp.textualize(model, NEURONS[:4], **{**SETTINGS, "steps": 2})  # warm up both paths
+    tnp.textualize(model, NEURONS[:4], SETTINGS.replace(optimizer=Gumbel(max_steps=2, restarts=2)),
+                   progress=False)  # warm up both paths
     times: dict[str, list[float]] = {"one": [], "two": []}
     cpu: dict[str, list[float]] = {"one": [], "two": []}
     parked = []
@@ -43,11 +45,11 @@ def main(rounds: int) -> None:
             distributed.barrier()
             t, c = time.perf_counter(), time.process_time()
             if side == "two":
-                tnp.textualize(model, NEURONS, **SETTINGS)
+                tnp.textualize(model, NEURONS, SETTINGS, progress=False)
                 distributed.barrier()
             elif distributed.is_main():
                 with distributed.local():
-                    tnp.textualize(model, NEURONS, **SETTINGS)
+                    tnp.textualize(model, NEURONS, SETTINGS, progress=False)
                 store.set(f"done{r}", "1")
             else:
                 parked.append(parked_wait(store, f"done{r}"))
@@ -57,7 +59,7 @@ def main(rounds: int) -> None:
     cpu_by_rank = distributed.gather(cpu)
     if distributed.is_main():
         print(json.dumps(dict(times=times, best={k: min(v) for k, v in times.items()}, parked_cpu_s=parked,
-                              cpu=cpu_by_rank, neurons=len(NEURONS), **SETTINGS)))
+                              cpu=cpu_by_rank, neurons=len(NEURONS), config=SETTINGS.to_dict())))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ torch.set_num_threads(1)
 import tl_neuronprobe as tnp  # noqa: E402
 from tl_neuronprobe.core import distributed  # noqa: E402
 from tl_neuronprobe.core.adapter import ModelAdapter  # noqa: E402
+from tl_neuronprobe.data.extraction import ExtractConfig  # noqa: E402
 
 N_SENTENCES, BLOCK = 360, 24  # 15 shards
 
@@ -58,12 +59,13 @@ def main(out: str, rounds: int) -> None:
     model, corpus, tokens = workload()
 
     def both(r):
-        tnp.extract(model, corpus, out_dir=f"{out}/two-{r}", sentences_per_block=BLOCK, progress=False)
+        tnp.extract(model, corpus, ExtractConfig(sentences_per_block=BLOCK), out_dir=f"{out}/two-{r}", progress=False)
 
     def alone(r):
         if distributed.is_main():
             with single_process():
-                tnp.extract(model, corpus, out_dir=f"{out}/one-{r}", sentences_per_block=BLOCK, progress=False)
+                tnp.extract(model, corpus, ExtractConfig(sentences_per_block=BLOCK), out_dir=f"{out}/one-{r}",
+                            progress=False)
 
     times = {"one": [], "two": []}
     cpu = {"one": [], "two": []}

@@ -120,7 +120,7 @@ corpus = tnp.Corpus.synthetic(int(sys.argv[2]), seed=0)
 out = sys.argv[1] if sys.argv[1] != "-" else None
 base = status("VmRSS")
 open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
-acts = tnp.extract(model, corpus, out_dir=out, sentences_per_block=64, progress=False)
+acts = tnp.extract(model, corpus, tnp.data.extraction.ExtractConfig(sentences_per_block=64), out_dir=out, progress=False)
 peak = status("VmHWM")
 print(acts.X.numel() * acts.X.element_size() / 2**20, (peak - base) / 1024)
 """

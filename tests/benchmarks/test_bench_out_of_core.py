@@ -20,7 +20,7 @@ import torch
 from measure_out_of_core import write_planted
 from tl_neuronprobe.core.validation import few_threads
 from tl_neuronprobe.data.activations import Activations
-from tl_neuronprobe.rankers import FStatistic, Linear, Probeless, fit_out_of_core
+from tl_neuronprobe.rankers import FStatistic, Linear, Probeless, SoftmaxTrainer, fit_out_of_core
 from timing import interleaved_bests, widened
 
 ROUNDS = 3
@@ -51,7 +51,8 @@ def saved(tmp_path_factory):
 @pytest.mark.parametrize("name", ["probeless", "f_statistic", "linear"])
 def test_out_of_core_vs_in_memory(benchmark, saved, name):
     folder, X, y, planted = saved
-    make = {"probeless": Probeless, "f_statistic": FStatistic, "linear": lambda: Linear(solver="adam")}[name]
+    make = {"probeless": Probeless, "f_statistic": FStatistic,
+            "linear": lambda: Linear(trainer=SoftmaxTrainer(solver="adam"))}[name]
     budget = X.nbytes // 4
     fits: dict[str, Any] = {}
 

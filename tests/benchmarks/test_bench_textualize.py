@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualization import textualize
+from tl_neuronprobe.textualization import Discrete, Gumbel, TextualizeConfig, textualize
 
 NEURONS = [tnp.Neuron(1, i) for i in range(64)]
 #: targets of the real-corpus benchmark: seed 0's value less the spread between seeds 0-2 (docs/textualization.md)
@@ -31,17 +31,18 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("method, steps", [("gumbel", 20), ("discrete", 6)])
-def test_batched_vs_sequential(benchmark, one_thread, method, steps):
+@pytest.mark.parametrize("optimizer", [Gumbel(max_steps=20, restarts=2), Discrete(max_steps=6, restarts=2)])
+def test_batched_vs_sequential(benchmark, one_thread, optimizer):
     model = tnp.testing.planted_model()
-    kw = dict(method=method, length=3, steps=steps, restarts=2, corpus=None, progress=False, seed=0)
-    textualize(model, NEURONS[:2], **kw)  # warm up
+    method, steps = optimizer.name, optimizer.max_steps
+    config = TextualizeConfig(optimizer=optimizer, length=3, corpus=None, seed=0)
+    textualize(model, NEURONS[:2], config, progress=False)  # warm up
 
     def batched():
-        return textualize(model, NEURONS, batch_size=64, **kw)
+        return textualize(model, NEURONS, config.replace(batch_size=64), progress=False)
 
     t = time.perf_counter()
-    sequential = textualize(model, NEURONS, batch_size=1, **kw)
+    sequential = textualize(model, NEURONS, config.replace(batch_size=1), progress=False)
     sequential_s = time.perf_counter() - t
     t = time.perf_counter()
     result = benchmark.pedantic(batched, rounds=1, iterations=1)
@@ -78,8 +79,9 @@ def real_corpus_run(name: str, seed: int = 0):
     cfg = REAL[name]
     model = tnp.models.load("minilm") if name == "minilm" else gpt2_random("small")
     neurons = random_neurons(model, cfg["neurons"], seed=0)
-    return textualize(model, neurons, method="gumbel", length=5, steps=cfg["steps"], restarts=1, seed=seed,
-                      corpus=cfg["corpus"], progress=False)
+    config = TextualizeConfig(optimizer=Gumbel(max_steps=cfg["steps"], restarts=1), length=5, seed=seed,
+                              corpus=cfg["corpus"])
+    return textualize(model, neurons, config, progress=False)
 
 
 @pytest.mark.parametrize("name", list(REAL))

@@ -25,14 +25,16 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualization import textualize
+from tl_neuronprobe.textualization import Dense, Discrete, Gumbel, TextualizeConfig, textualize
 
 from timing import bests_and_noise, interleaved_times
 
 #: per-optimizer settings of the CPU benchmark: short runs of each step loop (read-outs included)
-SETTINGS = {"gumbel": dict(steps=4, restarts=1, samples=4, eval_every=2),
-            "dense": dict(steps=4, restarts=2, eval_every=2),
-            "discrete": dict(steps=2, restarts=2, candidates=16, topk=32)}
+SETTINGS = {"gumbel": TextualizeConfig(optimizer=Gumbel(max_steps=4, restarts=1, samples=4), eval_every=2),
+            "dense": TextualizeConfig(optimizer=Dense(max_steps=4, restarts=2), eval_every=2),
+            "discrete": TextualizeConfig(optimizer=Discrete(max_steps=2, restarts=2, candidates=16, top_tokens=32))}
+#: each optimizer at its default steps and restarts (the CUDA goal)
+DEFAULTS = {"gumbel": Gumbel(), "dense": Dense(), "discrete": Discrete()}
 LAYERS = {"minilm": (1, 3, 5), "gpt2-random": (0, 1, 3)}
 #: (model, method) -> (ratio with the fix, ratio of the regression the floor names). Measured (1 thread, CPU time,
 #: best of 2 interleaved rounds, load average 2-4 on 2 cores; the module's ``__main__``): discrete 1.275 (MiniLM)
@@ -69,10 +71,10 @@ def load(name: str, device: str = "cpu"):
 
 def throughput(model, nrns, method: str, rounds: int = ROUNDS, **kw) -> dict:
     """Batched against one neuron at a time, interleaved: best seconds of each, ratio, noise, neurons/min."""
-    run = dict(method=method, length=5, seed=0, corpus=None, progress=False, **SETTINGS[method], **kw)
-    textualize(model, nrns[:1], **{**run, "steps": 1})  # warm up
-    sides = {"batched": lambda: textualize(model, nrns, batch_size=64, **run),
-             "one_at_a_time": lambda: textualize(model, nrns, batch_size=1, **run)}
+    run = SETTINGS[method].replace(length=5, seed=0, corpus=None, **kw)
+    textualize(model, nrns[:1], run.replace(optimizer=run.optimizer.replace(max_steps=1)), progress=False)  # warm up
+    sides = {"batched": lambda: textualize(model, nrns, run.replace(batch_size=64), progress=False),
+             "one_at_a_time": lambda: textualize(model, nrns, run.replace(batch_size=1), progress=False)}
     times = interleaved_times(sides, rounds, clock=time.process_time)
     bests, noise = bests_and_noise(times)
     return dict(ratio=bests["one_at_a_time"] / bests["batched"], noise=noise,
@@ -116,13 +118,13 @@ def test_cuda_goal_neurons_per_minute(benchmark, goal, method):
     neurons of all 12 layers in one batch, bf16 autocast); 8 of them one at a time are printed beside it."""
     m = load("gpt2-random-full", "cuda")
     nrns = neurons(m, range(12), per_layer=22)[:256]
-    run = dict(method=method, length=5, seed=0, corpus=None, progress=False)
-    textualize(m, nrns[:2], **{**run, "steps": 2})  # warm up
+    run = TextualizeConfig(optimizer=DEFAULTS[method], length=5, seed=0, corpus=None)
+    textualize(m, nrns[:2], run.replace(optimizer=DEFAULTS[method].replace(max_steps=2)), progress=False)  # warm up
 
     def timed(subset, batch_size):
         torch.cuda.synchronize()
         t = time.perf_counter()
-        textualize(m, subset, batch_size=batch_size, **run)
+        textualize(m, subset, run.replace(batch_size=batch_size), progress=False)
         torch.cuda.synchronize()
         return 60 * len(subset) / (time.perf_counter() - t)
     per_min = benchmark.pedantic(timed, args=(nrns, 256), rounds=1, iterations=1)

@@ -21,8 +21,9 @@ import torch
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe import interventions as iv
-from tl_neuronprobe.evaluation.used import evaluate_used
+from tl_neuronprobe.evaluation.used import Baselines, UsedBatching, UsedConfig, evaluate_used
 from tl_neuronprobe.testbeds.agreement import train_agreement_decoder
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 KS = [1, 2, 4, 8, 12, 16, 24, 32, 48, 64]
 SIDES = ("auto", "naive")
@@ -43,34 +44,37 @@ def interleaved_best(run, rounds: int) -> dict[str, dict[str, float]]:
     for r in range(rounds):
         for side in (SIDES if r % 2 == 0 else SIDES[::-1]):
             start = time.perf_counter()
-            table = run(side)
+            result = run(side)
             times[side].append(time.perf_counter() - start)
-            sweeps[side].append(table.attrs["sweep_seconds"])
+            sweeps[side].append(result.extra["sweep_seconds"])
     return {s: dict(seconds=min(times[s]), sweep_seconds=min(sweeps[s])) for s in SIDES}
 
 
-def compare_strategies(benchmark, model, corpus, rankings, rounds: int = 3, atol: float = 1e-6, **kw) -> dict:
+def compare_strategies(benchmark, model, corpus, rankings, rounds: int = 3, atol: float = 1e-6,
+                       **changes) -> dict:
     """Time evaluate_used batched ('auto') and naive, interleaved; check equal tables; record the ratios."""
-    kw = dict(dict(method="translate", alpha=4.0, bottom=False, n_random=1, n_bootstrap=100, seed=0,
-                   batch_size=32, progress=False), **kw)
+    config = UsedConfig(edit=iv.Translate(alpha=4.0), ks=KS, baselines=Baselines(bottom=False, n_random=1),
+                        n_bootstrap=100, seed=0).replace(**changes)
 
     def run(strategy):
-        return evaluate_used(model, corpus, "Number", rankings, KS, strategy=strategy, **kw)
+        return evaluate_used(model, corpus, "Number", rankings,
+                             config.replace(batching=UsedBatching(batch_size=32, strategy=strategy)), progress=False)
 
     batched, naive = run("auto"), run("naive")  # warm up, and the equality check
-    pd.testing.assert_frame_equal(batched, naive, atol=atol, rtol=0 if atol < 1e-6 else 1e-5)
+    pd.testing.assert_frame_equal(batched.table, naive.table, atol=atol, rtol=0 if atol < 1e-6 else 1e-5)
     best = interleaved_best(run, rounds)
     result = benchmark.pedantic(run, args=("auto",), rounds=1, iterations=1)  # a plain run when disabled
-    assert result.attrs["forward_passes"] == batched.attrs["forward_passes"]
-    info = dict(generation=tnp.ModelAdapter(model).generation, strategy=batched.attrs["strategy"],
-                interventions=batched.attrs["interventions"], batches=batched.attrs["batches"], rounds=rounds,
-                batched_forward_passes=batched.attrs["forward_passes"],
-                naive_forward_passes=naive.attrs["forward_passes"],
+    batched, naive = batched.extra, naive.extra
+    assert result.extra["forward_passes"] == batched["forward_passes"]
+    info = dict(generation=tnp.ModelAdapter(model).generation, strategy=batched["strategy"],
+                interventions=batched["interventions"], batches=batched["batches"], rounds=rounds,
+                batched_forward_passes=batched["forward_passes"],
+                naive_forward_passes=naive["forward_passes"],
                 batched_seconds=best["auto"]["seconds"], naive_seconds=best["naive"]["seconds"],
                 speedup=best["naive"]["seconds"] / best["auto"]["seconds"],
                 batched_sweep_seconds=best["auto"]["sweep_seconds"], naive_sweep_seconds=best["naive"]["sweep_seconds"],
                 sweep_speedup=best["naive"]["sweep_seconds"] / best["auto"]["sweep_seconds"],
-                forward_pass_ratio=naive.attrs["forward_passes"] / batched.attrs["forward_passes"])
+                forward_pass_ratio=naive["forward_passes"] / batched["forward_passes"])
     benchmark.extra_info.update(info)
     print(f"\n{info['generation']} {info['strategy']}, {info['interventions']} interventions x {info['batches']} "
           f"batches, best of {rounds}: {info['batched_seconds']:.2f} s (sweep {info['batched_sweep_seconds']:.2f} s, "
@@ -83,14 +87,15 @@ def compare_strategies(benchmark, model, corpus, rankings, rounds: int = 3, atol
 def test_batched_used_curve_vs_naive_loop(benchmark, one_thread):
     model = train_agreement_decoder(seed=0)
     corpus = tnp.Corpus.synthetic(96, seed=11)
-    acts = tnp.extract(model, corpus, site="mlp.post", layers=[1], progress=False)
+    acts = tnp.extract(model, corpus, ExtractConfig(site="mlp.post", layers=[1]), progress=False)
     X, y, _ = acts.dataset("Number")
     means = iv.class_means(X, y, 2)
     score = (means[0] - means[1]).abs().numpy()
     best = [acts.neurons[i] for i in np.argsort(-score, kind="stable")]
     shuffled = [best[i] for i in np.random.default_rng(0).permutation(len(best))]
     rankings = {"mean_difference": best, "reversed": best[::-1], "shuffled": shuffled}
-    info = compare_strategies(benchmark, model, corpus, rankings, rounds=3, atol=1e-9, alpha=8.0, n_bootstrap=200)
+    info = compare_strategies(benchmark, model, corpus, rankings, rounds=3, atol=1e-9, edit=iv.Translate(alpha=8.0),
+                              n_bootstrap=200)
     assert info["forward_pass_ratio"] > 10
     assert info["sweep_speedup"] > 3, f"the batched sweep is only {info['sweep_speedup']:.1f}x faster than naive"
     assert info["speedup"] > 1.5, f"batched evaluation only {info['speedup']:.1f}x faster than naive end to end"
@@ -105,6 +110,6 @@ def test_deeper_decoder_cached_residual_start(benchmark, one_thread, generation)
     neurons = [tnp.Neuron(3, i) for i in range(384)]
     rng = np.random.default_rng(0)
     rankings = {f"r{j}": [neurons[i] for i in rng.permutation(384)] for j in range(3)}
-    info = compare_strategies(benchmark, model, corpus, rankings, rounds=3, readout="divergence",
-                              divergence=["kl", "hidden_distance"])
+    info = compare_strategies(benchmark, model, corpus, rankings, rounds=3,
+                              readout=iv.Divergence(metrics=["kl", "hidden_distance"]))
     assert info["sweep_speedup"] > (2.0 if info["strategy"] == "cached" else 1.2)

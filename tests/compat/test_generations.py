@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 GENERATIONS = tnp.testing.available_generations()
 
@@ -25,8 +26,8 @@ def test_hooked_and_bridge_agree_on_the_planted_model():
     hooked = tnp.testing.planted_model(generation="hooked")
     bridge = tnp.testing.planted_model(generation="bridge")
     for site in ("mlp.post", "resid.post", "attn.z"):
-        a = tnp.extract(hooked, corpus, site=site, progress=False)
-        b = tnp.extract(bridge, corpus, site=site, progress=False)
+        a = tnp.extract(hooked, corpus, ExtractConfig(site=site), progress=False)
+        b = tnp.extract(bridge, corpus, ExtractConfig(site=site), progress=False)
         torch.testing.assert_close(a.X, b.X, rtol=1e-4, atol=1e-4)
     ad_h, ad_b = tnp.ModelAdapter(hooked), tnp.ModelAdapter(bridge)
     batch = ad_h.collate(ad_h.tokenize_sentences([s.words for s in corpus[:8]]))

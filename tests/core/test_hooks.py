@@ -65,7 +65,7 @@ def test_layer_of_hook_and_deepest_layer():
     assert deepest_layer(["hook_embed", "blocks.1.mlp.hook_post", "blocks.0.hook_resid_post"]) == 1
 
 
-def test_stop_at_layer_zero_runs_no_block_and_old_keyword_warns(adapter):
+def test_stop_at_layer_zero_runs_no_block(adapter):
     batch = _batch(adapter)
     fired = []
     hooks = [("blocks.0.hook_resid_pre", lambda a, hook: fired.append("pre0")),
@@ -73,8 +73,7 @@ def test_stop_at_layer_zero_runs_no_block_and_old_keyword_warns(adapter):
     assert adapter.forward(batch, hooks, stop_at_layer=0) is None
     assert fired == ["pre0"]
     fired.clear()
-    with pytest.warns(DeprecationWarning, match="stop_at_layer"):
-        adapter.forward(batch, hooks, stop_after_layer=0)
+    adapter.forward(batch, hooks, stop_at_layer=1)
     assert fired == ["pre0", "post0"]
     with pytest.raises(ValueError, match="stop_at_layer"):
         adapter.forward(batch, hooks, stop_at_layer=adapter.n_layers + 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tl_neuronprobe.descriptions import describe
+from tl_neuronprobe.descriptions import DescribeConfig, describe
 from tl_neuronprobe.testbeds.descriptions import planted_descriptions
 
 
@@ -15,4 +15,4 @@ def testbed():
 
 @pytest.fixture(scope="session")
 def described(testbed):
-    return describe(testbed.acts, concepts=testbed.concepts, seed=0)
+    return describe(testbed.acts, config=DescribeConfig(seed=0), concepts=testbed.concepts)

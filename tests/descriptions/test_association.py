@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from tl_neuronprobe.descriptions import associate, benjamini_hochberg, within_sentence_shuffle
+from tl_neuronprobe.descriptions._associate import associate, benjamini_hochberg, within_sentence_shuffle
 from tl_neuronprobe.descriptions._associate import (_null_moments, average_ranks, refine, sentence_design,
                                                 shortlist)
 
@@ -27,7 +27,7 @@ def data():
 
 def test_statistics_match_per_pair_references(data):
     X, C, sid = data
-    a = associate(X, C, sid, quantile=0.1, chunk=4)  # chunks that do not divide the neurons
+    a = associate(X, C, sid, quantile=0.1, chunk_neurons=4)  # chunks that do not divide the neurons
     x = X.numpy()
     for j in range(X.shape[1]):
         top = x[:, j] >= np.sort(x[:, j])[len(x) - int(np.ceil(0.1 * len(x)))]
@@ -47,20 +47,20 @@ def test_torch_route_equals_the_cpu_route(data, end):
     """``device=`` (the CUDA path) runs the same chunked statistics in torch; forced onto the CPU here (no GPU in
     CI) it matches the numpy route, ties included (column 1 is rounded)."""
     X, C, sid = data
-    ref = associate(X, C, sid, quantile=0.1, chunk=4, end=end)
-    dev = associate(X, C, sid, quantile=0.1, chunk=4, end=end, device="cpu")
+    ref = associate(X, C, sid, quantile=0.1, chunk_neurons=4, end=end)
+    dev = associate(X, C, sid, quantile=0.1, chunk_neurons=4, end=end, device="cpu")
     for field in ("iou", "precision", "recall", "auroc", "mean_diff", "z", "q", "quantile_threshold", "n_fire"):
         np.testing.assert_allclose(getattr(dev, field), getattr(ref, field), rtol=1e-5, atol=1e-5, err_msg=field)
     wrong = X.clone()
     wrong[:, 1] = torch.randn(len(X))  # the check can fail: other activations, other statistics
-    assert not np.allclose(associate(wrong, C, sid, quantile=0.1, chunk=4, end=end, device="cpu").auroc, ref.auroc)
+    assert not np.allclose(associate(wrong, C, sid, quantile=0.1, chunk_neurons=4, end=end, device="cpu").auroc, ref.auroc)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_route_equals_the_cpu_route(data):
     X, C, sid = data
-    ref = associate(X, C, sid, quantile=0.1, chunk=4)
-    dev = associate(X, C, sid, quantile=0.1, chunk=4, device="cuda")
+    ref = associate(X, C, sid, quantile=0.1, chunk_neurons=4)
+    dev = associate(X, C, sid, quantile=0.1, chunk_neurons=4, device="cuda")
     np.testing.assert_allclose(dev.auroc, ref.auroc, atol=1e-5)
     np.testing.assert_allclose(dev.iou, ref.iou, atol=1e-6)
 
@@ -166,7 +166,7 @@ def test_association_with_tied_activations_matches_references():
     X = np.maximum(rng.standard_normal((n, 6)), 0).astype(np.float32)
     X[:, 1] = (rng.random(n) < 0.03).astype(np.float32)  # 3% ones: the 5% cut falls among the zeros
     X[:, 2] += 2 * C[:, 0].toarray().ravel()
-    a = associate(torch.from_numpy(X), C, sid, chunk=4)
+    a = associate(torch.from_numpy(X), C, sid, chunk_neurons=4)
     for j in range(X.shape[1]):
         t = np.sort(X[:, j])[n - int(np.ceil(0.05 * n))]
         top = X[:, j] >= t

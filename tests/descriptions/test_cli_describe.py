@@ -10,8 +10,8 @@ from tl_neuronprobe.cli import main
 def test_describe_command_writes_descriptions_of_the_planted_model(tmp_path, capsys):
     out = tmp_path / "describe"
     # the loud planted model: see test_models.py for why describe() needs it for L1.N5
-    assert main(["describe", "--model", "planted-loud", "--data", "synthetic:150", "--layers", "1", "--max-length", "1",
-                 "--out", str(out), "--no-progress"]) == 0
+    assert main(["describe", "--model", "planted-loud", "--corpus", "synthetic:150", "--layers", "1",
+                 "--max-length", "1", "--out-dir", str(out), "--no-progress"]) == 0
     table = pd.read_csv(out / "descriptions" / "descriptions.csv")
     assert len(table) == 64 and (out / "coverage.csv").exists()
     desc = table.set_index("neuron")
@@ -27,7 +27,7 @@ def test_report_command_builds_a_site_and_names_a_missing_folder(tmp_path, capsy
     demo = tmp_path / "demo"
     assert main(["demo", "--quick", "--model", "planted", "--corpus", "synthetic", "--attributes", "upos,Number",
                  "--skip", "used,textualize,describe,report", "--out", str(demo), "--no-progress"]) == 0
-    assert main(["report", str(demo), "--out", str(tmp_path / "site")]) == 0
+    assert main(["report", str(demo), "--out-dir", str(tmp_path / "site")]) == 0
     assert (tmp_path / "site" / "index.html").exists()
     assert "report:" in capsys.readouterr().out
 
@@ -35,6 +35,6 @@ def test_report_command_builds_a_site_and_names_a_missing_folder(tmp_path, capsy
 def test_words_needed_command(tmp_path):
     out = tmp_path / "words"
     assert main(["words-needed", "--model", "planted", "--words", "cabinet,dog", "--layers", "1", "--ks", "1,2",
-                 "--steps", "20", "--out", str(out), "--no-progress"]) == 0
+                 "--max-steps", "20", "--out-dir", str(out), "--no-progress"]) == 0
     curve = pd.read_csv(out / "words_needed_curve.csv")
     assert set(curve.k) == {1, 2} and (out / "words_needed.png").exists()

@@ -6,7 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from tl_neuronprobe.descriptions import beam_search, formula_text, parse_formula, render
+from tl_neuronprobe.descriptions import formula_text, parse_formula
+from tl_neuronprobe.descriptions._compose import beam_search, render
 
 
 def test_text_round_trip_and_english():

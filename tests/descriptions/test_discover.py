@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.descriptions import build_concepts, describe, generated_concepts, latent_concepts
+from tl_neuronprobe.descriptions import (DescribeConfig, Search, build_concepts, describe, generated_concepts,
+                                         latent_concepts)
 
 
 def test_latent_clusters_of_planted_representations_are_named_by_their_tag():
@@ -31,7 +32,8 @@ def test_latent_clusters_of_planted_representations_are_named_by_their_tag():
     assert best_noise < 0.5
     # a discovered concept can describe a neuron
     X = np.stack([found.mask(0).astype(np.float32) + 0.05 * rng.standard_normal(len(upos))], 1)
-    d = describe(tnp.Activations.from_array(X, corpus), corpus, sources=["surface"], discovered=found, max_length=1)
+    d = describe(tnp.Activations.from_array(X, corpus), corpus,
+                 config=DescribeConfig(sources=["surface"], search=Search(max_length=1)), discovered=found)
     assert d.table["family"].iloc[0] == "discovered" or d.table["iou"].iloc[0] > 0.95
 
 

@@ -7,8 +7,9 @@ import json
 import pytest
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.descriptions import Descriptions, describe, description_effects
-from tl_neuronprobe.workflows import run_describe
+from tl_neuronprobe.descriptions import DescribeConfig, Descriptions, Search, describe, description_effects
+from tl_neuronprobe.workflows import DescribeJobConfig, describe_job
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 
 @pytest.fixture(scope="module")
@@ -18,13 +19,13 @@ def planted_setup():
     # misses the 5-concept shortlist (upos=DET ranks higher by z there), so this test keeps the loud model
     model = tnp.testing.planted_model(generation=tnp.testing.available_generations()[0], quiet=False)
     corpus = tnp.Corpus.synthetic(150, seed=1)
-    acts = tnp.extract(model, corpus, layers=[1], progress=False)
+    acts = tnp.extract(model, corpus, ExtractConfig(layers=[1]), progress=False)
     return model, corpus, acts
 
 
 def test_planted_model_neurons_described_and_used_vs_encoded(planted_setup):
     model, corpus, acts = planted_setup
-    d = describe(acts, corpus, max_length=2)
+    d = describe(acts, corpus, config=DescribeConfig(search=Search(max_length=2)))
     t = d.table.set_index("neuron")
     used, unused = model.planted.used["Number"], model.planted.unused["Number"]
     for n in [str(x) for x in used + unused]:
@@ -37,13 +38,42 @@ def test_planted_model_neurons_described_and_used_vs_encoded(planted_setup):
     assert u["effect_match"] > 100 * max(n["effect_match"], 1e-12)  # control: the unused twin changes nothing
 
 
-def test_run_describe_on_a_tiny_model_writes_every_output(tmp_path):
+def test_describe_job_on_a_tiny_model_writes_every_output(tmp_path):
     model = tnp.testing.tiny_model(n_layers=2, d_mlp=32)
-    d = run_describe(model, "synthetic:80", tmp_path / "out", agreement=False, effects=1, progress=False,
-                     max_length=2)
+    config = DescribeJobConfig(describe=DescribeConfig(search=Search(max_length=2)), agreement=False, effects=1)
+    d = describe_job(model, "synthetic:80", tmp_path / "out", config=config, progress=False)
     out = tmp_path / "out"
     for name in ["coverage.csv", "methods.csv", "best.csv", "summary.json", "effects.csv"]:
         assert (out / name).exists(), name
     back = Descriptions.load(out / "descriptions")
     assert len(back.table) == 64 and back.neurons == d.neurons
     assert json.loads((out / "summary.json").read_text())["n_neurons"] == 64
+
+
+def test_describe_job_reruns_from_its_summary(tmp_path):
+    from tl_neuronprobe.core.config import read_summary
+    from tl_neuronprobe.data.extraction import ExtractConfig
+    from tl_neuronprobe.workflows import rerun
+
+    config = DescribeJobConfig(extract=ExtractConfig(layers=(1,), long_sentences="skip"),
+                               describe=DescribeConfig(search=Search(max_length=1), seed=2), agreement=False)
+    first = describe_job("planted", "synthetic:60", tmp_path / "a", config=config, progress=False)
+    stage, inputs, again = read_summary(tmp_path / "a")
+    assert stage == "describe" and again == config and inputs["corpus"] == "synthetic:60"
+    second = rerun(tmp_path / "a" / "summary.json", tmp_path / "b", progress=False)
+    assert list(second.table["formula"]) == list(first.table["formula"])
+    assert Descriptions.load(tmp_path / "b" / "descriptions").meta["config"] == config.describe.to_dict()
+
+
+def test_describe_config_validates_and_round_trips():
+    from tl_neuronprobe.core.config import Config
+
+    config = DescribeConfig(sources="surface", word_lists={"colours": ["red", "green"]}, ends=["top", "bottom"],
+                            search=Search(max_length=2, ops=["AND"]))
+    assert config.sources == ("surface",) and config.word_lists == {"colours": ("red", "green")}
+    assert Config.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    for bad in (dict(alpha=0), dict(ends=("middle",)), dict(quantile=1.5), dict(test_size=1.0)):
+        with pytest.raises(ValueError):
+            DescribeConfig(**bad)
+    with pytest.raises(ValueError, match="ops"):
+        Search(ops=("XOR",))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tl_neuronprobe.descriptions import describe
+from tl_neuronprobe.descriptions import DescribeConfig, describe
 from tl_neuronprobe.testbeds.descriptions import describe_by_frequency, planted_descriptions, recovery
 
 
@@ -73,7 +73,7 @@ def test_precision_and_recall_at_2_both_ways(described, testbed):
     # control: the same gold sets against a random ranking of the neurons
     rng = np.random.default_rng(0)
     shuffled = {c: list(rng.permutation(block["neuron"])) for c in gold_n}
-    from tl_neuronprobe.descriptions import precision_recall_at_k
+    from tl_neuronprobe.descriptions._score import precision_recall_at_k
 
     assert precision_recall_at_k(shuffled, gold_n, ks=(2,))["p_at_k"].iloc[0] < 0.3
 
@@ -89,6 +89,7 @@ def test_held_out_scores_beat_the_baselines(described):
 
 
 def test_same_seed_same_descriptions(testbed, described):
-    again = describe(planted_descriptions(n_sentences=600, seed=0).acts, concepts=testbed.concepts, seed=0)
+    again = describe(planted_descriptions(n_sentences=600, seed=0).acts, config=DescribeConfig(seed=0),
+                     concepts=testbed.concepts)
     assert list(again.table["formula"]) == list(described.table["formula"])
     np.testing.assert_array_equal(again.table["test_f1"].to_numpy(), described.table["test_f1"].to_numpy())

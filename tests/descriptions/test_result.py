@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.descriptions import Descriptions, describe
+from tl_neuronprobe.descriptions import DescribeConfig, Descriptions, Search, describe
 
 
 def test_table_columns_and_round_trip(described, tmp_path):
@@ -37,12 +37,13 @@ def test_activations_from_array_and_the_bottom_end():
     X[:, 1] -= upos == "NOUN"  # fires downward
     acts = tnp.Activations.from_array(X, corpus)
     assert [str(n) for n in acts.neurons] == ["L0.N0", "L0.N1", "L0.N2"]
-    d = describe(acts, corpus, ends=("top", "bottom"), max_length=1)
+    config = DescribeConfig(ends=("top", "bottom"), search=Search(max_length=1))
+    d = describe(acts, corpus, config=config)
     top = d.table.set_index(["neuron", "end"])
     assert top.loc[("L0.N0", "top"), "formula"] == "upos=ADJ"
     assert top.loc[("L0.N1", "bottom"), "formula"] == "upos=NOUN"
     assert not top.loc[("L0.N2", "top"), "described"]
-    on_device = describe(acts, corpus, ends=("top", "bottom"), max_length=1, device="cpu")  # the torch (CUDA) route
+    on_device = describe(acts, corpus, config=config, device="cpu")  # the torch (CUDA) route
     assert on_device.table["formula"].tolist() == d.table["formula"].tolist()
     with pytest.raises(ValueError, match="rows"):
         tnp.Activations.from_array(X[:-1], corpus)

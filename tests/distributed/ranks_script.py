@@ -50,16 +50,19 @@ def record_work() -> None:
 def stage_textualize(model, corpus):
     """Three methods over 12 neurons in chunks of 2 (6 chunks, two layers): gumbel with the corpus baseline,
     discrete started from the top corpus windows, dense; the seconds column is a timing."""
-    common = dict(length=3, seed=5, batch_size=2, progress=False, eval_batch=64)
-    runs = [dict(method="gumbel", steps=8, restarts=2, corpus=corpus),
-            dict(method="discrete", steps=3, restarts=2, init="corpus", corpus=corpus, candidates=8),
-            dict(method="dense", steps=6, restarts=1, corpus=None)]
-    return [tnp.textualize(model, NEURONS, **common, **kw).table.drop(columns=["seconds"]) for kw in runs]
+    from tl_neuronprobe.textualization import Dense, Discrete, Gumbel, TextualizeConfig
+
+    common = TextualizeConfig(length=3, seed=5, batch_size=2, eval_batch=64, corpus=corpus)
+    runs = [common.replace(optimizer=Gumbel(max_steps=8, restarts=2)),
+            common.replace(optimizer=Discrete(max_steps=3, restarts=2, init="corpus", candidates=8)),
+            common.replace(optimizer=Dense(max_steps=6, restarts=1), corpus=None)]
+    return [tnp.textualize(model, NEURONS, config, progress=False).table.drop(columns=["seconds"])
+            for config in runs]
 
 
 def stage_windows(model, corpus):
     """Top windows over a corpus scanned in many small batches (shares of batches per rank)."""
-    return tnp.corpus_top_windows(model, corpus, NEURONS, window=3, k=4, batch_size=16)
+    return tnp.corpus_top_windows(model, corpus, NEURONS, length=3, n_windows=4, batch_size=16)
 
 
 def stage_used(model, corpus):
@@ -67,15 +70,20 @@ def stage_used(model, corpus):
     used, unused = model.planted.used["Number"], model.planted.unused["Number"]
     rest = [tnp.Neuron(1, i) for i in range(64) if tnp.Neuron(1, i) not in used + unused]
     rankings = {"used_first": used + unused + rest, "unused_first": unused + used + rest}
-    kw = dict(n_bootstrap=200, seed=2, progress=False)
-    return [tnp.evaluate_used(model, corpus[:48], "Number", rankings, [1, 2, 4], **kw),
-            tnp.evaluate_used(model, corpus[:32], "Number", rankings, [2, 4], method="resample",
-                              readout="divergence", n_random=2, **kw)]
+    from tl_neuronprobe.evaluation.used import Baselines, UsedConfig
+
+    config = UsedConfig(ks=[1, 2, 4], n_bootstrap=200, seed=2)
+    resample = config.replace(ks=[2, 4], edit=tnp.interventions.Resample(), readout=tnp.interventions.Divergence(),
+                              baselines=Baselines(n_random=2))
+    return [tnp.evaluate_used(model, corpus[:48], "Number", rankings, config, progress=False).table,
+            tnp.evaluate_used(model, corpus[:32], "Number", rankings, resample, progress=False).table]
 
 
 def stage_describe(testbed):
     """Both ends of every planted neuron, formulas up to three terms."""
-    d = tnp.describe(testbed.acts, concepts=testbed.concepts, seed=3, ends=("top", "bottom"))
+    from tl_neuronprobe.descriptions import DescribeConfig
+
+    d = tnp.describe(testbed.acts, config=DescribeConfig(seed=3, ends=("top", "bottom")), concepts=testbed.concepts)
     return dict(table=d.table, scores=d.scores, iou=d.iou, q=d.q)
 
 

@@ -16,6 +16,7 @@ torch.set_num_threads(1)
 import tl_neuronprobe as tnp  # noqa: E402
 from tl_neuronprobe.core import distributed  # noqa: E402
 from tl_neuronprobe.data import _shards  # noqa: E402
+from tl_neuronprobe.data.extraction import ExtractConfig  # noqa: E402
 
 N_SENTENCES, BLOCK = 120, 16  # 8 shards
 
@@ -42,8 +43,9 @@ if __name__ == "__main__":
     if len(sys.argv) > 2 and block is not None:
         die_after(int(sys.argv[2]))
     corpus, model = corpus_and_model()
-    acts = tnp.extract(model, corpus, out_dir=sys.argv[1], sentences_per_block=block, progress=False)
+    acts = tnp.extract(model, corpus, ExtractConfig(sentences_per_block=block), out_dir=sys.argv[1], progress=False)
     assert distributed.world_size() == 2, distributed.world_size()
-    in_memory = tnp.extract(model, corpus, sentences_per_block=block, progress=False)  # rows gathered on every rank
+    in_memory = tnp.extract(model, corpus, ExtractConfig(sentences_per_block=block),
+                            progress=False)  # rows gathered on every rank
     assert torch.equal(in_memory.X, acts.X), "in-memory extraction on 2 ranks differs from the streamed one"
     print(f"rank {distributed.rank()}: {tuple(acts.X.shape)}", flush=True)

@@ -15,6 +15,7 @@ import torch
 import tl_neuronprobe as tnp
 from tl_neuronprobe.core import distributed
 from tl_neuronprobe.data import _shards, extraction
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,7 @@ def test_resume_with_another_number_of_ranks_keeps_the_first_blocks(tiny, corpus
     manifest = json.loads((out / _shards.MANIFEST_FILE).read_text())
     assert manifest["fingerprint"]["sentences_per_block"] == 150 and manifest["resumed_shards"] == 1
     assert [s["rank"] for s in manifest["shards"]] == [0, 0] and len(manifest["shards"]) == 2
-    assert torch.equal(acts.X, tnp.extract(tiny, corpus, sentences_per_block=150, progress=False).X)
+    assert torch.equal(acts.X, tnp.extract(tiny, corpus, ExtractConfig(sentences_per_block=150), progress=False).X)
     # one process's own default (one block of 300) batches the sentences differently: equal up to the last bits
     torch.testing.assert_close(acts.X, tnp.extract(tiny, corpus, progress=False).X, rtol=0, atol=1e-6)
     # control: a block size given explicitly is not replaced by the recorded one (that run starts afresh)
@@ -101,6 +102,6 @@ def test_resume_with_another_number_of_ranks_keeps_the_first_blocks(tiny, corpus
     with pytest.raises(RuntimeError, match=r"shards \[1\] have no record"):
         tnp.extract(tiny, corpus, out_dir=other, progress=False)
     monkeypatch.undo()
-    tnp.extract(tiny, corpus, out_dir=other, sentences_per_block=300, progress=False)
+    tnp.extract(tiny, corpus, ExtractConfig(sentences_per_block=300), out_dir=other, progress=False)
     manifest = json.loads((other / _shards.MANIFEST_FILE).read_text())
     assert manifest["fingerprint"]["sentences_per_block"] == 300 and manifest["resumed_shards"] == 0

@@ -7,6 +7,7 @@ import torch
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.core.adapter import ModelAdapter
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 pytestmark = pytest.mark.minilm
 
@@ -29,9 +30,9 @@ def test_device_map_extracts_what_the_plain_load_does(minilm, corpus, later, tmp
         assert placed.original_model.hf_device_map["bert.encoder.layer.5"] == "disk"
         assert placed.original_model.bert.encoder.layer[5].intermediate.dense.weight.device.type == "meta"
     assert ModelAdapter(placed).input_device == torch.device("cpu")
-    for options in (dict(), dict(site=["mlp.post", "resid.post"], layers=[1, 4], aggregation="mean")):
-        got = tnp.extract(placed, corpus, progress=False, **options)
-        want = tnp.extract(minilm, corpus, progress=False, **options)
+    for config in (ExtractConfig(), ExtractConfig(site=["mlp.post", "resid.post"], layers=[1, 4], aggregation="mean")):
+        got = tnp.extract(placed, corpus, config, progress=False)
+        want = tnp.extract(minilm, corpus, config, progress=False)
         assert got.X.device.type == "cpu" and torch.equal(got.X, want.X)
 
 

@@ -8,6 +8,7 @@ import torch
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.data import _shards
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 BLOCK = 16
 
@@ -24,7 +25,7 @@ def corpus():
 
 @pytest.fixture(scope="module")
 def in_memory(tiny, corpus):
-    return tnp.extract(tiny, corpus, sentences_per_block=BLOCK, progress=False)
+    return tnp.extract(tiny, corpus, ExtractConfig(sentences_per_block=BLOCK), progress=False)
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def manifest(out):
 
 def test_streamed_shards_equal_in_memory_bit_for_bit(tiny, corpus, in_memory, tmp_path):
     out = tmp_path / "acts"
-    acts = tnp.extract(tiny, corpus, out_dir=out, sentences_per_block=BLOCK, progress=False)
+    acts = tnp.extract(tiny, corpus, ExtractConfig(sentences_per_block=BLOCK), out_dir=out, progress=False)
     assert torch.equal(acts.X, in_memory.X)
     m = manifest(out)
     assert m["world_size"] == 1 and m["resumed_shards"] == 0
@@ -64,11 +65,11 @@ def test_rerun_after_a_failure_recomputes_only_the_missing_shards(tiny, corpus, 
     out = tmp_path / "acts"
     fail_after[0] = 2
     with pytest.raises(RuntimeError, match="simulated"):
-        tnp.extract(tiny, corpus, out_dir=out, sentences_per_block=BLOCK, progress=False)
+        tnp.extract(tiny, corpus, ExtractConfig(sentences_per_block=BLOCK), out_dir=out, progress=False)
     assert not out.exists() and len(list((tmp_path / ".acts.partial" / "shards").iterdir())) == 2
     written.clear()
     fail_after[0] = None
-    acts = tnp.extract(tiny, corpus, out_dir=out, sentences_per_block=BLOCK, progress=False)
+    acts = tnp.extract(tiny, corpus, ExtractConfig(sentences_per_block=BLOCK), out_dir=out, progress=False)
     assert written == [2, 3, 4, 5, 6, 7]
     assert manifest(out)["resumed_shards"] == 2
     assert torch.equal(acts.X, in_memory.X)
@@ -79,7 +80,7 @@ def test_torn_shard_and_lost_record_are_recomputed(tiny, corpus, in_memory, tmp_
     out, staging = tmp_path / "acts", tmp_path / ".acts.partial"
     fail_after[0] = 5
     with pytest.raises(RuntimeError):
-        tnp.extract(tiny, corpus, out_dir=out, sentences_per_block=BLOCK, progress=False)
+        tnp.extract(tiny, corpus, ExtractConfig(sentences_per_block=BLOCK), out_dir=out, progress=False)
     (staging / "shards" / "shard-00000.json").unlink()  # died after the rows, before the record
     record = json.loads((staging / "shards" / "shard-00003.json").read_text())
     with open(staging / "activations.safetensors", "r+b") as fh:  # a torn write inside shard 3
@@ -88,7 +89,7 @@ def test_torn_shard_and_lost_record_are_recomputed(tiny, corpus, in_memory, tmp_
         fh.write(b"\x7f" * 16)
     written.clear()
     fail_after[0] = None
-    acts = tnp.extract(tiny, corpus, out_dir=out, sentences_per_block=BLOCK, progress=False)
+    acts = tnp.extract(tiny, corpus, ExtractConfig(sentences_per_block=BLOCK), out_dir=out, progress=False)
     assert written == [0, 3, 5, 6, 7]
     assert manifest(out)["resumed_shards"] == 3
     assert torch.equal(acts.X, in_memory.X)
@@ -99,10 +100,11 @@ def test_other_settings_start_afresh(tiny, corpus, tmp_path, count_writes):
     out = tmp_path / "acts"
     fail_after[0] = 3
     with pytest.raises(RuntimeError):
-        tnp.extract(tiny, corpus, out_dir=out, sentences_per_block=BLOCK, progress=False)
+        tnp.extract(tiny, corpus, ExtractConfig(sentences_per_block=BLOCK), out_dir=out, progress=False)
     written.clear()
     fail_after[0] = None
-    acts = tnp.extract(tiny, corpus, out_dir=out, aggregation="first", sentences_per_block=BLOCK, progress=False)
+    acts = tnp.extract(tiny, corpus, ExtractConfig(aggregation="first", sentences_per_block=BLOCK), out_dir=out,
+                       progress=False)
     assert written == list(range(8)) and manifest(out)["resumed_shards"] == 0
-    assert torch.equal(acts.X, tnp.extract(tiny, corpus, aggregation="first", sentences_per_block=BLOCK,
-                                                 progress=False).X)
+    assert torch.equal(acts.X, tnp.extract(tiny, corpus, ExtractConfig(aggregation="first", sentences_per_block=BLOCK),
+                                           progress=False).X)

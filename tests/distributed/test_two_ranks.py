@@ -17,6 +17,7 @@ from tl_neuronprobe.data import _shards
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from run_extract_2proc import BLOCK, corpus_and_model  # noqa: E402
+from tl_neuronprobe.data.extraction import ExtractConfig  # noqa: E402
 
 sys.path.remove(str(HERE))
 
@@ -34,7 +35,7 @@ def torchrun(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def one_process():
     corpus, model = corpus_and_model()
-    return model, corpus, tnp.extract(model, corpus, sentences_per_block=BLOCK, progress=False)
+    return model, corpus, tnp.extract(model, corpus, ExtractConfig(sentences_per_block=BLOCK), progress=False)
 
 
 def test_two_ranks_equal_one_process(one_process, tmp_path):
@@ -64,7 +65,7 @@ def test_default_block_size_gives_both_ranks_work(tmp_path):
     assert [s["rank"] for s in manifest["shards"]] == [0, 1]
     corpus, model = corpus_and_model()
     assert torch.equal(tnp.Activations.load(out).X,
-                       tnp.extract(model, corpus, sentences_per_block=60, progress=False).X)
+                       tnp.extract(model, corpus, ExtractConfig(sentences_per_block=60), progress=False).X)
 
 
 def test_killed_rank_leaves_no_counted_shard_and_a_rerun_resumes(one_process, tmp_path, monkeypatch):
@@ -79,7 +80,8 @@ def test_killed_rank_leaves_no_counted_shard_and_a_rerun_resumes(one_process, tm
     write = _shards.ShardStore.write
     monkeypatch.setattr(_shards.ShardStore, "write",
                         lambda self, shard, block, rank: (written.append(shard.index), write(self, shard, block, rank)))
-    acts = tnp.extract(model, corpus, out_dir=out, sentences_per_block=BLOCK, progress=False)  # one process now
+    acts = tnp.extract(model, corpus, ExtractConfig(sentences_per_block=BLOCK), out_dir=out,
+                       progress=False)  # one process now
     assert sorted(written) == [i for i in range(8) if i not in recorded]
     assert json.loads((out / "manifest.json").read_text())["resumed_shards"] == len(recorded)
     assert torch.equal(acts.X, reference.X)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.evaluation.encoded import evaluate_encoded, layer_distribution, plot_encoded, ranker_agreement
+from tl_neuronprobe.evaluation.encoded import (EncodedConfig, EncodedResult, evaluate_encoded, layer_distribution,
+                                               ranker_agreement)
 
 from planted_arrays import make_one_per_class, planted_activations
 
@@ -16,13 +17,16 @@ from planted_arrays import make_one_per_class, planted_activations
 @pytest.fixture(scope="module")
 def encoded():
     acts, d = planted_activations()
-    table = evaluate_encoded(acts, "upos", rankers=["probeless", "linear", "gaussian", "random"],
-                             ks=[1, 2, 4, 8, 40, 100], seed=0)
-    return acts, d, table
+    with pytest.warns(UserWarning, match=r"ks \[100\] exceed the 40 neurons"):
+        result = evaluate_encoded(acts, "upos", ["probeless", "linear", "gaussian", "random"],
+                                  EncodedConfig(ks=[1, 2, 4, 8, 40, 100], seed=0))
+    return acts, d, result
 
 
 def test_table_shape_and_columns(encoded):
-    acts, d, table = encoded
+    acts, d, result = encoded
+    table = result.table
+    assert isinstance(result, EncodedResult) and result.kind == "encoded" and result.attribute == "upos"
     assert {"ranking", "probe", "k", "selection", "accuracy", "control_accuracy", "selectivity"} <= set(table)
     # k=100 > 40 neurons is dropped; 4 rankers x 2 probes x 3 selections x 5 ks
     assert sorted(table.k.unique()) == [1, 2, 4, 8, 40]
@@ -32,7 +36,8 @@ def test_table_shape_and_columns(encoded):
 
 
 def test_top_beats_random_beats_bottom(encoded):
-    acts, d, table = encoded
+    acts, d, result = encoded
+    table = result.table
     for probe in ("logistic", "gaussian"):
         for ranker in ("probeless", "linear", "gaussian"):
             sub = table[(table.probe == probe) & (table.ranking == ranker) & (table.k == 4)].set_index("selection")
@@ -41,8 +46,10 @@ def test_top_beats_random_beats_bottom(encoded):
             assert sub.loc["bottom", "accuracy"] < sub.loc["top", "accuracy"] - 0.3
             # planted neurons generalize to the task, not to random word-type labels
             assert sub.loc["top", "selectivity"] > 0.4
-    orders = table.attrs["orders"]
+    orders = result.orders
     assert set(orders["probeless"][:4]) == set(d.planted)
+    assert result.rankings["probeless"][:4] == [acts.neurons[j] for j in orders["probeless"][:4]]
+    assert "orders" not in table.attrs and set(table.attrs) == {"tnp_kind", "attribute"}
     # with all neurons, every selection is the same set
     full = table[(table.k == 40) & (table.probe == "gaussian") & (table.ranking == "linear")]
     assert full.accuracy.nunique() == 1
@@ -50,10 +57,11 @@ def test_top_beats_random_beats_bottom(encoded):
 
 def test_same_seed_same_table():
     acts, _ = planted_activations(seed=1, n=800)
-    kw = dict(rankers=["probeless", "linear"], ks=[1, 4], seed=3)
-    a = evaluate_encoded(acts, "upos", **kw)
-    b = evaluate_encoded(acts, "upos", **kw)
-    pd.testing.assert_frame_equal(a, b)
+    config = EncodedConfig(ks=[1, 4], seed=3)
+    a = evaluate_encoded(acts, "upos", ["probeless", "linear"], config)
+    b = evaluate_encoded(acts, "upos", ["probeless", "linear"], EncodedConfig.from_dict(config.to_dict()))
+    pd.testing.assert_frame_equal(a.table, b.table)
+    assert a.rankings == b.rankings
 
 
 def test_split_is_by_sentence(monkeypatch):
@@ -69,14 +77,14 @@ def test_split_is_by_sentence(monkeypatch):
         return tr, te
 
     monkeypatch.setattr(enc, "split_indices", spy)
-    evaluate_encoded(acts, "upos", rankers=["probeless"], ks=[2], probes=("logistic",), control=False)
+    evaluate_encoded(acts, "upos", ["probeless"], EncodedConfig(ks=[2], probes=["logistic"], control=False))
     g = seen["groups"]
     assert not set(g[seen["tr"]]) & set(g[seen["te"]])
 
 
 def test_plot_layers_agreement(encoded, tmp_path):
     acts, d, table = encoded
-    fig = plot_encoded(table, tmp_path / "enc.png")
+    fig = table.plot(tmp_path / "enc.png")
     assert (tmp_path / "enc.png").stat().st_size > 1000
     import matplotlib.pyplot as plt
 
@@ -94,12 +102,43 @@ def test_plot_layers_agreement(encoded, tmp_path):
     ac = same[(same.ranking_a == "a") & (same.ranking_b == "c")].iloc[0]
     assert ab.overlap == 1 and ab.spearman == pytest.approx(1) and ab.kendall == pytest.approx(1)
     assert ac.overlap == 0 and ac.spearman == pytest.approx(-1)
+    # the methods give the same tables as the functions
+    pd.testing.assert_frame_equal(table.layer_distribution(4), lay)
+    pd.testing.assert_frame_equal(table.ranker_agreement([4, 10]), agr)
+    by_neurons = ranker_agreement(table.rankings, ks=[4, 10])
+    np.testing.assert_allclose(by_neurons.overlap, agr.overlap)
 
 
 def test_rankers_as_dict_and_instances():
     acts, _ = planted_activations(seed=0, n=600)
-    t = evaluate_encoded(acts, "Number", rankers={"pl": __import__('tl_neuronprobe.rankers').rankers.Probeless(), "md": "mean_difference"},
-                         ks=[1, 2], probes=("logistic",))
-    assert set(t.ranking) == {"pl", "md"}
+    t = evaluate_encoded(acts, "Number", {"pl": tnp.rankers.Probeless(), "md": "mean_difference"},
+                         EncodedConfig(ks=[1, 2], probes=["logistic"]))
+    assert set(t.table.ranking) == {"pl", "md"} and set(t.rankings) == {"pl", "md"}
     with pytest.raises(ValueError, match="unknown probe"):
-        evaluate_encoded(acts, "upos", rankers=["probeless"], probes=("svm",))
+        EncodedConfig(probes=("svm",))
+
+
+def test_saved_result_reloads_whole(encoded, tmp_path):
+    """``save`` / ``load_result``: the table, the rankings (as neurons), the neurons and the config come back."""
+    from tl_neuronprobe.evaluation.results import load_result
+
+    acts, _, result = encoded
+    path = result.save(tmp_path / "enc.csv")
+    back = load_result(path)
+    assert isinstance(back, EncodedResult) and back.attribute == "upos"
+    pd.testing.assert_frame_equal(back.table, result.table, check_dtype=False)
+    assert back.rankings == result.rankings and back.neurons == list(acts.neurons)
+    assert EncodedConfig.from_dict(back.config) == EncodedConfig(ks=[1, 2, 4, 8, 40, 100], seed=0)
+    pd.testing.assert_frame_equal(back.layer_distribution(4), result.layer_distribution(4))
+
+
+def test_config_checks_and_logistic_settings():
+    with pytest.raises(ValueError, match="test_size"):
+        EncodedConfig(test_size=1.5)
+    with pytest.raises(ValueError, match=r"no parameter\(s\) \['seed'\]"):
+        EncodedConfig(logistic={"seed": 1})
+    acts, _ = planted_activations(seed=0, n=400)
+    config = EncodedConfig(ks=[2], probes=["logistic"], control=False)
+    base = evaluate_encoded(acts, "upos", ["probeless"], config)
+    same = evaluate_encoded(acts, "upos", ["probeless"], config.replace(logistic={"l2": 1e-4}))
+    pd.testing.assert_frame_equal(base.table, same.table)  # the default l2, written out: the same numbers

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.evaluation.encoded import evaluate_encoded
+from tl_neuronprobe.evaluation.encoded import EncodedConfig, evaluate_encoded
 from tl_neuronprobe.probes import LogisticProbes
 
 from planted_arrays import planted_activations
@@ -46,23 +46,24 @@ def _hand_loop(train, test, attribute, ranker, seed=0):
 
 def test_numbers_equal_a_hand_written_fit_on_a_score_on_b_loop(train_test):
     train, test, d = train_test
-    table = evaluate_encoded(train, "upos", rankers=["probeless"], ks=KS, probes=("logistic",), control=False,
-                             test=test)
+    result = evaluate_encoded(train, "upos", ["probeless"], EncodedConfig(ks=KS, probes=["logistic"], control=False),
+                              test=test)
     expected = _hand_loop(train, test, "upos", tnp.rankers.Probeless())
-    got = {(r.selection, r.k): r.accuracy for r in table.itertuples()}
+    got = {(r.selection, r.k): r.accuracy for r in result.table.itertuples()}
     assert got == pytest.approx(expected, abs=1e-9)
     n_test = sum(v is not None for v in test.attributes["upos"])
-    assert table.attrs["n_test"] == n_test and table.attrs["n_train"] == len(train.attributes["upos"])
-    assert set(table.attrs["orders"]["probeless"][:4]) == set(d.planted)
+    assert result.extra["n_test"] == n_test and result.extra["n_train"] == len(train.attributes["upos"])
+    assert set(result.orders["probeless"][:4]) == set(d.planted)
 
 
 def test_the_given_test_words_are_the_ones_scored(train_test):
     """Control: the same call with the test labels shuffled scores near chance, so the test data are used."""
     train, test, _ = train_test
     shuffled = list(np.random.default_rng(0).permutation(np.asarray(test.attributes["upos"], dtype=object)))
-    kw = dict(rankers=["probeless"], ks=[4], probes=("logistic", "gaussian"), control=True)
-    real = evaluate_encoded(train, "upos", test=test, **kw)
-    noise = evaluate_encoded(train, "upos", test=_part(test, np.arange(test.n_words), upos=shuffled), **kw)
+    config = EncodedConfig(ks=[4], probes=("logistic", "gaussian"), control=True)
+    real = evaluate_encoded(train, "upos", ["probeless"], config, test=test).table
+    noise = evaluate_encoded(train, "upos", ["probeless"], config,
+                             test=_part(test, np.arange(test.n_words), upos=shuffled)).table
     top = lambda t: t[t.selection == "top"].set_index("probe").accuracy  # noqa: E731
     assert (top(real) > 0.85).all()
     assert (top(noise) < 0.45).all()
@@ -71,7 +72,7 @@ def test_the_given_test_words_are_the_ones_scored(train_test):
 
 def test_test_data_checks_name_the_problem(train_test):
     train, test, _ = train_test
-    kw = dict(rankers=["probeless"], ks=[1], probes=("logistic",), control=False)
+    kw = dict(rankers=["probeless"], config=EncodedConfig(ks=[1], probes=["logistic"], control=False))
     no_attr = _part(test, np.arange(test.n_words))
     del no_attr.attributes["upos"]
     with pytest.raises(KeyError, match="test activations have no attribute 'upos'"):
@@ -96,9 +97,9 @@ def test_test_words_of_a_class_below_min_count_are_dropped_with_a_warning(train_
         labels[i] = "C2"  # training keeps five C3 words, below min_count=10
     few = _part(train, np.arange(train.n_words), upos=labels)
     with pytest.warns(UserWarning, match=r"fewer than 10 training words dropped: C3 \(\d+ words\)"):
-        table = evaluate_encoded(few, "upos", rankers=["probeless"], ks=[1], probes=("logistic",), control=False,
-                                 test=test)
-    assert table.attrs["classes"] == ["C0", "C1", "C2"]
+        result = evaluate_encoded(few, "upos", ["probeless"], EncodedConfig(ks=[1], probes=["logistic"], control=False),
+                                  test=test)
+    assert result.extra["classes"] == ["C0", "C1", "C2"]
 
 
 def test_cli_scores_on_saved_test_activations(train_test, tmp_path):
@@ -109,10 +110,10 @@ def test_cli_scores_on_saved_test_activations(train_test, tmp_path):
     test.save(tmp_path / "test")
     assert run(["evaluate-encoded", str(tmp_path / "train"), "--attribute", "upos", "--rankers", "probeless",
                 "--ks", "1,4", "--probes", "logistic", "--no-control", "--test-activations", str(tmp_path / "test"),
-                "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+                "--out-dir", str(tmp_path / "out"), "--no-progress"]) == 0
     import pandas as pd
 
     saved = pd.read_csv(tmp_path / "out" / "encoded.csv")
-    direct = evaluate_encoded(train, "upos", rankers=["probeless"], ks=[1, 4], probes=("logistic",), control=False,
+    direct = evaluate_encoded(train, "upos", ["probeless"], EncodedConfig(ks=[1, 4], probes=["logistic"], control=False),
                               test=test)
-    np.testing.assert_allclose(saved.accuracy.to_numpy(), direct.accuracy.to_numpy())
+    np.testing.assert_allclose(saved.accuracy.to_numpy(), direct.table.accuracy.to_numpy())

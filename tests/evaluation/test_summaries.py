@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 import tl_neuronprobe.evaluation.encoded as enc_module
-from tl_neuronprobe.evaluation.compare import compare_encoded_used
+from tl_neuronprobe.evaluation.compare import CompareConfig, Comparison, compare_encoded_used
 from tl_neuronprobe.evaluation.controls import control_labels
-from tl_neuronprobe.evaluation.encoded import evaluate_encoded
+from tl_neuronprobe.evaluation.encoded import EncodedConfig, evaluate_encoded
 from tl_neuronprobe.evaluation.plots import RANDOM_BASELINE, plot_used
 from tl_neuronprobe.evaluation.results import kind_of
 
@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 
 def _used(rows: list[tuple], attribute: str = "Number") -> pd.DataFrame:
     """A used table from (ranking, selection, k, value, ci_low, ci_high) rows, as evaluate_used writes it."""
-    return pd.DataFrame([dict(attribute=attribute, method="translate", readout="divergence", ranking=r, selection=s,
+    return pd.DataFrame([dict(attribute=attribute, edit="translate", readout="divergence", ranking=r, selection=s,
                               k=k, metric="kl", value=v, ci_low=lo, ci_high=hi, n_units=50, n_sentences=20)
                          for r, s, k, v, lo, hi in rows])
 
@@ -65,7 +65,7 @@ def test_disagreement_is_decided_by_the_intervals():
 
 def test_without_intervals_the_summary_names_the_point_rule():
     rows = [(r, s, k, v, np.nan, np.nan) for r, s, k, v, _, _ in ISSUE_CASE]
-    cmp = compare_encoded_used(_encoded(["linear"], [1]), _used(rows), tol=0.001)
+    cmp = compare_encoded_used(_encoded(["linear"], [1]), _used(rows), CompareConfig(tol=0.001))
     assert "more than 0.001 above the random neurons" in cmp.summary
     assert cmp.per_k.set_index("k").loc[1, "better_than_random"] == "linear"
 
@@ -78,17 +78,24 @@ def test_a_missing_attribute_raises_instead_of_averaging():
     with pytest.raises(ValueError, match="several attributes"):
         compare_encoded_used(_encoded(["linear"], [1]), used)
     with pytest.raises(KeyError, match=r"'Person' is not in the used table; it has \['Number', 'Tense'\]"):
-        compare_encoded_used(_encoded(["linear"], [1]), used, attribute="Person")
+        compare_encoded_used(_encoded(["linear"], [1]), used, CompareConfig(attribute="Person"))
     # control: the attribute that is there gives its own rows only
     both = pd.concat([_encoded(["linear"], [1], "Number"), _encoded(["linear"], [1], "Tense")])
-    cmp = compare_encoded_used(both, used, attribute="Tense")
+    cmp = compare_encoded_used(both, used, CompareConfig(attribute="Tense"))
     assert cmp.attribute == "Tense" and cmp.per_k.attrs["attribute"] == "Tense"
 
 
-def test_comparison_tables_say_what_they_are():
+def test_comparison_tables_say_what_they_are(tmp_path):
     cmp = compare_encoded_used(_encoded(["linear"], [1]), _used(ISSUE_CASE))
+    assert isinstance(cmp, Comparison) and cmp.kind == "compare" and str(cmp) == cmp.summary
     assert (kind_of(cmp.table), kind_of(cmp.per_k)) == ("compare", "compare_per_k")
     assert cmp.attribute == "Number" and cmp.table.attrs["attribute"] == "Number"
+    # saved and loaded, the comparison comes back whole: per-k table and summary are derived from its table
+    from tl_neuronprobe.evaluation.results import load_result
+
+    back = load_result(cmp.save(tmp_path / "cmp.csv"))
+    assert isinstance(back, Comparison) and back.summary == cmp.summary
+    pd.testing.assert_frame_equal(back.per_k, cmp.per_k, check_dtype=False)
 
 
 def _legend_labels(ax) -> list[str]:
@@ -123,7 +130,7 @@ def test_compare_plot_tells_the_baseline_from_a_random_ranking():
     rows = [(r, s, k, v * k, 0.0, 0.0) for r, v in (("linear", 0.3), ("random", 0.01)) for s in ("top", "random")
             for k in ks]
     cmp = compare_encoded_used(_encoded(["linear", "random"], ks), _used(rows))
-    ax = cmp.figure.axes[1]
+    ax = cmp.plot().axes[1]
     labels = _legend_labels(ax)
     assert len(labels) == len(set(labels)) == len(ax.get_lines()) and RANDOM_BASELINE in labels
     assert ax.get_xscale() == "log"
@@ -141,7 +148,7 @@ def test_selectivity_has_both_chance_levels(monkeypatch):
         return seen["tr"], seen["te"]
 
     monkeypatch.setattr(enc_module, "split_indices", spy)
-    table = evaluate_encoded(acts, "upos", rankers=["probeless"], ks=[2], probes=("logistic",), seed=0)
+    table = evaluate_encoded(acts, "upos", ["probeless"], EncodedConfig(ks=[2], probes=["logistic"], seed=0)).table
     cols = list(table.columns)
     assert cols.index("control_chance") == cols.index("chance") + 1 and "selectivity" in cols
     X, y, classes, idx = acts.dataset("upos", return_index=True, min_count=10)
@@ -151,5 +158,5 @@ def test_selectivity_has_both_chance_levels(monkeypatch):
     # control: the task's chance is another number here, so the column is not a copy of it
     task = np.unique(y.numpy()[seen["te"]], return_counts=True)[1].max() / len(seen["te"])
     assert table["chance"].iloc[0] == pytest.approx(task) and abs(task - expected) > 1e-3
-    no_control = evaluate_encoded(acts, "upos", rankers=["probeless"], ks=[2], probes=("logistic",), control=False)
+    no_control = evaluate_encoded(acts, "upos", ["probeless"], EncodedConfig(ks=[2], probes=["logistic"], control=False)).table
     assert no_control["control_chance"].isna().all()

@@ -4,6 +4,7 @@ import torch
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.core.adapter import ModelAdapter
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 
 def small_corpus(n=40, seed=3):
@@ -32,7 +33,7 @@ def reference_mlp_post(model, words, layer):
 
 
 def test_activations_equal_a_direct_hook_on_the_model(planted, planted_corpus):
-    acts = tnp.extract(planted, planted_corpus[:30], layers=[0, 1], progress=False)
+    acts = tnp.extract(planted, planted_corpus[:30], ExtractConfig(layers=[0, 1]), progress=False)
     for s_index in (0, 7, 29):
         sent = planted_corpus[s_index]
         rows = np.flatnonzero(acts.sentence_ids == s_index)
@@ -49,8 +50,8 @@ def test_batched_equals_alone_padding_never_leaks(architecture, generation):
         pytest.skip("encoders need TransformerBridge")
     model = tnp.testing.tiny_model(generation=generation, architecture=architecture, seed=1)
     corpus = small_corpus(30)
-    batched = tnp.extract(model, corpus, site=["mlp.post", "resid.post"], batch_size=64, progress=False)
-    alone = tnp.extract(model, corpus, site=["mlp.post", "resid.post"], batch_size=1, progress=False)
+    batched = tnp.extract(model, corpus, ExtractConfig(site=["mlp.post", "resid.post"], batch_size=64), progress=False)
+    alone = tnp.extract(model, corpus, ExtractConfig(site=["mlp.post", "resid.post"], batch_size=1), progress=False)
     assert batched.X.shape == (corpus.n_words, 2 * (64 + 32))
     torch.testing.assert_close(batched.X, alone.X, rtol=1e-4, atol=1e-5)
 
@@ -60,7 +61,7 @@ def test_every_site_has_its_width(generation):
     corpus = small_corpus(5)
     for site, width in [("mlp.post", 64), ("mlp.pre", 64), ("resid.pre", 32), ("resid.mid", 32),
                         ("resid.post", 32), ("attn.z", 32)]:
-        acts = tnp.extract(model, corpus, site=site, layers=[1], progress=False)
+        acts = tnp.extract(model, corpus, ExtractConfig(site=site, layers=[1]), progress=False)
         assert acts.X.shape == (corpus.n_words, width), site
         assert {n.site for n in acts.neurons} == {site}
         assert bool(torch.isfinite(acts.X).all())
@@ -69,7 +70,8 @@ def test_every_site_has_its_width(generation):
 def test_attn_z_is_heads_times_dhead_flattened(generation):
     model = tnp.testing.tiny_model(generation=generation)
     words = small_corpus(1)[0].words
-    acts = tnp.extract(model, tnp.Corpus.from_records([{"words": words}]), site="attn.z", layers=[0], progress=False)
+    acts = tnp.extract(model, tnp.Corpus.from_records([{"words": words}]), ExtractConfig(site="attn.z", layers=[0]),
+                       progress=False)
     ad = ModelAdapter(model)
     (tok,) = ad.tokenize_sentences([words])
     _, cache = model.run_with_cache(torch.as_tensor(tok.input_ids)[None])
@@ -86,7 +88,7 @@ def test_minilm_subword_aggregation_matches_hf(minilm):
     assert len(set(tok.word_of_token[tok.word_of_token >= 0].tolist())) == len(words)
     assert (tok.word_of_token == 1).sum() > 1, "the test needs a word split into several sub-tokens"
     for aggregation in ("first", "last", "mean"):
-        acts = tnp.extract(minilm, corpus, layers=[2], aggregation=aggregation, progress=False)
+        acts = tnp.extract(minilm, corpus, ExtractConfig(layers=[2], aggregation=aggregation), progress=False)
         for j in range(len(words)):
             pos = np.flatnonzero(tok.word_of_token == j)
             want = {"first": ref[pos[0]], "last": ref[pos[-1]], "mean": ref[pos].mean(0)}[aggregation]
@@ -110,7 +112,7 @@ def test_stop_at_layer_runs_no_later_block_nor_head(planted):
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_half_precision_output(planted, planted_corpus, dtype, tmp_path):
     full = tnp.extract(planted, planted_corpus[:20], progress=False)
-    half = tnp.extract(planted, planted_corpus[:20], dtype=dtype, progress=False)
+    half = tnp.extract(planted, planted_corpus[:20], ExtractConfig(dtype=dtype), progress=False)
     assert half.X.dtype == getattr(torch, dtype)
     torch.testing.assert_close(half.X.float(), full.X, rtol=2e-2, atol=2e-2)
     half.save(tmp_path / "a")
@@ -121,7 +123,7 @@ def test_half_precision_output(planted, planted_corpus, dtype, tmp_path):
 def test_streamed_equals_in_memory_and_reloads_memory_mapped(planted, planted_corpus, tmp_path):
     mem = tnp.extract(planted, planted_corpus, progress=False)
     out = tmp_path / "acts"
-    streamed = tnp.extract(planted, planted_corpus, out_dir=out, sentences_per_block=17, progress=False)
+    streamed = tnp.extract(planted, planted_corpus, ExtractConfig(sentences_per_block=17), out_dir=out, progress=False)
     assert torch.equal(streamed.X, mem.X)
     assert isinstance(streamed.X.untyped_storage().data_ptr(), int)
     loaded = tnp.Activations.load(out)
@@ -144,7 +146,7 @@ def test_interrupted_extraction_keeps_the_previous_folder(planted_corpus, tmp_pa
     weights["embed.W_E"][words.index("cabinet")] = float("nan")
     bad = tnp.testing.build_model(weights, tnp.testing.word_tokenizer(words), n_heads=2, generation=generation)
     with pytest.raises(tnp.NonFiniteActivationError, match=r"blocks\.\d\.mlp\.hook_post.*sentence"):
-        tnp.extract(bad, planted_corpus, out_dir=out, sentences_per_block=10, progress=False)
+        tnp.extract(bad, planted_corpus, ExtractConfig(sentences_per_block=10), out_dir=out, progress=False)
     assert ((out / "activations.safetensors").read_bytes(), (out / "meta.json").read_text()) == saved
     assert torch.equal(tnp.Activations.load(out).X, before.X)
     # beside it only the staging folder, kept so that a re-run resumes from its completed shards
@@ -172,12 +174,12 @@ def test_long_sentence_is_an_error_that_names_it(generation):
 def test_long_sentence_window_and_skip(generation):
     model = tnp.testing.tiny_model(generation=generation, n_ctx=32)
     corpus = long_corpus()
-    windowed = tnp.extract(model, corpus, long_sentences="window", progress=False)
+    windowed = tnp.extract(model, corpus, ExtractConfig(long_sentences="window"), progress=False)
     assert windowed.X.shape[0] == corpus.n_words and bool(torch.isfinite(windowed.X).all())
     # the first window (31 words + BOS) equals extracting those words as a sentence of their own
     first = tnp.extract(model, tnp.Corpus.from_records([{"words": corpus[1].words[:31]}]), progress=False)
     torch.testing.assert_close(windowed.X[4:35], first.X, rtol=1e-5, atol=1e-5)
-    skipped = tnp.extract(model, corpus, long_sentences="skip", progress=False)
+    skipped = tnp.extract(model, corpus, ExtractConfig(long_sentences="skip"), progress=False)
     assert skipped.meta["skipped_sentences"] == ["long-one"]
     assert bool((skipped.X[4:] == 0).all())
     torch.testing.assert_close(skipped.X[:4], windowed.X[:4], rtol=1e-5, atol=1e-5)
@@ -186,9 +188,9 @@ def test_long_sentence_window_and_skip(generation):
 # ------------------------------------------------------------------------------------------ bad input
 def test_unknown_site_layer_and_neuron(planted, planted_corpus):
     with pytest.raises(ValueError, match="unknown site 'mlp.out'.*mlp.post"):
-        tnp.extract(planted, planted_corpus, site="mlp.out", progress=False)
+        tnp.extract(planted, planted_corpus, ExtractConfig(site="mlp.out"), progress=False)
     with pytest.raises(ValueError, match=r"layers \[7\] do not exist.*0\.\.1"):
-        tnp.extract(planted, planted_corpus, layers=[7], progress=False)
+        tnp.extract(planted, planted_corpus, ExtractConfig(layers=[7]), progress=False)
     ad = ModelAdapter(planted)
     with pytest.raises(ValueError, match=r"neuron L1\.N64 is out of range.*64 neurons"):
         ad.check_neurons([tnp.Neuron(1, 64)])

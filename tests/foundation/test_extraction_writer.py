@@ -10,6 +10,7 @@ import torch
 import tl_neuronprobe as tnp
 import tl_neuronprobe.data.extraction as extraction
 from tl_neuronprobe.core.adapter import ModelAdapter
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 
 def writer_threads() -> list[str]:
@@ -33,12 +34,13 @@ def record_writes(monkeypatch):
 @pytest.mark.parametrize("spare", [True, False])
 def test_same_matrix_with_or_without_the_writer_thread(planted, planted_corpus, tmp_path, monkeypatch,
                                                        record_writes, spare):
-    reference = tnp.extract(planted, planted_corpus, batch_size=1, progress=False)  # one sentence per batch
+    reference = tnp.extract(planted, planted_corpus, ExtractConfig(batch_size=1),
+                            progress=False)  # one sentence per batch
     monkeypatch.setattr(extraction, "spare_core", lambda: spare)
     record_writes.clear()
-    mem = tnp.extract(planted, planted_corpus, batch_size=16, progress=False)
-    streamed = tnp.extract(planted, planted_corpus, batch_size=16, out_dir=tmp_path / "acts", sentences_per_block=37,
-                           progress=False)
+    mem = tnp.extract(planted, planted_corpus, ExtractConfig(batch_size=16), progress=False)
+    streamed = tnp.extract(planted, planted_corpus, ExtractConfig(batch_size=16, sentences_per_block=37),
+                           out_dir=tmp_path / "acts", progress=False)
     threads = set(record_writes)
     assert len(record_writes) > 10
     if spare:  # every write on the writer thread, never in the caller
@@ -57,7 +59,7 @@ def test_non_finite_activation_raised_from_the_writer_thread(planted_corpus, mon
     bad = tnp.testing.build_model(weights, tnp.testing.word_tokenizer(words), n_heads=2)
     with pytest.raises(tnp.NonFiniteActivationError, match=r"hook blocks\.\d\.mlp\.hook_post neuron \d+ for word "
                                                             r"\d+ \('\w+'\) of sentence '([^']+)'") as err:
-        tnp.extract(bad, planted_corpus, batch_size=8, progress=False)
+        tnp.extract(bad, planted_corpus, ExtractConfig(batch_size=8), progress=False)
     named = re.search(r"of sentence '([^']+)'", str(err.value)).group(1)
     assert "cabinet" in next(s for s in planted_corpus.sentences if s.id == named).words  # the NaN's own sentence
     assert record_writes and all(name.startswith("tnp-write") for name in record_writes)

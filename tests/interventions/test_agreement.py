@@ -9,9 +9,10 @@ import torch
 import tl_neuronprobe as tnp
 from tl_neuronprobe.testbeds.agreement import gpt2_forward, train_agreement_weights
 from tl_neuronprobe.interventions.readouts import AgreementReadout
-from tl_neuronprobe.evaluation.used import evaluate_used
+from tl_neuronprobe.evaluation.used import Baselines, UsedBatching, UsedConfig, evaluate_used
 
 from used_helpers import mean_difference_order
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 
 def value(table, selection, k, metric="agreement_flip"):
@@ -39,15 +40,16 @@ def test_built_model_computes_the_trained_function(agreement_model):
 @pytest.fixture(scope="module")
 def agreement_curves(agreement_model):
     corpus = tnp.Corpus.synthetic(160, seed=5)
-    acts = tnp.extract(agreement_model, corpus, site="mlp.post", layers=[0], progress=False)
+    acts = tnp.extract(agreement_model, corpus, ExtractConfig(site="mlp.post", layers=[0]), progress=False)
     order = mean_difference_order(acts, "Number")
-    return evaluate_used(agreement_model, corpus, "Number", {"mean_difference": order}, [4, 16], method="translate",
-                         alpha=8.0, progress=False, n_bootstrap=200, n_random=3, seed=0, batch_size=64)
+    config = UsedConfig(edit=tnp.interventions.Translate(alpha=8.0), ks=[4, 16], n_bootstrap=200,
+                        baselines=Baselines(n_random=3), seed=0, batching=UsedBatching(batch_size=64))
+    return evaluate_used(agreement_model, corpus, "Number", {"mean_difference": order}, config, progress=False)
 
 
 def test_translating_subject_number_neurons_flips_agreement(agreement_curves):
-    t = agreement_curves
-    assert t.attrs["readout"] == "agreement"  # auto: a decoder that does not predict its own input
+    t = agreement_curves.table
+    assert agreement_curves.readout == "agreement"  # auto: a decoder that does not predict its own input
     assert value(t, "top", 16) > 0.5
     assert value(t, "top", 16) > value(t, "random", 16) + 0.3
     assert value(t, "top", 4) > value(t, "random", 4) + 0.2
@@ -58,7 +60,7 @@ def test_translating_subject_number_neurons_flips_agreement(agreement_curves):
 
 
 def test_bottom_ranked_neurons_do_no_more_than_random(agreement_curves):
-    t = agreement_curves
+    t = agreement_curves.table
     for k in (4, 16):
         assert value(t, "bottom", k) <= value(t, "random", k) + 0.02
         assert value(t, "bottom", k, "logit_diff_drop") <= value(t, "random", k, "logit_diff_drop") + 0.05

@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from tl_neuronprobe.cli import main
-from tl_neuronprobe.workflows import parse_rankings, read_ranking_file
+from tl_neuronprobe.core.config import read_summary
+from tl_neuronprobe.evaluation.results import load_result
+from tl_neuronprobe.workflows import parse_rankings, read_ranking_file, rerun
 
 
 def test_ranking_files(tmp_path):
@@ -31,19 +33,26 @@ def test_evaluate_used_and_compare_commands(tmp_path, capsys):
     (tmp_path / "good.txt").write_text("\n".join(used + rest))
     (tmp_path / "bad.txt").write_text("\n".join(rest + used))
     out = tmp_path / "used"
-    assert main(["evaluate-used", "--model", "planted", "--data", "synthetic:60", "--attribute", "Number",
+    assert main(["evaluate-used", "--model", "planted", "--corpus", "synthetic:60", "--attribute", "Number",
                  "--rankings", f"good={tmp_path / 'good.txt'},bad={tmp_path / 'bad.txt'}", "--ks", "1,2",
-                 "--n-bootstrap", "50", "--n-random", "1", "--out", str(out), "--no-progress"]) == 0
+                 "--n-bootstrap", "50", "--n-random", "1", "--out-dir", str(out), "--no-progress"]) == 0
     table = pd.read_csv(out / "used_Number.csv")
     info = json.loads((out / "used_Number.json").read_text())
     assert info["readout"] == "identity" and (out / "used_Number.png").exists()
+    result = load_result(out / "used_Number.csv")
+    assert result.kind == "used" and [str(n) for n in result.rankings["good"][:2]] == used
+    stage, inputs, config = read_summary(out / "summary.json")
+    assert stage == "used" and inputs["corpus"] == "synthetic:60" and config.ks == (1, 2)
+    assert config.baselines.n_random == 1 and config.n_bootstrap == 50
+    again = rerun(out / "summary.json", tmp_path / "again", progress=False)
+    pd.testing.assert_frame_equal(again.table, result.table, check_dtype=False)
     top = table[(table.selection == "top") & (table.k == 2) & (table.metric == "changed")].set_index("ranking")
     assert top.loc["good", "value"] > 0.9 and top.loc["bad", "value"] == 0.0
-    enc = pd.DataFrame([dict(ranker=r, probe="logistic", selection="top", k=k, accuracy=1.0 - 0.01 * (r == "good"))
+    enc = pd.DataFrame([dict(ranking=r, probe="logistic", selection="top", k=k, accuracy=1.0 - 0.01 * (r == "good"))
                         for r in ("good", "bad") for k in (1, 2)])
     enc.to_csv(tmp_path / "enc.csv", index=False)
     assert main(["compare", "--encoded", str(tmp_path / "enc.csv"), "--used", str(out / "used_Number.csv"),
-                 "--out", str(tmp_path / "cmp")]) == 0
+                 "--out-dir", str(tmp_path / "cmp")]) == 0
     text = (tmp_path / "cmp" / "compare.txt").read_text()
     assert "disagree at k = 2" in text
     assert (tmp_path / "cmp" / "compare.png").exists()
@@ -51,19 +60,28 @@ def test_evaluate_used_and_compare_commands(tmp_path, capsys):
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    assert main(["evaluate-used", "--model", "planted", "--data", "synthetic:10", "--attribute", "Gender",
-                 "--rankings", "probeless", "--layer", "1", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert main(["evaluate-used", "--model", "planted", "--corpus", "synthetic:10", "--attribute", "Gender",
+                 "--rankings", "probeless", "--layer", "1", "--out-dir", str(tmp_path / "o"), "--no-progress"]) == 2
     assert "Gender" in capsys.readouterr().err
-    assert main(["evaluate-used", "--model", "planted", "--data", "synthetic:10", "--attribute", "Number",
-                 "--rankings", "probeless", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert main(["evaluate-used", "--model", "planted", "--corpus", "synthetic:10", "--attribute", "Number",
+                 "--rankings", "probeless", "--out-dir", str(tmp_path / "o"), "--no-progress"]) == 2
     assert "pass layer=" in capsys.readouterr().err
+    assert main(["evaluate-used", "--model", "planted", "--corpus", "synthetic:10", "--attribute", "Number",
+                 "--rankings", "probeless", "--layer", "1", "--edit", "zero", "--alpha", "2",
+                 "--out-dir", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert "--edit zero has none" in capsys.readouterr().err
 
 
-def test_antverg_preset_flags(tmp_path, capsys):
-    base = ["evaluate-used", "--model", "planted", "--data", "synthetic:40", "--attribute", "Number",
-            "--rankings", "probeless", "--layer", "1", "--ks", "1", "--out", str(tmp_path / "o"), "--no-progress"]
-    assert main(base + ["--preset", "antverg", "--alpha", "2"]) == 2
-    assert "preset 'antverg' sets alpha='scaled'" in capsys.readouterr().err
+def test_antverg_flag(tmp_path, capsys):
+    from tl_neuronprobe.cli.main import build_parser
+    from tl_neuronprobe.cli.used import used_config
+    from tl_neuronprobe.evaluation.used import UsedConfig
+
+    base = ["evaluate-used", "--model", "planted", "--corpus", "synthetic:40", "--attribute", "Number",
+            "--rankings", "probeless", "--layer", "1", "--ks", "1", "--out-dir", str(tmp_path / "o"), "--no-progress"]
+    config = used_config(build_parser().parse_args(base + ["--antverg", "--alpha", "2"]))
+    assert config == UsedConfig.antverg(ks=[1]).replace(edit=config.edit, fit=config.fit)
+    assert config.edit.alpha == 2.0 and config.fit.layer == 1 and config.fit.aggregation == "mean"
     with pytest.warns(UserWarning, match="Plur"):
-        assert main(base + ["--preset", "antverg"]) == 2  # the synthetic vocabulary has < 100 forms per value
+        assert main(base + ["--antverg"]) == 2  # the synthetic vocabulary has < 100 forms per value
     assert "class value(s) remain" in capsys.readouterr().err

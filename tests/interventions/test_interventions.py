@@ -10,7 +10,7 @@ import torch
 import tl_neuronprobe as tnp
 from tl_neuronprobe import interventions as iv
 
-from used_helpers import hook_count
+from used_helpers import hook_count, used_config
 
 SITE = "blocks.1.mlp.hook_post"
 
@@ -30,7 +30,7 @@ def capture(adapter, batch, name=SITE, hooks=()):
 def test_zero_touches_only_the_chosen_neurons_at_the_masked_positions(planted, positions):
     adapter = tnp.ModelAdapter(planted)
     clean, _ = capture(adapter, positions.batch)
-    z = iv.zero(planted, ["L1.N5", "L1.N23"], positions=positions)
+    z = iv.Zero().bind(planted, ["L1.N5", "L1.N23"], positions=positions)
     edited, _ = capture(adapter, positions.batch, hooks=z.hooks())
     m = positions.mask
     assert m.any() and (~m).any()
@@ -48,7 +48,7 @@ def test_translate_mean_set_resample_arithmetic(planted, positions):
     neurons = ["L1.N5", "L1.N11", "L1.N40"]
     cols = [5, 11, 40]
     means = torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.5, 4.0]])  # two classes
-    t = iv.translate(planted, neurons, means=means, positions=positions, alpha=[2.0, 1.0, 0.5])
+    t = iv.Translate(alpha=[2.0, 1.0, 0.5]).bind(planted, neurons, means=means, positions=positions)
     edited, _ = capture(adapter, positions.batch, hooks=t.hooks())
     src = positions.labels[m]
     delta = means[(src + 1) % 2] - means[src]
@@ -56,25 +56,24 @@ def test_translate_mean_set_resample_arithmetic(planted, positions):
     torch.testing.assert_close(edited[..., cols][m], expect)
     torch.testing.assert_close(edited[..., cols][~m], clean[..., cols][~m])
 
-    mu = iv.mean(planted, neurons, torch.tensor([0.25, -0.5, 1.0]), positions=positions)
+    mu = iv.Mean().bind(planted, neurons, positions=positions, means=torch.tensor([0.25, -0.5, 1.0]))
     edited, _ = capture(adapter, positions.batch, hooks=mu.hooks())
     torch.testing.assert_close(edited[..., cols][m], torch.tensor([0.25, -0.5, 1.0]).expand(int(m.sum()), 3))
 
     b, p = m.shape
     vals = torch.randn(b, p, 3, generator=torch.Generator().manual_seed(0))
-    s = iv.set_values(planted, neurons, vals, positions=m)
+    s = iv.SetValues().bind(planted, neurons, m, values=vals)
     edited, _ = capture(adapter, positions.batch, hooks=s.hooks())
     torch.testing.assert_close(edited[..., cols][m], vals[m])
-    with pytest.warns(DeprecationWarning, match="set_values"):
-        assert iv.set is iv.set_values
+    assert not hasattr(iv, "set") and not hasattr(iv, "set_values")  # the removed function names
 
     pool = torch.arange(30, dtype=torch.float32).reshape(10, 3)
-    r = iv.resample(planted, neurons, pool, positions=positions, seed=1)
+    r = iv.Resample().bind(planted, neurons, positions, donors=pool, seed=1)
     edited, _ = capture(adapter, positions.batch, hooks=r.hooks())
     got = edited[..., cols][m]
     # every value is a donor row, up to float rounding: replace is h + (v - h), exact only for some h
     assert all(any(torch.allclose(row, d, rtol=0, atol=1e-5) for d in pool) for row in got)
-    r2 = iv.resample(planted, neurons, pool, positions=positions, seed=1)
+    r2 = iv.Resample().bind(planted, neurons, positions, donors=pool, seed=1)
     torch.testing.assert_close(capture(adapter, positions.batch, hooks=r2.hooks())[0], edited)
 
 
@@ -88,20 +87,20 @@ def test_scaled_alpha_decays_from_beta_to_the_floor():
 
 
 def test_multi_site_neurons_group_by_hook(planted, positions):
+    adapter = tnp.ModelAdapter(planted)
     neurons = [tnp.Neuron(1, 5), tnp.Neuron(0, 3, "resid.post"), tnp.Neuron(1, 23), tnp.Neuron(0, 7, "resid.post")]
-    z = iv.zero(planted, neurons, positions=positions)
+    z = iv.Zero().bind(planted, neurons, positions=positions)
     names = [h for h, _ in z.hooks()]
     assert sorted(names) == ["blocks.0.hook_resid_post", "blocks.1.mlp.hook_post"]
-    adapter = tnp.ModelAdapter(planted)
     edited, _ = capture(adapter, positions.batch, "blocks.0.hook_resid_post", z.hooks())
     assert torch.all(edited[..., [3, 7]][positions.mask] == 0)
 
 
 def test_compose_equals_one_intervention_on_the_union(planted, positions):
     adapter = tnp.ModelAdapter(planted)
-    a = iv.zero(planted, ["L1.N5"], positions=positions)
-    b = iv.zero(planted, ["L1.N23"], positions=positions)
-    both = iv.zero(planted, ["L1.N5", "L1.N23"], positions=positions)
+    a = iv.Zero().bind(planted, ["L1.N5"], positions=positions)
+    b = iv.Zero().bind(planted, ["L1.N23"], positions=positions)
+    both = iv.Zero().bind(planted, ["L1.N5", "L1.N23"], positions=positions)
     with torch.inference_mode():
         with a + b:
             composed = adapter.forward(positions.batch)
@@ -123,29 +122,28 @@ def test_attribute_positions_cover_every_subtoken_of_attribute_words(planted, sm
             toks = pos.word[row] == w
             assert bool(toks.any())
             assert bool((pos.mask[row][toks] == (v is not None)).all())
-    z = iv.zero(planted, ["L1.N5"], positions="attribute", sentences=small_corpus[:8], attribute="Number")
+    z = iv.Zero().bind(planted, ["L1.N5"], positions="attribute", corpus=small_corpus[:8], attribute="Number")
     assert torch.equal(z.mask, pos.mask)
 
 
 def test_errors_name_the_problem(planted, positions):
     with pytest.raises(ValueError, match="out of range"):
-        iv.zero(planted, ["L1.N999"])
+        iv.Zero().bind(planted, ["L1.N999"])
     with pytest.raises(ValueError, match="layers \\[7\\] do not exist"):
-        iv.zero(planted, ["L7.N1"])
+        iv.Zero().bind(planted, ["L7.N1"])
     with pytest.raises(ValueError, match="listed twice"):
-        iv.zero(planted, ["L1.N5", "L1.N5"])
+        iv.Zero().bind(planted, ["L1.N5", "L1.N5"])
     with pytest.raises(ValueError, match="not one of the supported sites"):
-        iv.zero(planted, ["blocks.1.mlp.hook_nope:3"])
+        iv.Zero().bind(planted, ["blocks.1.mlp.hook_nope:3"])
     with pytest.raises(ValueError, match="boolean"):
-        iv.zero(planted, ["L1.N5"], positions=torch.rand(3, 4))
-    with pytest.raises(ValueError, match="needs sentences"):
-        iv.zero(planted, ["L1.N5"], positions="attribute")
+        iv.Zero().bind(planted, ["L1.N5"], positions=torch.rand(3, 4))
+    with pytest.raises(ValueError, match="needs corpus"):
+        iv.Zero().bind(planted, ["L1.N5"], positions="attribute")
     with pytest.raises(ValueError, match="shape"):
-        iv.translate(planted, ["L1.N5", "L1.N6"], delta=torch.ones(3))
+        iv.Translate().bind(planted, ["L1.N5", "L1.N6"], delta=torch.ones(3))
     with pytest.raises(ValueError, match="at least one neuron"):
-        iv.zero(planted, [])
-    bad = iv.zero(planted, ["L1.N5"], positions=torch.ones(2, 3, dtype=torch.bool))
-    adapter = tnp.ModelAdapter(planted)
+        iv.Zero().bind(planted, [])
+    bad = iv.Zero().bind(planted, ["L1.N5"], positions=torch.ones(2, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"mask has shape \(2, 3\).*blocks.1.mlp.hook_post"):
         bad.run(positions.batch)
 
@@ -157,7 +155,7 @@ def test_hooks_never_leak(planted, positions):
     n_hooks = hook_count(planted)
     with torch.inference_mode():
         before = adapter.forward(positions.batch)
-    z = iv.zero(planted, ["L1.N5", "L1.N23"], positions=positions)
+    z = iv.Zero().bind(planted, ["L1.N5", "L1.N23"], positions=positions)
     with z:
         assert hook_count(planted) > n_hooks
         with torch.inference_mode():
@@ -166,7 +164,7 @@ def test_hooks_never_leak(planted, positions):
     with pytest.raises(RuntimeError, match="boom"):
         with z:
             raise RuntimeError("boom")
-    bad = iv.zero(planted, ["L1.N5"], positions=torch.ones(1, 2, dtype=torch.bool))
+    bad = iv.Zero().bind(planted, ["L1.N5"], positions=torch.ones(1, 2, dtype=torch.bool))
     with pytest.raises(ValueError, match="mask"):
         with bad:
             adapter.forward(positions.batch)
@@ -181,8 +179,8 @@ def test_hooks_never_leak(planted, positions):
 
     corpus = tnp.testing.planted_corpus(20, seed=9)
     with pytest.raises(RuntimeError, match="mid-sweep"):
-        evaluate_used(planted, corpus, "Number", [["L1.N5", "L1.N23"]], [1], readout=Exploding(),
-                               progress=False, n_bootstrap=0)
+        evaluate_used(planted, corpus, "Number", [["L1.N5", "L1.N23"]],
+                      used_config([1], readout=Exploding(), n_bootstrap=0), progress=False)
     assert hook_count(planted) == n_hooks
     with torch.inference_mode():
         after = adapter.forward(positions.batch)
@@ -197,7 +195,7 @@ def test_attention_z_neurons_are_flattened_heads(planted, positions):
     adapter = tnp.ModelAdapter(planted)
     d_head = adapter.d_head
     neuron = tnp.Neuron(1, d_head + 3, "attn.z")  # head 1, dimension 3
-    z = iv.set_values(planted, [neuron], [7.0], positions=positions)
+    z = iv.SetValues(values=7.0).bind(planted, [neuron], positions)
     edited, _ = capture(adapter, positions.batch, "blocks.1.attn.hook_z", z.hooks())
     clean, _ = capture(adapter, positions.batch, "blocks.1.attn.hook_z")
     assert edited.ndim == 4

@@ -13,8 +13,9 @@ from sklearn.model_selection import cross_val_score
 import tl_neuronprobe as tnp
 from tl_neuronprobe import interventions as iv
 from tl_neuronprobe.core.hooks import run_capture
-from tl_neuronprobe.evaluation.used import evaluate_used
+from tl_neuronprobe.evaluation.used import Baselines, UsedConfig, evaluate_used
 from tl_neuronprobe.testbeds.planted import planted_weights
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 
 def _first(neurons, layer):
@@ -26,8 +27,9 @@ def kinds(planted, planted_corpus):
     p = planted.planted
     rankings = {"used": _first(p.used["Number"], 1), "zero_weights": _first(p.unused["Number"], 1),
                 "cancelled": _first(p.cancelled["Number"], 0)}
-    return evaluate_used(planted, planted_corpus, "Number", rankings, [1, 2], method="translate", progress=False,
-                         n_bootstrap=200, bottom=False, n_random=3, seed=0)
+    config = UsedConfig(edit=iv.Translate(), ks=[1, 2], n_bootstrap=200, baselines=Baselines(bottom=False, n_random=3),
+                        seed=0)
+    return evaluate_used(planted, planted_corpus, "Number", rankings, config, progress=False).table
 
 
 def _value(t, ranking, selection, k, metric="changed"):
@@ -41,7 +43,7 @@ def test_the_cancelled_neuron_writes_and_a_probe_reads_every_kind(planted, plant
     (writer,), (undo,) = p.cancelled["Number"], p.canceller["Number"]
     assert float(weights[f"blocks.{writer.layer}.mlp.W_out"][writer.index].norm()) > 0  # non-zero output weights
     assert float(weights[f"blocks.{undo.layer}.mlp.W_out"][undo.index].norm()) > 0
-    acts = tnp.extract(planted, planted_corpus, site="mlp.post", layers=[0, 1], progress=False)
+    acts = tnp.extract(planted, planted_corpus, ExtractConfig(site="mlp.post", layers=[0, 1]), progress=False)
     X, y, _ = acts.dataset("Number")
     for group in (p.used["Number"], p.unused["Number"], p.cancelled["Number"]):
         acc = cross_val_score(LogisticRegression(max_iter=500), X[:, acts.columns(group)].numpy(), y.numpy(), cv=3)
@@ -73,7 +75,7 @@ def test_the_cancellation_is_what_hides_the_write(planted, planted_corpus):
     direction = direction / direction.norm()
     adapter = tnp.ModelAdapter(planted)
     pos = iv.attribute_positions(planted, planted_corpus[:48], "Number")
-    acts = tnp.extract(planted, planted_corpus, site="mlp.post", layers=[writer.layer], progress=False)
+    acts = tnp.extract(planted, planted_corpus, ExtractConfig(site="mlp.post", layers=[writer.layer]), progress=False)
     X, y, _ = acts.dataset("Number")
     means = iv.class_means(X[:, acts.columns([writer])], y)
     last = f"blocks.{adapter.n_layers - 1}.hook_resid_post"
@@ -81,8 +83,8 @@ def test_the_cancellation_is_what_hides_the_write(planted, planted_corpus):
         clean = run_capture(adapter, pos.batch, [last, undo.hook_name])
         frozen_values = clean[undo.hook_name][..., [undo.index]]
         shift = {}
-        for name, extra in (("live", None), ("frozen", iv.set_values(planted, [undo], frozen_values))):
-            edit = iv.translate(planted, [writer], means=means, positions=pos)
+        for name, extra in (("live", None), ("frozen", iv.SetValues().bind(planted, [undo], values=frozen_values))):
+            edit = iv.Translate().bind(planted, [writer], means=means, positions=pos)
             edit = edit if extra is None else edit + extra
             out = run_capture(adapter, pos.batch, [last], extra_hooks=edit.hooks())[last]
             shift[name] = float(((out - clean[last]) @ direction)[pos.mask].abs().mean())

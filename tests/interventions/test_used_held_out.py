@@ -1,4 +1,4 @@
-"""evaluate_used(model, train, ..., test=corpus) and the antverg preset's sentence cap (issue 21, finding 4)."""
+"""evaluate_used(model, train, ..., test=corpus) and UsedConfig.antverg()'s sentence cap (issue 21, finding 4)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ import pytest
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.data.corpus import Corpus, Sentence
-from tl_neuronprobe.evaluation.used import UsedSettings, evaluate_used
+from tl_neuronprobe.evaluation.used import UsedConfig, UsedFit, evaluate_used
+from tl_neuronprobe.data.extraction import ExtractConfig
 
-FAST = dict(layer=1, progress=False, n_bootstrap=0, bottom=False, random_baseline=False)
+from used_helpers import used_config
+
+
+def FAST(ks):
+    return used_config(ks, layer=1, n_bootstrap=0, bottom=False, n_random=0)
 
 
 def _relabel(corpus: Corpus, attribute: str, mapping: dict | None) -> Corpus:
@@ -25,7 +30,7 @@ def _relabel(corpus: Corpus, attribute: str, mapping: dict | None) -> Corpus:
 
 def _hand_probeless(planted, train: Corpus) -> list[tnp.Neuron]:
     """Probeless fitted by hand on the training corpus's layer-1 word activations (last sub-token)."""
-    acts = tnp.extract(planted, train, layers=[1], aggregation="last", progress=False)
+    acts = tnp.extract(planted, train, ExtractConfig(layers=[1], aggregation="last"), progress=False)
     X, y, _, idx = acts.dataset("Number", return_index=True)
     order = tnp.rankers.Probeless().fit(X.numpy(), y.numpy(), groups=acts.sentence_ids[idx]).order_
     return [acts.neurons[j] for j in order]
@@ -33,53 +38,48 @@ def _hand_probeless(planted, train: Corpus) -> list[tnp.Neuron]:
 
 def test_test_corpus_is_evaluated_and_the_training_corpus_fitted(planted, planted_corpus):
     train, test = planted_corpus[:80], planted_corpus[120:170]
-    got = evaluate_used(planted, train, "Number", {"probeless": "probeless"}, [2, 4], test=test, **FAST)
-    by_hand = evaluate_used(planted, test, "Number", {"probeless": _hand_probeless(planted, train)}, [2, 4],
-                            fit_corpus=train, **FAST)
+    got = evaluate_used(planted, train, "Number", {"probeless": "probeless"}, FAST([2, 4]), test=test,
+                        progress=False).table
+    by_hand = evaluate_used(planted, train, "Number", {"probeless": _hand_probeless(planted, train)}, FAST([2, 4]),
+                            test=test, progress=False).table
     np.testing.assert_array_equal(got.value.to_numpy(), by_hand.value.to_numpy())
     assert got.value.max() > 0.5  # the planted Number neurons change the prediction
     n_test = sum(any(v is not None for v in s.attributes["Number"]) for s in test.sentences)
     assert (got.n_sentences == n_test).all()
     # control: the training corpus evaluated on itself gives other numbers (the test words are the ones read)
-    same = evaluate_used(planted, train, "Number", {"probeless": "probeless"}, [2, 4], **FAST)
+    same = evaluate_used(planted, train, "Number", {"probeless": "probeless"}, FAST([2, 4]), progress=False).table
     assert (same.n_sentences != n_test).all()
 
 
 def test_test_corpus_checks_name_the_problem(planted, planted_corpus):
     train, test = planted_corpus[:40], planted_corpus[120:150]
-    kw = dict(rankings={"r": ["L1.N5", "L1.N23"]}, ks=[1], **FAST)
+    kw = dict(rankings={"r": ["L1.N5", "L1.N23"]}, config=FAST([1]), progress=False)
     with pytest.raises(KeyError, match=r"test corpus .* has no attribute 'Number'"):
         evaluate_used(planted, train, "Number", test=_relabel(test, "Number", None), **kw)
     with pytest.raises(ValueError, match=r"values never seen in training .*: Dual \(\d+ words\)"):
         evaluate_used(planted, train, "Number", test=_relabel(test, "Number", {"Plur": "Dual"}), **kw)
-    with pytest.raises(ValueError, match="not both"):
-        evaluate_used(planted, train, "Number", test=test, fit_corpus=train, **kw)
     with pytest.raises(TypeError, match="test= takes a Corpus"):
         evaluate_used(planted, train, "Number", test=["a sentence"], **kw)
 
 
-def test_antverg_preset_takes_a_smaller_sentence_cap(planted, planted_corpus):
-    s = UsedSettings(max_sentences=300).with_preset("antverg")
-    assert s.max_sentences == 300 and s.min_forms == 100 and s.alpha == "scaled"
-    assert UsedSettings(max_sentences=6500).with_preset("antverg").max_sentences == 6500
-    assert UsedSettings().with_preset("antverg").max_sentences == 6500
-    with pytest.raises(ValueError, match="sets max_sentences=6500 \\(a cap\\), but max_sentences=10000 was given; "
-                                         "give at most 6500"):
-        UsedSettings(max_sentences=10000).with_preset("antverg")
-    # end to end the cap no longer stops the call: it goes on to the preset's forms threshold, which the planted
-    # vocabulary cannot meet
+def test_antverg_config_takes_a_smaller_sentence_cap(planted, planted_corpus):
+    c = UsedConfig.antverg(n_sentences=300)
+    assert c.n_sentences == 300 and c.min_forms == 100 and c.edit.alpha == "scaled"
+    assert UsedConfig.antverg().n_sentences == 6500
+    # end to end the cap does not stop the call: it goes on to the forms threshold, which the planted vocabulary
+    # cannot meet
     with pytest.raises(ValueError, match=r"class value\(s\) remain"), pytest.warns(UserWarning, match="Plur .*Sing"):
-        evaluate_used(planted, planted_corpus[:40], "Number", {"r": ["L1.N5", "L1.N23"]}, [1], preset="antverg",
-                      max_sentences=30, progress=False)
+        evaluate_used(planted, planted_corpus[:40], "Number", {"r": ["L1.N5", "L1.N23"]},
+                      UsedConfig.antverg(ks=[1], n_sentences=30), progress=False)
 
 
-def test_antverg_preset_fits_rankers_by_name_as_published():
-    """Under preset='antverg' a ranking given by name is the published estimator: Probeless's unweighted sum over
+def test_antverg_config_fits_rankers_by_name_as_published():
+    """Under UsedConfig.antverg() a ranking given by name is the published estimator: Probeless's unweighted sum over
     class pairs (the default weights pairs by class shares), Linear's and Gaussian's published settings."""
     from tl_neuronprobe.evaluation._rankings import fit_ranker
 
-    params = UsedSettings().with_preset("antverg").ranker_params
-    assert UsedSettings().ranker_params is None
+    params = UsedConfig.antverg().fit.ranker_params
+    assert UsedConfig().fit.ranker_params is None and UsedFit().ranker_params is None
     rng = np.random.default_rng(0)
     y = np.r_[np.zeros(600, int), np.ones(600, int), np.full(20, 2)]  # a 20-word class
     X = rng.normal(size=(len(y), 6))
@@ -90,5 +90,6 @@ def test_antverg_preset_fits_rankers_by_name_as_published():
     default = fit_ranker("probeless", X, y, groups, 0)
     assert published.pair_weight == "uniform" and published.order_[0] == 4
     assert default.order_[0] == 1  # control: the default weighting is not what the preset fits
-    assert fit_ranker("linear", X, y, groups, 0, params).preset == "antverg"
+    linear = fit_ranker("linear", X, y, groups, 0, params)
+    assert (linear.l2, linear.mass, linear.refine_k) == (1e-2, "weight", 0)  # Linear.from_preset("antverg")
     assert fit_ranker("gaussian", X, y, groups, 0, params).estimate == "published"

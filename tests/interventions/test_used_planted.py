@@ -12,10 +12,15 @@ from sklearn.model_selection import cross_val_score
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.interventions.readouts import SAME, VALUE_CHANGED, WRONG_LEMMA, Lexicon
-from tl_neuronprobe.evaluation.used import bootstrap_means, compare_encoded_used, evaluate_used, excess_over_random, plot_used
+from tl_neuronprobe.evaluation.compare import compare_encoded_used
+from tl_neuronprobe.evaluation.stats import bootstrap_means, excess_over_random
+
+from used_helpers import run_used
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 
 def value(table, ranking, selection, k, metric):
+    table = getattr(table, "table", table)  # a UsedResult or its table
     row = table[(table.ranking == ranking) & (table.selection == selection) & (table.k == k)
                 & (table.metric == metric)]
     assert len(row) == 1, (ranking, selection, k, metric)
@@ -24,12 +29,12 @@ def value(table, ranking, selection, k, metric):
 
 @pytest.fixture(scope="module")
 def translated(planted, planted_corpus, planted_rankings):
-    return evaluate_used(planted, planted_corpus, "Number", planted_rankings, [1, 2, 4], method="translate",
+    return run_used(planted, planted_corpus, "Number", planted_rankings, [1, 2, 4], method="translate",
                          progress=False, n_bootstrap=300, seed=0, batch_size=64)
 
 
 def test_probes_read_used_and_unused_neurons_equally_well(planted, planted_corpus):
-    acts = tnp.extract(planted, planted_corpus, site="mlp.post", layers=[1], progress=False)
+    acts = tnp.extract(planted, planted_corpus, ExtractConfig(site="mlp.post", layers=[1]), progress=False)
     X, y, _ = acts.dataset("Number")
     acc = {}
     for group in ("used", "unused"):
@@ -40,8 +45,8 @@ def test_probes_read_used_and_unused_neurons_equally_well(planted, planted_corpu
 
 
 def test_translating_used_neurons_flips_predictions_unused_do_not(translated):
-    t = translated
-    assert t.attrs["readout"] == "identity"  # chosen automatically: the planted model predicts its input
+    t = translated.table
+    assert translated.readout == "identity"  # chosen automatically: the planted model predicts its input
     assert value(t, "used_first", "top", 2, "changed") > 0.9
     assert value(t, "used_first", "top", 2, "correct_lemma_wrong_value") > 0.4
     assert value(t, "unused_first", "top", 2, "changed") == 0.0
@@ -55,8 +60,8 @@ def test_translating_used_neurons_flips_predictions_unused_do_not(translated):
 
 
 def test_table_is_tidy_with_bootstrap_intervals(translated):
-    t = translated
-    assert list(t.columns) == ["attribute", "method", "readout", "ranking", "selection", "k", "metric", "value",
+    t = translated.table
+    assert list(t.columns) == ["attribute", "edit", "readout", "ranking", "selection", "k", "metric", "value",
                                "ci_low", "ci_high", "n_units", "n_sentences"]
     assert set(t.selection) == {"top", "bottom", "random"}
     assert set(t.metric) == {"changed", "correct_lemma_wrong_value", "wrong_lemma"}
@@ -64,14 +69,15 @@ def test_table_is_tidy_with_bootstrap_intervals(translated):
     assert ((t.ci_low <= t.value + 1e-12) & (t.value <= t.ci_high + 1e-12)).all()
     flip = t[(t.ranking == "used_first") & (t.selection == "top") & (t.k == 2) & (t.metric == "changed")].iloc[0]
     assert 0 < flip.ci_high - flip.ci_low < 0.1
-    assert t.attrs["forward_passes"] < t.attrs["interventions"] * t.attrs["batches"]
+    info = translated.extra
+    assert info["forward_passes"] < info["interventions"] * info["batches"]
     ex = excess_over_random(t, "changed")
     assert ex.loc[(ex.ranking == "used_first") & (ex.selection == "top") & (ex.k == 2), "excess"].iloc[0] > 0.7
 
 
 @pytest.mark.parametrize("method", ["zero", "mean", "resample"])
 def test_ablations_hit_used_neurons_only(planted, planted_corpus, planted_rankings, method):
-    t = evaluate_used(planted, planted_corpus[:120], "Number", planted_rankings, [2], method=method,
+    t = run_used(planted, planted_corpus[:120], "Number", planted_rankings, [2], method=method,
                       progress=False, n_bootstrap=0, bottom=False, n_random=1)
     used = value(t, "used_first", "top", 2, "changed")
     assert used > 0.15
@@ -83,20 +89,20 @@ def test_batched_cached_and_naive_strategies_agree(planted, planted_corpus, plan
     kw = dict(progress=False, n_bootstrap=50, n_random=1, seed=3, batch_size=16, bottom=False)
     strategies = ["batched", "naive"] + (["cached"] if generation == "hooked" else [])
     for method in ("translate", "resample"):
-        tables = {s: evaluate_used(planted, corpus, "Number", planted_rankings, [1, 2, 8], method=method,
+        tables = {s: run_used(planted, corpus, "Number", planted_rankings, [1, 2, 8], method=method,
                                    strategy=s, alpha="scaled", **kw) for s in strategies}
         for s in strategies[1:]:
-            pd.testing.assert_frame_equal(tables[s], tables["batched"], atol=1e-9, rtol=0)
-        assert tables["naive"].attrs["forward_passes"] > 2 * tables["batched"].attrs["forward_passes"]
+            pd.testing.assert_frame_equal(tables[s].table, tables["batched"].table, atol=1e-9, rtol=0)
+        assert tables["naive"].extra["forward_passes"] > 2 * tables["batched"].extra["forward_passes"]
 
 
 def test_same_seed_same_table_and_seed_matters_for_random(planted, planted_corpus, planted_rankings):
     # a continuous readout: random neurons move the output a little, by an amount that depends on which
     kw = dict(progress=False, n_bootstrap=100, bottom=False, readout="divergence", divergence=["kl", "hidden_distance"])
-    a = evaluate_used(planted, planted_corpus[:80], "Number", planted_rankings, [8], seed=1, **kw)
-    b = evaluate_used(planted, planted_corpus[:80], "Number", planted_rankings, [8], seed=1, **kw)
+    a = run_used(planted, planted_corpus[:80], "Number", planted_rankings, [8], seed=1, **kw).table
+    b = run_used(planted, planted_corpus[:80], "Number", planted_rankings, [8], seed=1, **kw).table
     pd.testing.assert_frame_equal(a, b)
-    c = evaluate_used(planted, planted_corpus[:80], "Number", planted_rankings, [8], seed=2, **kw)
+    c = run_used(planted, planted_corpus[:80], "Number", planted_rankings, [8], seed=2, **kw).table
     top_a, top_c = a[a.selection == "top"], c[c.selection == "top"]
     rand_a, rand_c = a[a.selection == "random"], c[c.selection == "random"]
     # the same neurons give the same effect; another seed draws other random neurons and other bootstrap samples
@@ -110,32 +116,32 @@ def test_rankings_as_columns_fitted_rankers_and_names(planted, planted_corpus):
     class Fitted:
         order_ = np.asarray(used + [i for i in range(64) if i not in used])
 
-    t = evaluate_used(planted, planted_corpus[:60], "Number", {"cols": np.asarray(Fitted.order_), "obj": Fitted()},
-                      [2], layer=1, progress=False, n_bootstrap=0, bottom=False, random_baseline=False)
+    t = run_used(planted, planted_corpus[:60], "Number", {"cols": np.asarray(Fitted.order_), "obj": Fitted()},
+                      [2], layer=1, progress=False, n_bootstrap=0, bottom=False, n_random=0)
     assert value(t, "cols", "top", 2, "changed") == value(t, "obj", "top", 2, "changed") > 0.9
     with pytest.raises(ValueError, match="pass layer="):
-        evaluate_used(planted, planted_corpus[:20], "Number", [np.arange(64)], [2], progress=False)
+        run_used(planted, planted_corpus[:20], "Number", [np.arange(64)], [2], progress=False)
     pytest.importorskip("tl_neuronprobe.rankers")
-    t = evaluate_used(planted, planted_corpus, "Number", ["probeless"], [2, 4], layer=1, progress=False,
+    t = run_used(planted, planted_corpus, "Number", ["probeless"], [2, 4], layer=1, progress=False,
                       n_bootstrap=0, bottom=False)
-    assert set(t.ranking) == {"probeless"}
-    assert t.attrs["readout"] == "identity"
+    assert set(t.table.ranking) == {"probeless"}
+    assert t.readout == "identity" and [str(n) for n in t.rankings["probeless"][:1]]
 
 
 def test_clear_errors(planted, planted_corpus, planted_rankings):
     c = planted_corpus[:20]
-    with pytest.raises(ValueError, match="method must be one of"):
-        evaluate_used(planted, c, "Number", planted_rankings, [2], method="scramble", progress=False)
+    with pytest.raises(ValueError, match="unknown edit 'scramble'"):
+        run_used(planted, c, "Number", planted_rankings, [2], method="scramble", progress=False)
     with pytest.raises(KeyError, match="no word .* has attribute 'Gender'"):
-        evaluate_used(planted, c, "Gender", planted_rankings, [2], progress=False)
+        run_used(planted, c, "Gender", planted_rankings, [2], progress=False)
     with pytest.raises(ValueError, match="k=100 is larger than ranking"):
-        evaluate_used(planted, c, "Number", {"short": ["L1.N5", "L1.N23"]}, [100], progress=False)
+        run_used(planted, c, "Number", {"short": ["L1.N5", "L1.N23"]}, [100], progress=False)
     with pytest.raises(ValueError, match="out of range"):
-        evaluate_used(planted, c, "Number", {"bad": ["L1.N500"]}, [1], progress=False)
+        run_used(planted, c, "Number", {"bad": ["L1.N500"]}, [1], progress=False)
     with pytest.raises(ValueError, match="translation needs each position's class"):
-        evaluate_used(planted, c, "Number", planted_rankings, [2], positions="all", progress=False)
+        run_used(planted, c, "Number", planted_rankings, [2], positions="all", progress=False)
     with pytest.raises(ValueError, match="ks must be positive"):
-        evaluate_used(planted, c, "Number", planted_rankings, [0], progress=False)
+        run_used(planted, c, "Number", planted_rankings, [0], progress=False)
 
 
 def test_lexicon_from_the_corpus_judges_forms():
@@ -168,40 +174,41 @@ def test_bootstrap_resamples_sentences():
 
 
 def test_plot_and_compare_encoded_used(translated, tmp_path):
-    fig = plot_used(translated, tmp_path / "used.png")
+    fig = translated.plot(tmp_path / "used.png")
     assert (tmp_path / "used.png").stat().st_size > 5000
     import matplotlib.pyplot as plt
 
     plt.close(fig)
     # an encoded table in evaluate_encoded's wide format where both rankings encode equally well
-    enc = pd.DataFrame([dict(attribute="Number", ranker=r, probe="logistic", selection="top", k=k,
+    enc = pd.DataFrame([dict(attribute="Number", ranking=r, probe="logistic", selection="top", k=k,
                              accuracy=acc) for r, acc in (("used_first", 0.99), ("unused_first", 1.0))
                         for k in (1, 2, 4)])
-    cmp = compare_encoded_used(enc, translated, path=tmp_path / "cmp.png")
+    cmp = compare_encoded_used(enc, translated)
+    cmp.plot(tmp_path / "cmp.png")
     assert cmp.per_k.set_index("k").loc[2, "best_encoded"] == "unused_first"
     assert cmp.per_k.set_index("k").loc[2, "best_used"] == "used_first"
     assert bool(cmp.per_k.set_index("k").loc[2, "disagree"])
     assert "disagree at k = 2" in cmp.summary and "unused_first encodes best" in cmp.summary
     assert "unused_first" in cmp.per_k.set_index("k").loc[2, "at_or_below_random"]
     assert (tmp_path / "cmp.png").stat().st_size > 5000
-    plt.close(cmp.figure)
+    plt.close("all")
     with pytest.raises(ValueError, match="share no"):
         compare_encoded_used(enc.assign(k=enc.k + 100), translated)
 
 
-def test_method_variants_and_all_positions(planted, planted_corpus, planted_rankings):
+def test_edit_variants_and_all_positions(planted, planted_corpus, planted_rankings):
     c = planted_corpus[:60]
-    kw = dict(progress=False, n_bootstrap=0, bottom=False, random_baseline=False)
-    target = evaluate_used(planted, c, "Number", planted_rankings, [2], method="mean", mean_of="target", **kw)
-    dataset = evaluate_used(planted, c, "Number", planted_rankings, [2], method="mean", **kw)
+    kw = dict(progress=False, n_bootstrap=0, bottom=False, n_random=0)
+    target = run_used(planted, c, "Number", planted_rankings, [2], method="mean", mean_of="target", **kw)
+    dataset = run_used(planted, c, "Number", planted_rankings, [2], method="mean", **kw)
     # setting the used neurons to the *other* class's mean flips more than setting them to the dataset mean
     assert value(target, "used_first", "top", 2, "changed") > value(dataset, "used_first", "top", 2, "changed")
     assert value(target, "used_first", "top", 2, "changed") > 0.9
-    other = evaluate_used(planted, c, "Number", planted_rankings, [2], method="resample",
+    other = run_used(planted, c, "Number", planted_rankings, [2], method="resample",
                           resample_from="other_class", **kw)
-    anyone = evaluate_used(planted, c, "Number", planted_rankings, [2], method="resample", **kw)
+    anyone = run_used(planted, c, "Number", planted_rankings, [2], method="resample", **kw)
     assert value(other, "used_first", "top", 2, "changed") > value(anyone, "used_first", "top", 2, "changed")
-    allpos = evaluate_used(planted, c, "Number", planted_rankings, [2], method="zero", positions="all", **kw)
+    allpos = run_used(planted, c, "Number", planted_rankings, [2], method="zero", positions="all", **kw)
     assert value(allpos, "unused_first", "top", 2, "changed") == 0.0
     assert value(allpos, "used_first", "top", 2, "changed") > 0.1
 
@@ -255,6 +262,17 @@ def test_a_readout_object_can_be_reused(planted, planted_corpus, planted_ranking
 
     ro = IdentityReadout()
     kw = dict(readout=ro, progress=False, n_bootstrap=50, bottom=False, n_random=1)
-    a = evaluate_used(planted, planted_corpus[:40], "Number", planted_rankings, [2], **kw)
-    b = evaluate_used(planted, planted_corpus[:40], "Number", planted_rankings, [2], **kw)
-    pd.testing.assert_frame_equal(a, b)
+    a = run_used(planted, planted_corpus[:40], "Number", planted_rankings, [2], **kw)
+    b = run_used(planted, planted_corpus[:40], "Number", planted_rankings, [2], **kw)
+    pd.testing.assert_frame_equal(a.table, b.table)
+
+
+def test_a_callable_metric_is_a_readout(planted, planted_corpus, planted_rankings):
+    def top_changed(clean, edited):  # per token: did the top prediction change
+        return (clean.argmax(-1) != edited.argmax(-1)).float()
+
+    t = run_used(planted, planted_corpus[:40], "Number", planted_rankings, [2], readout=top_changed,
+                 n_bootstrap=0, bottom=False, n_random=0)
+    assert t.readout == "metric" and set(t.table.metric) == {"top_changed"}
+    assert value(t, "used_first", "top", 2, "top_changed") > value(t, "unused_first", "top", 2, "top_changed")
+    assert t.config["readout"]["type"] == "callable"

@@ -1,8 +1,8 @@
-"""Each stage of the used evaluation on its own: resolve, tables, plan, sweep, tabulate; presets and options."""
+"""Each stage of the used evaluation on its own: resolve, tables, plan, sweep, tabulate; UsedConfig and options."""
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import warnings
 
 import numpy as np
@@ -12,34 +12,32 @@ import torch
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe import interventions as iv
-from tl_neuronprobe.evaluation.used import (PRESETS, Preparer, UsedSettings, build_tables, choose_readout, evaluate_used,
-                                            plan, resolve, sentence_batches, tabulate)
+from tl_neuronprobe.core.config import Config
+from tl_neuronprobe.evaluation._tables import Preparer, sentence_batches
+from tl_neuronprobe.evaluation.used import (UsedConfig, UsedFit, build_tables, choose_readout, evaluate_used, plan,
+                                            resolve, tabulate)
 from tl_neuronprobe.interventions.sweep import Sweep, run_sweep
 
-
-def _settings(**kw) -> UsedSettings:
-    s = UsedSettings(progress=False, **kw)
-    s.validate()
-    return s
+from used_helpers import used_config as _settings
 
 
 def test_resolve_turns_every_kind_of_ranking_into_neurons(planted, planted_corpus):
     rankings = {"strings": ["L1.N5", "L1.N23"], "cols": np.asarray([23, 5]), "named": "probeless"}
-    r = resolve(planted, planted_corpus[:30], "Number", rankings, [2, 1, 2], _settings(layer=1))
+    r = resolve(planted, planted_corpus[:30], "Number", rankings, _settings([2, 1, 2], layer=1))
     assert r.ks == [1, 2]
     assert r.orders["strings"] == [tnp.Neuron(1, 5), tnp.Neuron(1, 23)]
     assert r.orders["cols"] == [tnp.Neuron(1, 23), tnp.Neuron(1, 5)]
     assert r.orders["named"] is None and r.pending == {"named": "probeless"}
     with pytest.raises(ValueError, match="lists a neuron twice"):
-        resolve(planted, planted_corpus[:30], "Number", {"x": ["L1.N5", "L1.N5"]}, [1], _settings())
-    capped = resolve(planted, planted_corpus[:30], "Number", rankings, [1], _settings(layer=1, max_sentences=7))
+        resolve(planted, planted_corpus[:30], "Number", {"x": ["L1.N5", "L1.N5"]}, _settings())
+    capped = resolve(planted, planted_corpus[:30], "Number", rankings, _settings(layer=1, n_sentences=7))
     assert len(capped.corpus) == 7 and len(capped.fit_corpus) == 30
 
 
 def test_tables_label_words_and_fit_named_rankers(planted, planted_corpus):
     corpus = planted_corpus[:60]
-    r = resolve(planted, corpus, "Number", {"named": "probeless"}, [2], _settings(layer=1))
-    t = build_tables(r, _settings(layer=1))
+    r = resolve(planted, corpus, "Number", {"named": "probeless"}, _settings([2], layer=1))
+    t = build_tables(r, _settings([2], layer=1))
     assert t.classes == ["Plur", "Sing"]
     first = corpus.sentences[0]
     want = [-1 if v is None else t.classes.index(v) for v in first.attributes["Number"]]
@@ -57,9 +55,9 @@ def test_class_values_with_few_forms_are_dropped_with_a_message(planted, planted
             forms.setdefault(u, set()).add(w.lower())
     threshold = sorted(len(f) for f in forms.values())[-3]  # keeps the three richest classes
     rankings = {"r": [tnp.Neuron(1, i) for i in range(64)]}
-    r = resolve(planted, corpus, "upos", rankings, [2], _settings(min_forms=threshold))
+    r = resolve(planted, corpus, "upos", rankings, _settings([2], min_forms=threshold))
     with pytest.warns(UserWarning, match="fewer than .* distinct word forms") as record:
-        t = build_tables(r, _settings(min_forms=threshold))
+        t = build_tables(r, _settings([2], min_forms=threshold))
     dropped = sorted(c for c, f in forms.items() if len(f) < threshold)
     assert t.dropped == dropped and set(t.classes) == set(forms) - set(dropped)
     assert all(c in str(record[0].message) for c in dropped)
@@ -78,28 +76,28 @@ def test_plan_lists_top_bottom_and_seeded_random_neurons(planted):
     assert top.neurons == order[:3] and bottom.neurons == order[::-1][:3]
     rand = [sp.neurons for sp in p.specs if sp.selection == "random"]
     again = [sp.neurons for sp in plan(adapter, {"a": order}, [1, 3], s).specs if sp.selection == "random"]
-    other = [sp.neurons for sp in plan(adapter, {"a": order}, [1, 3], dataclasses.replace(s, seed=6)).specs
+    other = [sp.neurons for sp in plan(adapter, {"a": order}, [1, 3], s.replace(seed=6)).specs
              if sp.selection == "random"]
     assert rand == again and rand != other
     assert p.rows.count(("a", "random", 3)) == 1 and len(p.row_specs[p.rows.index(("a", "random", 3))]) == 2
-    scaled = plan(adapter, {"a": order}, [3], _settings(alpha="scaled", random_baseline=False, bottom=False))
+    scaled = plan(adapter, {"a": order}, [3], _settings(edit=iv.Translate(alpha="scaled"), n_random=0, bottom=False))
     np.testing.assert_allclose(scaled.specs[0].alpha, iv.scaled_alpha(64, 8.0, np.arange(3)))
 
 
 def test_sweep_engine_batched_equals_public_interventions(planted, planted_corpus):
-    """The engine's rows equal the public translate() intervention of each spec, run alone."""
+    """The engine's rows equal the bound Translate intervention of each spec, run alone."""
     corpus = planted_corpus[:24]
-    s = _settings(random_baseline=False, bottom=False, alpha=2.0)
+    s = _settings([1, 2, 5], n_random=0, bottom=False, edit=iv.Translate(alpha=2.0))
     order = planted.planted.used["Number"] + [tnp.Neuron(1, i) for i in (1, 2, 3)]
-    r = resolve(planted, corpus, "Number", {"a": order}, [1, 2, 5], s)
+    r = resolve(planted, corpus, "Number", {"a": order}, s)
     t = build_tables(r, s)
     p = plan(r.adapter, r.orders, r.ks, s)
-    sweep = Sweep(r.adapter, p.specs, s.method)
+    sweep = Sweep(r.adapter, p.specs, s.edit)
     prepare = Preparer(r.adapter, t, sweep.neurons, s)
     batches = sentence_batches(t, r.corpus, s.positions, 8)
     results = {}
     for strategy in ("batched", "naive"):
-        ro, _ = choose_readout("divergence", r, t, batches, prepare, divergence=["kl"])
+        ro, _ = choose_readout(iv.Divergence(metrics=["kl"]), r, t, batches, prepare)
         results[strategy] = run_sweep(sweep, batches, prepare, ro, strategy)
     np.testing.assert_allclose(results["batched"].metrics["kl"], results["naive"].metrics["kl"], atol=1e-5)
     assert results["batched"].forward_passes < results["naive"].forward_passes
@@ -122,44 +120,67 @@ def test_tabulate_averages_random_draws_and_bootstraps_sentences():
     assert (t.ci_low <= t.value).all() and (t.value <= t.ci_high).all()
 
 
-def test_antverg_preset(planted, planted_corpus):
-    s = UsedSettings().with_preset("antverg")
-    assert (s.method, s.alpha, s.beta, s.aggregation, s.min_forms, s.max_sentences) == \
-        ("translate", "scaled", 8.0, "mean", 100, 6500)
-    with pytest.raises(ValueError, match="preset 'antverg' sets method='translate'"):
-        UsedSettings(method="zero").with_preset("antverg")
-    with pytest.raises(ValueError, match="preset must be one of"):
-        UsedSettings().with_preset("paper")
-    assert PRESETS["antverg"]["beta"] == 8.0
+def test_antverg_config(planted, planted_corpus):
+    c = UsedConfig.antverg()
+    assert (c.edit, c.fit.aggregation, c.min_forms, c.n_sentences) == \
+        (iv.Translate(alpha="scaled", beta=8.0), "mean", 100, 6500)
+    assert UsedConfig.antverg(n_sentences=300).n_sentences == 300
+    assert UsedConfig.antverg(fit=UsedFit(layer=1)).fit.aggregation == "mean"
+    assert Config.from_dict(json.loads(json.dumps(c.to_dict()))) == c
     # the planted vocabulary has fewer than 100 forms per Number value: both are dropped, by name
-    with pytest.raises(ValueError, match="class value\(s\) remain"), pytest.warns(UserWarning, match="Plur .*Sing"):
-        evaluate_used(planted, planted_corpus[:40], "Number", {"r": ["L1.N5", "L1.N23"]}, [1], preset="antverg",
-                      progress=False)
+    with pytest.raises(ValueError, match="class value\\(s\\) remain"), pytest.warns(UserWarning, match="Plur .*Sing"):
+        evaluate_used(planted, planted_corpus[:40], "Number", {"r": ["L1.N5", "L1.N23"]},
+                      UsedConfig.antverg(ks=[1]), progress=False)
     # the same settings spelled out, without the forms threshold the synthetic vocabulary cannot meet
     ranking = {"r": [str(n) for n in planted.planted.used["Number"]] + ["L1.N1"]}
-    t = evaluate_used(planted, planted_corpus[:40], "Number", ranking, [2], alpha="scaled", beta=8.0,
-                      aggregation="mean", max_sentences=6500, progress=False, n_bootstrap=0, bottom=False,
-                      random_baseline=False)
-    assert t.attrs["preset"] is None and t.value.iloc[0] > 0.5
+    t = evaluate_used(planted, planted_corpus[:40], "Number", ranking,
+                      _settings([2], edit=iv.Translate(alpha="scaled", beta=8.0), aggregation="mean",
+                                n_sentences=6500, n_bootstrap=0, bottom=False, n_random=0), progress=False)
+    assert t.config["edit"] == {"type": "Translate", "alpha": "scaled", "beta": 8.0}
+    assert t.table.value.iloc[0] > 0.5
+
+
+def test_config_checks_name_the_field():
+    with pytest.raises(ValueError, match="positions='attribute' with Translate"):
+        UsedConfig(positions="all")
+    with pytest.raises(ValueError, match="ks must be positive"):
+        UsedConfig(ks=[0])
+    with pytest.raises(ValueError, match="Resample.pool"):
+        iv.Resample(pool="nearby")
+    with pytest.raises(ValueError, match="strategy"):
+        _settings(strategy="fast")
+    with pytest.raises(ValueError, match="edit must be an edit object"):
+        UsedConfig(edit="zero")
+    assert UsedConfig(ks=5).ks == (5,)
 
 
 def test_scaled_translation_needs_the_ranking_length(planted, positions):
     means = torch.zeros(2, 2)
+    scaled = iv.Translate(alpha="scaled")
     with pytest.warns(UserWarning, match="n_ranked"):
-        iv.translate(planted, ["L1.N5", "L1.N23"], means=means, positions=positions, alpha="scaled")
+        scaled.bind(planted, ["L1.N5", "L1.N23"], means=means, positions=positions)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        t = iv.translate(planted, ["L1.N5", "L1.N23"], means=means, positions=positions, alpha="scaled",
-                         n_ranked=64)
+        t = scaled.bind(planted, ["L1.N5", "L1.N23"], means=means, positions=positions, n_ranked=64)
     np.testing.assert_allclose(t.alpha.numpy(), iv.scaled_alpha(64, 8.0, [0, 1]), rtol=1e-6)
     with pytest.raises(ValueError, match="n_ranked=1 is smaller"):
-        iv.translate(planted, ["L1.N5", "L1.N23"], means=means, positions=positions, alpha="scaled", n_ranked=1)
+        scaled.bind(planted, ["L1.N5", "L1.N23"], means=means, positions=positions, n_ranked=1)
 
 
-def test_stats_helpers_keep_their_old_import_path():
-    from tl_neuronprobe.evaluation import stats, used
-
-    assert used.bootstrap_means is stats.bootstrap_means and used.excess_over_random is stats.excess_over_random
-    assert isinstance(stats.excess_over_random(pd.DataFrame(
-        dict(ranking=["a", "a"], selection=["top", "random"], k=[1, 1], metric=["m", "m"], value=[0.9, 0.1]))
-    ).excess.iloc[0], float)
+def test_every_registered_edit_runs_and_set_values_zero_is_zero_ablation(planted, planted_corpus):
+    """One registry (iv.EDITS) names every edit the evaluation runs; SetValues(0.0) is the same arithmetic as
+    Zero(), batched and naive."""
+    assert sorted(iv.EDITS) == ["mean", "resample", "set_values", "translate", "zero"]
+    assert all(iv.edit_from_name(name).name == name for name in iv.EDITS)
+    ranking = {"r": [str(n) for n in planted.planted.used["Number"]] + ["L1.N1"]}
+    tables = {}
+    for edit in (iv.Zero(), iv.SetValues(values=0.0)):
+        for strategy in ("batched", "naive"):
+            config = _settings([1, 2], edit=edit, n_random=1, bottom=False, n_bootstrap=20, strategy=strategy)
+            tables[edit.name, strategy] = evaluate_used(planted, planted_corpus[:24], "Number", ranking, config,
+                                                        progress=False).table.drop(columns=["edit"])
+    first = tables["zero", "batched"]
+    for key, table in tables.items():
+        pd.testing.assert_frame_equal(table, first, check_exact=False, atol=1e-9, rtol=0)
+    with pytest.raises(ValueError, match="needs one number"):
+        UsedConfig(edit=iv.SetValues(values=[1.0, 2.0]))

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from tl_neuronprobe.evaluation.controls import control_labels, selectivity
-from tl_neuronprobe.probes import LogisticProbes, train_softmax
+from tl_neuronprobe.probes import LogisticProbes
+from tl_neuronprobe.probes import softmax_fit as train_softmax
 
 
 

@@ -9,7 +9,7 @@ import torch
 import tl_neuronprobe.rankers as R
 
 NAMES = list(R.RANKERS)
-PARAMS = {"gaussian": dict(max_features=3)}
+PARAMS = {"gaussian": dict(max_k=3)}
 
 
 def _r(name, **kw):

@@ -173,7 +173,7 @@ def test_out_of_core_refinement_stays_within_its_share_of_the_budget():
     from tl_neuronprobe.rankers._out_of_core_probes import refine_limits
 
     budget = 16 * 2**20
-    m, rows = refine_limits(budget, n_neurons=2048, candidates=1000, k=100)
+    m, rows = refine_limits(budget, width=2048, candidates=1000, k=100)
     assert 12 * m * m <= budget // 8 and 8 * rows * (m + 100) <= budget // 8
     assert 0 < m < 1000 and rows > 0  # a small budget shrinks both, never to nothing
     assert refine_limits(2**34, 9216, 1000, 100)[0] == 1000  # a large one keeps every candidate

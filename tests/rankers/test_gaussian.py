@@ -11,6 +11,7 @@ from scipy.stats import multivariate_normal
 
 import tl_neuronprobe.rankers as R
 from tl_neuronprobe.probes import GaussianProbe
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 
 def _niw(X, y, C, estimate="published"):
@@ -51,8 +52,8 @@ def _brute_force_greedy(X_tr, y_tr, X_dev, y_dev, C, steps):
     return selected, curve
 
 
-@pytest.mark.parametrize("seed,chunk_size", [(0, 32), (1, 32), (2, 32), (0, 4), (1, 5)])
-def test_greedy_equals_brute_force(seed, chunk_size):
+@pytest.mark.parametrize("seed,block", [(0, 32), (1, 32), (2, 32), (0, 4), (1, 5)])
+def test_greedy_equals_brute_force(seed, block):
     """Also with candidate blocks that do not divide the 14 neurons (padded last block)."""
     rng = np.random.default_rng(seed)
     n, D, C = 500, 14, 3
@@ -61,7 +62,8 @@ def test_greedy_equals_brute_force(seed, chunk_size):
     X[:, :6] += rng.standard_normal((C, 6))[y] * 0.8  # informative, correlated neurons
     X[:, 7] = 0.6 * X[:, 0] + 0.4 * X[:, 8]
     X = X.astype(np.float32)
-    g = R.Gaussian.from_preset("published", max_features=6, seed=seed, chunk_size=chunk_size).fit(X, y)
+    scan = R.GaussianScan(candidates_per_block=block)
+    g = R.Gaussian.from_preset("published", max_k=6, seed=seed, scan=scan).fit(X, y)
     tr, dv = g.train_index_, g.dev_index_
     ref, curve = _brute_force_greedy(X[tr], y[tr], X[dv], y[dv], C, 6)
     assert g.selected_.tolist() == ref
@@ -124,12 +126,12 @@ def test_gaussian_ranker_probe_interface():
     X = rng.standard_normal((600, 20)).astype(np.float32)
     X[:, 4] += 2.5 * (y == 1)
     X[:, 9] += 2.5 * (y == 2)
-    g = R.Gaussian(max_features=5).fit(X, y)
+    g = R.Gaussian(max_k=5).fit(X, y)
     assert set(g.selected_[:2]) == {4, 9}
     assert g.score(X, y) > 0.8
     assert g.predict_proba(X[:3]).shape == (3, 3)
     assert g.score(X, y, neurons=[0]) < 0.6  # a noise neuron alone is near chance
-    g2 = R.Gaussian(max_features=5, k=2).fit(X, y)
+    g2 = R.Gaussian(max_k=5, k=2).fit(X, y)
     assert set(g2.order_[:2]) == {4, 9}
     assert g2.transform(X).shape == (600, 2)
     assert len(g.mi_) == 5 and g.mi_[1] > g.mi_[0] > 0
@@ -139,8 +141,8 @@ def test_gaussian_without_stored_conditional_means_matches():
     rng = np.random.default_rng(2)
     y = rng.integers(0, 3, 400)
     X = (rng.standard_normal((400, 16)) + rng.standard_normal((3, 16))[y] * 0.5).astype(np.float32)
-    a = R.Gaussian(max_features=6).fit(X, y)
-    b = R.Gaussian(max_features=6, max_memory_gb=0.0, chunk_size=5).fit(X, y)  # recompute path
+    a = R.Gaussian(max_k=6).fit(X, y)
+    b = R.Gaussian(max_k=6, scan=R.GaussianScan(max_memory_gb=0.0, candidates_per_block=5)).fit(X, y)  # recompute path
     assert a.selected_.tolist() == b.selected_.tolist()
     np.testing.assert_allclose(a.mi_, b.mi_, rtol=1e-9)
 
@@ -149,7 +151,7 @@ def test_single_neuron_scores_are_dev_mutual_information():
     rng = np.random.default_rng(5)
     y = rng.integers(0, 3, 500)
     X = (rng.standard_normal((500, 6)) + rng.standard_normal((3, 6))[y] * 0.6).astype(np.float32)
-    g = R.Gaussian.from_preset("published", max_features=2).fit(X, y)
+    g = R.Gaussian.from_preset("published", max_k=2).fit(X, y)
     tr, dv = g.train_index_, g.dev_index_
     _, curve = _brute_force_greedy(X[tr], y[tr], X[dv], y[dv], 3, 1)
     # the first greedy step's MI is the best single-neuron score (scores_ in nats of log-lik, mi_ in bits)
@@ -176,15 +178,15 @@ def _bits(g, j):
 
 def test_posterior_mean_recovers_the_planted_neuron_where_the_published_estimate_collapses():
     X, y = _planted_wide()
-    old = R.Gaussian.from_preset("published", max_features=3, dev_size=0.3).fit(X, y)
-    new = R.Gaussian(max_features=3, dev_size=0.3).fit(X, y)
+    old = R.Gaussian.from_preset("published", max_k=3, dev_size=0.3).fit(X, y)
+    new = R.Gaussian(max_k=3, dev_size=0.3).fit(X, y)
     # the published estimate shrinks every variance by N_z / (N_z + 2D + 4) (~ 1/8 here): negative held-out MI,
     # even for the planted neuron, and the first pick is noise
     assert _bits(old, 123) < 0 and old.mi_[0] < 0.02 and old.selected_[0] != 123, (_bits(old, 123), old.mi_)
     assert new.selected_[0] == 123 and new.mi_[0] > 0.3, (new.selected_, new.mi_)
     assert np.all(np.diff(new.mi_) > 0)
     # control: permuted labels; the same ranker finds nothing of the kind (what it picks is dev-set luck)
-    ctrl = R.Gaussian(max_features=3, dev_size=0.3).fit(X, np.random.default_rng(9).permutation(y))
+    ctrl = R.Gaussian(max_k=3, dev_size=0.3).fit(X, np.random.default_rng(9).permutation(y))
     assert ctrl.selected_[0] != 123 and ctrl.mi_[0] < 0.15, (ctrl.selected_, ctrl.mi_)
 
 
@@ -204,7 +206,7 @@ def test_greedy_stops_when_nothing_is_gained_and_orders_the_rest_by_single_neuro
     y = rng.integers(0, 2, 400)
     X = rng.standard_normal((400, 20)).astype(np.float32)
     X[:, 11] += 60.0 * y  # separates the classes perfectly: after it, no neuron can raise the dev MI
-    g = R.Gaussian(max_features=5).fit(X, y)
+    g = R.Gaussian(max_k=5).fit(X, y)
     assert g.selected_.tolist() == [11] and g.n_selected_ == 1 and len(g.mi_) == 1
     assert g.mi_[0] > 0.9
     rest = g.order_[1:]
@@ -212,10 +214,10 @@ def test_greedy_stops_when_nothing_is_gained_and_orders_the_rest_by_single_neuro
     np.testing.assert_array_equal(rest, [j for j in np.lexsort((np.arange(20), -g.scores_)) if j != 11])
     assert not np.all(np.diff(rest[:4]) > 0), "the order past the stop is index order"
     assert np.all(np.diff(g.scores_[rest]) <= 0)
-    assert R.Gaussian(max_features=5, min_gain=None).fit(X, y).n_selected_ == 5  # never stops
+    assert R.Gaussian(max_k=5, min_gain=None).fit(X, y).n_selected_ == 5  # never stops
     # the published loop (the old behaviour) takes four more picks that add nothing: exact ties, broken by
     # float32 round-off in the scan and then by index
-    old = R.Gaussian.from_preset("published", max_features=5).fit(X, y)
+    old = R.Gaussian.from_preset("published", max_k=5).fit(X, y)
     assert len(old.selected_) == 5 and np.all(np.abs(np.diff(old.mi_)) < 1e-12), old.mi_
 
 
@@ -249,7 +251,7 @@ def test_cross_fitted_single_neuron_scores_equal_fold_by_fold_probes():
     X = (rng.standard_normal((n, D)) * [1, 2, 0.5, 1, 1] + 0.8 * rng.standard_normal((3, D))[y]).astype(np.float32)
     groups = np.repeat(np.arange(n // 6), 6)
     for estimate in ("mean", "published"):
-        g = R.Gaussian(max_features=2, cv=4, estimate=estimate).fit(X, y, groups=groups)
+        g = R.Gaussian(max_k=2, cv=4, estimate=estimate).fit(X, y, groups=groups)
         folds = crossfit_folds(n, 4, groups, 0)
         assert all(len(np.unique(folds[groups == s])) == 1 for s in np.unique(groups))  # whole sentences
         ref = np.zeros(D)
@@ -297,16 +299,17 @@ def test_minilm_layer0_first_pick_positive_and_the_same_with_sentence_groups(min
 
     corpus = _ewt_train_documents(1000, skip=2000)
     with few_threads(0, n_threads=1):
-        acts = tnp.extract(minilm, corpus, site="mlp.post", layers=[0], long_sentences="skip", progress=False)
+        acts = tnp.extract(minilm, corpus, ExtractConfig(site="mlp.post", layers=[0], long_sentences="skip"),
+                           progress=False)
         for attr in ("Number", "Tense"):
             X, y, _, idx = acts.dataset(attr, return_index=True)
             X, y = X.numpy(), y.numpy()
             sid = np.asarray(acts.sentence_ids)[idx]
-            plain = R.Gaussian(max_features=2).fit(X, y)
-            grouped = R.Gaussian(max_features=2).fit(X, y, groups=sid)
+            plain = R.Gaussian(max_k=2).fit(X, y)
+            grouped = R.Gaussian(max_k=2).fit(X, y, groups=sid)
             a, b = int(plain.selected_[0]), int(grouped.selected_[0])
             assert plain.mi_[0] > 0.05 and grouped.mi_[0] > 0.05, (attr, plain.mi_, grouped.mi_)
             assert a == b == {"Number": 984, "Tense": 1477}[attr], (attr, a, b)
-            old = [int(R.Gaussian.from_preset("published", max_features=1).fit(X, y, groups=g).selected_[0])
+            old = [int(R.Gaussian.from_preset("published", max_k=1).fit(X, y, groups=g).selected_[0])
                    for g in (None, sid)]
             assert old[0] != old[1], (attr, old)

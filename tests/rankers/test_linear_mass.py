@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tl_neuronprobe.rankers import Linear, weight_mass_order
+from tl_neuronprobe.rankers import Linear, SoftmaxTrainer, weight_mass_order
 
 
 def _data(seed=0, n=1200):
@@ -21,17 +21,17 @@ def test_weight_mass_is_the_published_order_of_abs_coef():
     X, y = _data()
     lin = Linear(mass="weight", seed=0).fit(X, y)
     assert lin.contribution_scale_ is None
-    order, *_ = weight_mass_order(np.abs(lin.ranking_coef_), lin.mass_steps)
+    order, *_ = weight_mass_order(np.abs(lin.ranking_coef_), 100)
     assert lin.order_mass_[:4].tolist() == order[:4].tolist()
 
 
 def test_ranking_probe_is_trained_jointly_and_leaves_the_reported_probe_alone():
-    """Adam path (``lbfgs_below=0``): the sparser ranking probe shares the mini-batches, so the reported
+    """Adam path (``SoftmaxTrainer(lbfgs_below=0)``): the sparser ranking probe shares the mini-batches, so the reported
     probe is the one a single-probe fit gives, and the ranking probe is the one an ``l1=3e-3`` fit gives."""
     X, y = _data(seed=1, n=3000)
-    joint = Linear(seed=0, lbfgs_below=0).fit(X, y)
-    alone = Linear(seed=0, lbfgs_below=0, ranking_l1=1e-3).fit(X, y)
-    sparse = Linear(seed=0, lbfgs_below=0, l1=3e-3, ranking_l1=3e-3).fit(X, y)
+    joint = Linear(seed=0, trainer=SoftmaxTrainer(lbfgs_below=0)).fit(X, y)
+    alone = Linear(seed=0, trainer=SoftmaxTrainer(lbfgs_below=0), ranking_l1=1e-3).fit(X, y)
+    sparse = Linear(seed=0, trainer=SoftmaxTrainer(lbfgs_below=0), l1=3e-3, ranking_l1=3e-3).fit(X, y)
     assert joint.ranking_l1_ == 3e-3 and alone.ranking_l1_ == 1e-3
     np.testing.assert_allclose(joint.coef_, alone.coef_, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(joint.ranking_coef_, sparse.coef_, rtol=1e-4, atol=1e-6)
@@ -39,7 +39,7 @@ def test_ranking_probe_is_trained_jointly_and_leaves_the_reported_probe_alone():
     assert noise(joint.ranking_coef_) < 0.92 * noise(joint.coef_), (noise(joint.ranking_coef_), noise(joint.coef_))
     assert joint.score(X, y) == alone.score(X, y)
     assert alone.ranking_coef_ is alone.coef_
-    assert Linear(preset="neurox").fit(X[:300], y[:300]).ranking_l1_ == 1e-3  # published presets: one probe
+    assert Linear.from_preset("neurox").fit(X[:300], y[:300]).ranking_l1_ == 1e-3  # published presets: one probe
 
 
 def test_contribution_mass_scales_weights_by_typical_deviation():

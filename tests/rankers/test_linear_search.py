@@ -14,7 +14,7 @@ def test_minimal_subset_finds_planted_neurons_and_leaves_the_ranker_alone():
     d = make_planted(n=3000, seed=0)
     lin = R.Linear()
     before = lin.get_params()
-    res = R.Linear().minimal_subset(d.X, d.y, delta=0.01, groups=d.groups)
+    res = R.minimal_subset(R.Linear(), d.X, d.y, delta=0.01, groups=d.groups)
     assert set(res.neurons.tolist()) <= set(d.planted.tolist())
     assert covers(res.neurons, d.signals, res.k)
     assert res.share == res.k / d.X.shape[1]
@@ -22,7 +22,7 @@ def test_minimal_subset_finds_planted_neurons_and_leaves_the_ranker_alone():
     curve = res.curve.set_index("k").accuracy
     assert curve[res.k - 1] < res.oracle_accuracy - 0.01  # one neuron fewer is not enough
     assert res.ranker is not None and res.ranker.order_[: res.k].tolist() == res.neurons.tolist()
-    res2 = lin.minimal_subset(d.X, d.y, delta=0.01, groups=d.groups)
+    res2 = R.minimal_subset(lin, d.X, d.y, delta=0.01, groups=d.groups)
     assert lin.get_params() == before and not hasattr(lin, "order_")  # no refit behind the user's back
     assert res2.neurons.tolist() == res.neurons.tolist()
     # the label-free controls' top-k retrained: far from the oracle
@@ -32,12 +32,12 @@ def test_minimal_subset_finds_planted_neurons_and_leaves_the_ranker_alone():
     assert acc.max() < res.oracle_accuracy - 0.2, acc
 
 
-def test_search_lambdas_returns_a_result_and_keeps_the_parameters():
+def test_linear_cv_picks_the_penalties_and_leaves_the_estimator_alone():
     d = make_planted(n=1500, seed=1)
     lin = R.Linear()
     grid = [(0.0, 0.0), (1e-3, 0.0), (1e-2, 1e-2), (1.0, 1.0)]
-    res = lin.search_lambdas(d.X, d.y, grid=grid, tolerance=0.02, groups=d.groups)
-    table = res.table
+    cv = R.LinearCV(lin, grid=grid, tolerance=0.02).fit(d.X, d.y, groups=d.groups)
+    table = cv.cv_results_
     assert table.chosen.sum() == 1
     base = table.loc[(table.l1 == 0) & (table.l2 == 0), "accuracy"].iloc[0]
     chosen = table[table.chosen].iloc[0]
@@ -45,10 +45,9 @@ def test_search_lambdas_returns_a_result_and_keeps_the_parameters():
     # the huge penalty kills the probe, so it cannot be chosen; the next most regularized is
     huge = table[(table.l1 == 1.0)].iloc[0]
     assert huge.accuracy < base - 0.02
-    assert (chosen.l1, chosen.l2) == (1e-2, 1e-2) == (res.l1, res.l2)
-    assert (lin.best_l1_, lin.best_l2_) == (1e-2, 1e-2)
-    assert lin.l1 is None and lin.l2 is None and not hasattr(lin, "order_")  # parameters untouched, not refit
-    assert (res.ranker.l1, res.ranker.l2) == (1e-2, 1e-2)
-    assert recovered(res.ranker.order_, d.planted)  # the refit copy, with the chosen penalties
+    assert (chosen.l1, chosen.l2) == (1e-2, 1e-2) == (cv.l1_, cv.l2_)
+    assert lin.l1 is None and lin.l2 == 0.1 and not hasattr(lin, "order_")  # parameters untouched, not refit
+    assert (cv.estimator_.l1, cv.estimator_.l2) == (1e-2, 1e-2)
+    assert recovered(cv.order_, d.planted)  # the refit copy, with the chosen penalties
+    assert cv.order_.tolist() == cv.estimator_.order_.tolist()
     assert_controls_miss(d)
-    assert lin.search_lambdas(d.X, d.y, grid=grid, tolerance=0.02, groups=d.groups, refit=False).ranker is None

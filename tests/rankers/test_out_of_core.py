@@ -16,7 +16,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from planted_arrays import recovered
 from tl_neuronprobe.core.neurons import Neuron
 from tl_neuronprobe.data.activations import Activations
-from tl_neuronprobe.rankers import L1, Linear, MutualInformation, fit_out_of_core, make_ranker
+from tl_neuronprobe.data.chunks import ActivationChunks
+from tl_neuronprobe.rankers import L1, Linear, MutualInformation, SoftmaxTrainer, fit_out_of_core, make_ranker
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +75,14 @@ def test_one_pass_approximations_are_close(saved):
     assert_allclose(b.scores_, in_memory(saved, MutualInformation()).scores_, rtol=1e-12)
 
 
-@pytest.mark.parametrize("params", [dict(solver="adam"), dict(solver="adam", preset="neurox"),
-                                    dict(solver="adam", ordering="mean_abs", standardize=False)])
-def test_linear_one_chunk_is_bit_identical(saved, params):
+@pytest.mark.parametrize("make", [
+    lambda: Linear(seed=3, trainer=SoftmaxTrainer(solver="adam")),
+    lambda: Linear.from_preset("neurox", seed=3),
+    lambda: Linear(seed=3, ordering="mean_abs", trainer=SoftmaxTrainer(solver="adam", standardize=False))])
+def test_linear_one_chunk_is_bit_identical(saved, make):
     """With every training row in one chunk the mini-batches are the in-memory ones: same weights, bit for bit."""
-    a = in_memory(saved, Linear(seed=3, **params))
-    b = fit_out_of_core(Linear(seed=3, **params), saved.path, "pos")
+    a = in_memory(saved, make())
+    b = make().fit_chunks(ActivationChunks(saved.path, "pos"))  # the estimator's own chunked fit
     assert_array_equal(a.coef_, b.coef_)
     assert_array_equal(a.order_, b.order_)
     assert_array_equal(a.scores_, b.scores_)
@@ -98,7 +101,7 @@ def test_linear_and_l1_across_chunks_agree(saved):
     """Several chunks: batches never mix chunks, so the run differs; the ranking must agree as well as two seeds
     of the in-memory fit do (measured on this data: top-10 overlap 9 for Linear, 10 for L1 between seeds 0 and
     1; out of core with 5 chunks: 8-9 and 8-9)."""
-    for ranker, kw in [(Linear, dict(solver="adam")), (L1, {})]:
+    for ranker, kw in [(Linear, dict(trainer=SoftmaxTrainer(solver="adam"))), (L1, {})]:
         a = in_memory(saved, ranker(**kw))
         b = fit_out_of_core(ranker(**kw), saved.path, "pos", chunk_rows=256)
         assert recovered(b.order_, saved.planted)
@@ -110,8 +113,8 @@ def test_linear_and_l1_across_chunks_agree(saved):
 def test_gaussian_equals_in_memory(saved, chunk_rows):
     """Per-class means and scatter in float64 (merged chunk by chunk) give the same greedy picks; the scan's
     float32 single-neuron scores agree to float32 precision."""
-    a = in_memory(saved, make_ranker("gaussian", max_features=10))
-    b = fit_out_of_core(make_ranker("gaussian", max_features=10), saved.path, "pos", chunk_rows=chunk_rows)
+    a = in_memory(saved, make_ranker("gaussian", max_k=10))
+    b = fit_out_of_core(make_ranker("gaussian", max_k=10), saved.path, "pos", chunk_rows=chunk_rows)
     assert_array_equal(a.selected_, b.selected_)
     assert_allclose(a.mi_, b.mi_, rtol=1e-9)
     assert_allclose(a.scores_, b.scores_, rtol=1e-5, atol=1e-6)

@@ -14,13 +14,14 @@ from tl_neuronprobe import rankers
 from tl_neuronprobe.evaluation import encoded
 
 from planted_arrays import label_free_orders, overlap
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 
 @pytest.fixture(scope="module")
 def planted_acts():
     model = tnp.testing.planted_model()
     corpus = tnp.testing.planted_corpus(150, seed=0)
-    acts = tnp.extract(model, corpus, site="mlp.post", progress=False)
+    acts = tnp.extract(model, corpus, ExtractConfig(site="mlp.post"), progress=False)
     return acts, model.planted
 
 
@@ -38,7 +39,7 @@ def test_gaussian_starts_with_a_planted_number_neuron(planted_acts):
     acts, planted = planted_acts
     X, y, classes, idx = acts.dataset("Number", return_index=True)
     want = set(acts.columns(planted["Number"]).tolist())
-    g = rankers.Gaussian(max_features=3).fit(X, y, groups=acts.sentence_ids[idx])
+    g = rankers.Gaussian(max_k=3).fit(X, y, groups=acts.sentence_ids[idx])
     assert g.selected_[0] in want
     # the best single-neuron scores are planted neurons (those silent for one class are hard for a Gaussian)
     assert set(np.argsort(-g.scores_, kind="stable")[:2].tolist()) <= want
@@ -47,8 +48,9 @@ def test_gaussian_starts_with_a_planted_number_neuron(planted_acts):
 def test_encoded_layers_point_at_last_layer(planted_acts):
     acts, planted = planted_acts
     # the top 6 are the planted neurons: five in the last layer, the cancelled one in the layer before
-    table = encoded.evaluate_encoded(acts, "Number", rankers=["probeless"], ks=[1, 6], probes=("logistic",))
-    lay = encoded.layer_distribution(acts, table, k=6)
+    result = encoded.evaluate_encoded(acts, "Number", ["probeless"], encoded.EncodedConfig(ks=[1, 6], probes=["logistic"]))
+    lay = result.layer_distribution(6)
+    table = result.table
     last = max(acts.layers)
     assert int(lay[lay.layer == last]["count"].sum()) == 5
     assert int(lay[lay.layer == last - 1]["count"].sum()) == 1
@@ -105,7 +107,7 @@ def test_the_loud_model_is_what_the_controls_would_find():
     """The control can fail: on the earlier model (loud planted neurons, no decoys), an ordering by maximum
     activation puts 5 of the 6 planted Number neurons in its top 6."""
     model = tnp.testing.planted_model(quiet=False)
-    acts = tnp.extract(model, tnp.testing.planted_corpus(150, seed=0), site="mlp.post", progress=False)
+    acts = tnp.extract(model, tnp.testing.planted_corpus(150, seed=0), ExtractConfig(site="mlp.post"), progress=False)
     X, y, groups, want = _number(acts, model.planted)
     assert model.planted.decoys == []
     assert overlap(_controls(X.numpy())["max_activation"], want) >= 5

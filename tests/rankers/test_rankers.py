@@ -13,7 +13,7 @@ import tl_neuronprobe.rankers as R
 from planted_arrays import assert_controls_miss, covers, label_free_orders, make_one_per_class, make_planted, recovered
 
 ALL = [n for n in R.RANKERS if n != "random"]
-FAST_PARAMS = {"gaussian": dict(max_features=8), "mutual_information": dict(n_bins=8)}
+FAST_PARAMS = {"gaussian": dict(max_k=8), "mutual_information": dict(n_bins=8)}
 
 
 def _make(name, **kw):
@@ -107,16 +107,14 @@ def test_same_seed_same_result(name, planted_data):
 
 
 @pytest.mark.parametrize("name", ["linear", "gaussian", "random"])
-def test_random_state_is_a_deprecated_alias_of_seed(name, planted_data):
-    d = planted_data
-    new = _make(name, seed=5).fit(d.X, d.y)
-    with pytest.warns(DeprecationWarning, match="use seed="):
-        old = _make(name, random_state=5).fit(d.X, d.y)
-    np.testing.assert_array_equal(new.order_, old.order_)
-    assert old.random_state == 5 and old.seed == 0  # stored untouched; fit resolves it
-    assert old.seed_ == new.seed_ == 5
-    with pytest.warns(DeprecationWarning, match="use progress="):
-        R.Linear(verbose=False).fit(d.X, d.y)
+def test_the_old_aliases_are_gone(name, planted_data):
+    """``random_state``/``verbose`` were removed (issue 22): ``seed``/``progress`` are the only spellings."""
+    with pytest.raises(TypeError):
+        _make(name, random_state=5)
+    with pytest.raises(TypeError):
+        R.Linear(verbose=False)
+    with pytest.raises(ValueError, match="unknown ranker"):
+        R.make_ranker("iou")
 
 
 def test_duplicates_rank_together_and_gaussian_skips_the_copy(planted_data):
@@ -126,7 +124,7 @@ def test_duplicates_rank_together_and_gaussian_skips_the_copy(planted_data):
     assert pr.scores_[src] == pr.scores_[dst]
     assert abs(int(pr.ranks_[src]) - int(pr.ranks_[dst])) == 1
     # force the Gaussian ranker to pick the source first: its copy then adds nothing
-    g = R.Gaussian(max_features=6).fit(d.X[:, [src, dst] + list(d.planted)], d.y)
+    g = R.Gaussian(max_k=6).fit(d.X[:, [src, dst] + list(d.planted)], d.y)
     sel = g.selected_.tolist()
     assert not ({0, 1} <= set(sel[:4])), sel
 
@@ -169,16 +167,17 @@ def test_linear_probe_interface(planted_data):
 @pytest.mark.parametrize("preset", ["neurox", "antverg"])
 def test_linear_presets_run(preset, planted_data):
     d = planted_data
-    r = R.Linear(preset=preset, epochs=3).fit(d.X[:600], d.y[:600])
+    trainer = R.Linear.from_preset(preset).trainer.replace(max_steps=3)
+    r = R.Linear.from_preset(preset, trainer=trainer).fit(d.X[:600], d.y[:600])
     assert r.coef_.shape == (4, d.X.shape[1])
 
 
 def test_linear_adam_path_finds_planted(planted_data):
     d = planted_data
-    r = R.Linear(solver="adam", lr=1e-2).fit(d.X, d.y, groups=d.groups)
+    r = R.Linear(trainer=R.SoftmaxTrainer(solver="adam", lr=1e-2)).fit(d.X, d.y, groups=d.groups)
     assert recovered(r.order_, d.planted)
     assert r.dev_accuracy_ is None  # default: the full 10 epochs, no dev split
-    r = R.Linear(solver="adam", lr=1e-2, early_stopping=True).fit(d.X, d.y, groups=d.groups)
+    r = R.Linear(trainer=R.SoftmaxTrainer(solver="adam", lr=1e-2, patience=2)).fit(d.X, d.y, groups=d.groups)
     assert recovered(r.order_, d.planted)
     assert r.dev_accuracy_ is not None and r.dev_accuracy_ > 0.7
 
@@ -186,7 +185,7 @@ def test_linear_adam_path_finds_planted(planted_data):
 def test_weight_mass_order_by_hand():
     W = np.array([[4.0, 3.0, 2.0, 1.0, 0.0],
                   [0.0, 0.0, 1.0, 0.0, 9.0]])
-    order, entry, share, score = R.weight_mass_order(W, steps=10)
+    order, entry, share, score = R.weight_mass_order(W, n_steps=10)
     # class 0 shares .4 .3 .2 .1; class 1 shares 0 0 .1 0 .9
     # p=0: top-1 of each class {0, 4}; neuron 0 (total |W| 4) and 4 (total 9): tie broken by total -> 4 first
     assert order[:2].tolist() == [4, 0]
@@ -251,7 +250,7 @@ def test_mean_difference_and_fstat_per_class():
 
 def test_l1_sklearn_backend(planted_data):
     d = planted_data
-    r = R.L1(backend="sklearn", max_iter=300).fit(d.X, d.y)
+    r = R.L1(backend="sklearn", saga_max_steps=300).fit(d.X, d.y)
     assert recovered(r.order_, d.planted)
     assert r.score(d.X, d.y) > 0.7
 
@@ -261,6 +260,6 @@ def test_weight_mass_ties_go_to_the_larger_total_weight():
     comes first, not the one with the larger share of a (rare) class's mass."""
     W = np.array([[4.0, 3.0, 0.0],
                   [0.0, 0.0, 1.0]])
-    order, entry, _, _ = R.weight_mass_order(W, steps=10)
+    order, entry, _, _ = R.weight_mass_order(W, n_steps=10)
     assert entry[0] == entry[2] == 0
     assert order[:2].tolist() == [0, 2]  # share would put neuron 2 (share 1.0) first

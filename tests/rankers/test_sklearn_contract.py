@@ -7,8 +7,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import tl_neuronprobe.rankers as R
 from tl_neuronprobe.probes import GaussianProbe, LogisticProbes
 
-SMALL = {"gaussian": dict(max_features=3), "linear": dict(epochs=2), "l1": dict(epochs=2)}
+SMALL = {"gaussian": dict(max_k=3), "linear": dict(trainer=R.SoftmaxTrainer(max_steps=2)), "l1": dict(max_steps=2)}
 ESTIMATORS = [R.make_ranker(name, **SMALL.get(name, {})) for name in R.RANKERS] + [
+    R.LinearCV(R.Linear(trainer=R.SoftmaxTrainer(max_steps=2)), grid=[(0.0, 0.0), (1e-3, 0.0)]),
     LogisticProbes(), GaussianProbe()]
 
 

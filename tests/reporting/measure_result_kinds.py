@@ -13,22 +13,27 @@ import warnings
 import torch
 
 import tl_neuronprobe as tnp
+from tl_neuronprobe.evaluation.encoded import EncodedConfig
+from tl_neuronprobe.data.extraction import ExtractConfig
+from tl_neuronprobe.evaluation.used import Baselines, UsedConfig
 
 warnings.simplefilter("ignore")
 torch.set_num_threads(1)
 t0 = time.time()
 model = tnp.models.load("minilm")
 corpus = tnp.Corpus.load("ud-english:150")
-acts = tnp.extract(model, corpus, site="mlp.post", layers=[3], progress=False)
+acts = tnp.extract(model, corpus, ExtractConfig(site="mlp.post", layers=[3]), progress=False)
 objects = {"acts": acts}
 for attr in ("Number", "Tense"):
-    enc = tnp.evaluate_encoded(acts, attr, rankers=["linear", "probeless", "random"], ks=[1, 5, 20, 100],
-                               probes=("logistic",), seed=0)
-    used = tnp.evaluate_used(model, corpus, attr, enc, [1, 5, 20, 100], readout="divergence", n_bootstrap=200,
-                             n_random=2, bottom=False, progress=False, seed=0)
+    enc = tnp.evaluate_encoded(acts, attr, ["linear", "probeless", "random"],
+                               EncodedConfig(ks=[1, 5, 20, 100], probes=["logistic"], seed=0))
+    used = tnp.evaluate_used(model, corpus, attr, enc,
+                             UsedConfig(ks=[1, 5, 20, 100], readout=tnp.interventions.Divergence(), n_bootstrap=200,
+                                        baselines=Baselines(bottom=False, n_random=2), seed=0), progress=False)
     cmp = tnp.compare_encoded_used(enc, used)
     objects[f"minilm/{attr}"], objects[f"minilm/{attr} compare"] = used, cmp
-    sel = enc[(enc.selection == "top") & (enc.ranking == "linear")][["k", "accuracy", "chance", "control_accuracy",
+    table = enc.table
+    sel = table[(table.selection == "top") & (table.ranking == "linear")][["k", "accuracy", "chance", "control_accuracy",
                                                                       "control_chance", "selectivity"]]
     print(attr, "encoded (linear, top):\n", sel.round(3).to_string(index=False))
     print(cmp.per_k[["k", "best_used", "better_than_random", "not_better_than_random"]].to_string(index=False))

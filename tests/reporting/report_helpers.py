@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 TRIGGER = "L1.N57"  # planted: fires on the word "cabinet" alone
 
@@ -18,20 +18,26 @@ def build_results(out: Path) -> dict:
     """The demo's folder layout from library calls on the planted model (about 10 s on one core)."""
     from tl_neuronprobe.workflows import demo_encoded, demo_textualize, demo_used, layer_statistics
     from tl_neuronprobe.workflows import plot_layer_statistics
+    from tl_neuronprobe.evaluation.encoded import EncodedConfig
 
     torch.manual_seed(0)
     model = tnp.testing.planted_model()
     corpus = tnp.testing.planted_corpus(120, seed=0)
-    acts = tnp.extract(model, corpus, site="mlp.post", out_dir=out / "activations", progress=False)
+    acts = tnp.extract(model, corpus, ExtractConfig(site="mlp.post"), out_dir=out / "activations", progress=False)
     layer_statistics(acts).to_csv(out / "layer_stats.csv", index=False)
     plot_layer_statistics(acts, out / "layer_stats.png")
-    demo_encoded(acts, out / "encoded", rankers=("probeless", "mean_difference", "random"), ks=[1, 2, 5, 10])
-    demo_used(out / "used", model, corpus, attributes=("Number",), model_name="planted", acts=acts, ks=[1, 2, 5, 10],
-              rankers=("probeless", "random"), agreement=False)
-    demo_textualize(model, {"trigger": [TRIGGER], "Number": ["L1.N5"]}, corpus, out / "textualize", steps=5)
-    settings = dict(model="planted", corpus="planted synthetic", sentences=len(corpus), words=corpus.n_words,
-                    neurons=acts.n_neurons, seed=0)
-    (out / "summary.json").write_text(json.dumps(settings))
+    demo_encoded(acts, out / "encoded", EncodedConfig(ks=[1, 2, 5, 10]), rankers=("probeless", "mean_difference", "random"))
+    from tl_neuronprobe.workflows._demo_used import USED_CONFIG
+    demo_used(out / "used", model, corpus, attributes=("Number",), model_name="planted", acts=acts,
+              config=USED_CONFIG.replace(ks=[1, 2, 5, 10]), rankers=("probeless", "random"), agreement=False)
+    from tl_neuronprobe.workflows._textualize import demo_textualize_config
+    demo_textualize(model, {"trigger": [TRIGGER], "Number": ["L1.N5"]}, corpus, out / "textualize",
+                    demo_textualize_config(max_steps=5))
+    from tl_neuronprobe.core.config import write_summary
+    from tl_neuronprobe.workflows import DemoConfig
+    write_summary(out, "demo", DemoConfig.quick(model="planted", corpus="synthetic"), {"out_dir": str(out)},
+                  model="planted", corpus="planted synthetic", n_sentences=len(corpus), words=corpus.n_words,
+                  neurons=acts.n_neurons, seed=0)
     return dict(model=model, corpus=corpus)
 
 

@@ -12,8 +12,11 @@ import torch
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.cli.main import main
-from tl_neuronprobe.evaluation.results import kind_of, load_table, meta_path
+from tl_neuronprobe.evaluation.encoded import EncodedConfig, EncodedResult
+from tl_neuronprobe.evaluation.results import kind_of, load_result, load_table, meta_path
 from tl_neuronprobe.reporting import collect, report
+from tl_neuronprobe.evaluation.used import Baselines, UsedConfig
+from tl_neuronprobe.data.extraction import ExtractConfig
 
 ATTRIBUTES = ("Number", "Tense")
 
@@ -23,12 +26,13 @@ def two_attributes(planted_run) -> dict:
     """Used tables and comparisons for Number and Tense on the planted model (layer 1, 60 sentences)."""
     torch.manual_seed(0)
     model, corpus = planted_run["model"], planted_run["corpus"][:60]
-    acts = tnp.extract(model, corpus, site="mlp.post", layers=[1], progress=False)
+    acts = tnp.extract(model, corpus, ExtractConfig(site="mlp.post", layers=[1]), progress=False)
     out = {}
     for attr in ATTRIBUTES:
-        enc = tnp.evaluate_encoded(acts, attr, rankers=["probeless", "random"], ks=[1, 5], control=False,
-                                   probes=("logistic",), min_count=2)
-        used = tnp.evaluate_used(model, corpus, attr, enc, [1, 5], n_bootstrap=50, n_random=1, bottom=False,
+        enc = tnp.evaluate_encoded(acts, attr, ["probeless", "random"],
+                                   EncodedConfig(ks=[1, 5], control=False, probes=["logistic"], min_count=2))
+        used = tnp.evaluate_used(model, corpus, attr, enc,
+                                 UsedConfig(ks=[1, 5], n_bootstrap=50, baselines=Baselines(bottom=False, n_random=1)),
                                  progress=False)
         out[attr] = (used, tnp.compare_encoded_used(enc, used))
     return out
@@ -62,13 +66,28 @@ def test_each_attribute_section_holds_its_own_results(two_attributes, tmp_path):
         assert set(by_attr[attr].used["attribute"]) == {attr} and f"for {attr}," in by_attr[attr].summary
 
 
-def test_unmarked_tables_fall_back_to_columns(two_attributes):
-    """Tables read from CSVs written before the marks are still routed, by their columns."""
+def test_the_key_names_the_model_and_the_result_names_its_kind(two_attributes):
+    """The stranger's case the other way round: keys that say "compare" on a used result and "Tense" on Number's
+    comparison; each result still lands in its own kind's slot under its own attribute."""
     used, cmp = two_attributes["Number"]
-    plain_used, plain_per_k = used.copy(), cmp.per_k.copy()
-    plain_used.attrs, plain_per_k.attrs = {}, {}
-    data = collect({"m/Number": plain_used, "m/Number compare": plain_per_k})
-    assert [(r.attribute, r.used is not None, r.per_k is not None) for r in data.used] == [("Number", True, True)]
+    data = collect({"m/Tense compare": used, "m/Tense": cmp})
+    [section] = data.used
+    assert (section.model, section.attribute) == ("m", "Number")
+    assert section.used is getattr(used, "table", used) and section.per_k is cmp.per_k
+    assert cmp.kind == "compare" and "for Number," in section.summary
+
+
+def test_unmarked_tables_are_refused_not_guessed(two_attributes):
+    """A table that does not say what it is is an error naming what to pass, never a guess from its columns."""
+    used, cmp = two_attributes["Number"]
+    plain_used = getattr(used, "table", used).copy()
+    plain_used.attrs = {}
+    with pytest.raises(ValueError, match="does not say what it is"):
+        collect({"m/Number": plain_used})
+    plain_per_k = cmp.per_k.copy()
+    plain_per_k.attrs = {}
+    with pytest.raises(ValueError, match="does not say what it is"):
+        collect({"m/Number compare": plain_per_k})
 
 
 def test_marks_survive_the_results_folder(results):
@@ -80,6 +99,15 @@ def test_marks_survive_the_results_folder(results):
     encoded = load_table(results / "encoded" / "encoded_Number.csv")
     assert (kind_of(encoded), encoded.attrs["attribute"]) == ("encoded", "Number")
     assert "orders" not in encoded.attrs  # fitted orders are not JSON: left out, not mangled
+    result = load_result(results / "encoded" / "encoded_Number.csv")  # the rankings come back as neurons
+    assert isinstance(result, EncodedResult) and set(result.rankings) == {"probeless", "mean_difference", "random"}
+    assert len(result.rankings["probeless"]) == len(result.neurons) and result.attribute == "Number"
+    result = load_result(results / "encoded" / "encoded_Number.csv")  # the rankings come back as neurons
+    assert isinstance(result, EncodedResult) and set(result.rankings) == {"probeless", "mean_difference", "random"}
+    assert len(result.rankings["probeless"]) == len(result.neurons) and result.attribute == "Number"
+    result = load_result(results / "encoded" / "encoded_Number.csv")  # the rankings come back as neurons
+    assert isinstance(result, EncodedResult) and set(result.rankings) == {"probeless", "mean_difference", "random"}
+    assert len(result.rankings["probeless"]) == len(result.neurons) and result.attribute == "Number"
     [res] = collect(results).used
     assert (res.model, res.attribute, kind_of(res.per_k)) == ("planted", "Number", "compare_per_k")
     assert kind_of(pd.read_csv(used)) is None  # control: a plain read has no marks
@@ -95,7 +123,7 @@ def test_an_empty_report_is_an_error(tmp_path):
 def test_report_of_an_activations_folder(results, tmp_path):
     """``tl-neuronprobe report ACTS_DIR``: layer statistics and each layer's neurons with the largest activation."""
     acts_dir = results / "activations"
-    assert main(["report", str(acts_dir), "--out", str(tmp_path / "site")]) == 0
+    assert main(["report", str(acts_dir), "--out-dir", str(tmp_path / "site")]) == 0
     index = (tmp_path / "site" / "index.html").read_text()
     acts = tnp.Activations.load(acts_dir)
     assert "share_positive" in index  # the layer statistics table

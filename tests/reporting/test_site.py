@@ -10,7 +10,10 @@ import pandas as pd
 import pytest
 
 import tl_neuronprobe as tnp
+from tl_neuronprobe.evaluation.encoded import EncodedConfig
+from tl_neuronprobe.evaluation.results import load_result, mark
 from tl_neuronprobe.reporting import collect, report
+from tl_neuronprobe.evaluation.used import Baselines, UsedConfig
 
 from report_helpers import TRIGGER
 
@@ -99,7 +102,7 @@ def test_neuron_page_sections(site):
 def test_overview_has_run_corpus_and_comparisons(results, site):
     index = site.read_text()
     for text in ("planted synthetic", "120 sentences", "Sing 229, Plur 176", "blocks.0.mlp.hook_post",
-                 "--seed 0", "Encoded (accuracy) versus used", "L1.N5"):
+                 "tl-neuronprobe rerun ", "Encoded (accuracy) versus used", "L1.N5"):
         assert text in index, text
     imgs = re.findall(r'<img src="([^"]+)"', index)
     assert len(imgs) >= 4 and all((site.parent / i).stat().st_size > 1000 for i in imgs)
@@ -112,11 +115,13 @@ def test_result_objects_give_full_ranks_and_effects(planted_run, tmp_path):
     run on those orders gives the neuron's intervention effect."""
     model, corpus = planted_run["model"], planted_run["corpus"]
     acts = tnp.Activations.load(planted_run["out"] / "activations").select(layer=1)
-    enc = tnp.evaluate_encoded(acts, "Number", rankers=["probeless", "random"], ks=[1, 5], control=False,
-                               probes=("logistic",))
-    used = tnp.evaluate_used(model, corpus, "Number", enc, [1, 2], n_bootstrap=50, n_random=1, bottom=False,
+    enc = tnp.evaluate_encoded(acts, "Number", ["probeless", "random"],
+                               EncodedConfig(ks=[1, 5], control=False, probes=["logistic"]))
+    used = tnp.evaluate_used(model, corpus, "Number", enc,
+                             UsedConfig(ks=[1, 2], n_bootstrap=50, baselines=Baselines(bottom=False, n_random=1)),
                              progress=False)
-    descriptions = pd.DataFrame(dict(neuron=["L1.N3"], description=["planted text"], score=[0.5]))
+    descriptions = mark(pd.DataFrame(dict(neuron=["L1.N3"], description=["planted text"], score=[0.5])),
+                        "descriptions")
     objects = {"acts": acts, "encoded": enc, "planted/Number": used, "descriptions": descriptions,
                "settings": {"seed": 3}}
     index = report(objects, tmp_path / "r")
@@ -127,7 +132,8 @@ def test_result_objects_give_full_ranks_and_effects(planted_run, tmp_path):
     assert "planted text" in html and '"seed": 3' in html_lib.unescape(index.read_text())
     first = order[0]  # random's first neuron was intervened on alone (k=1)
     page = (tmp_path / "r" / "neurons" / f"{first}.html").read_text()
-    value = used[(used.ranking == "random") & (used.selection == "top") & (used.k == 1)].value.iloc[0]
+    ut = getattr(used, "table", used)
+    value = ut[(ut.ranking == "random") & (ut.selection == "top") & (ut.k == 1)].value.iloc[0]
     assert re.search(rf"<td>planted</td><td>Number</td><td>random</td><td>1</td><td>1</td>\s*<td>\w+</td>"
                      rf"<td>{value:.4g}</td>", page)
     assert f"<td>planted</td><td>Number</td><td>random</td><td>{rank}</td>" not in html  # rank > every k: no effect
@@ -141,7 +147,7 @@ def test_clear_errors(tmp_path):
         report(tmp_path / "empty", tmp_path / "out")
     with pytest.raises(TypeError, match="cannot add int"):
         report([3], tmp_path / "out")
-    with pytest.raises(ValueError, match="not a known result table"):
+    with pytest.raises(ValueError, match="does not say what it is"):
         report({"d": pd.DataFrame(dict(neuron=["L0.N1"], text=["x"]))}, tmp_path / "out")
     (tmp_path / "empty" / "layer_stats.csv").write_text("site,layer,mean,std\nmlp.post,0,0,1\n")
     (tmp_path / "empty" / "textualize").mkdir()
@@ -153,9 +159,9 @@ def test_clear_errors(tmp_path):
 
 def test_tables_without_activations(results, tmp_path):
     """Only result tables: neuron pages still exist (ranks, textualization) and say the activations are missing."""
-    top = pd.read_csv(results / "encoded" / "encoded_Number_top_neurons.csv")
-    text = pd.read_csv(results / "textualize" / "textualize.csv")
-    index = report([pd.read_csv(results / "encoded" / "encoded_Number.csv"), top, text], tmp_path / "r")
+    top = mark(pd.read_csv(results / "encoded" / "encoded_Number_top_neurons.csv"), "top_neurons", "Number")
+    text = mark(pd.read_csv(results / "textualize" / "textualize.csv"), "textualize")
+    index = report([load_result(results / "encoded" / "encoded_Number.csv"), top, text], tmp_path / "r")
     page = (index.parent / "neurons" / f"{TRIGGER}.html").read_text()
     assert "not in the saved activations" in page and "best corpus window" in page
     assert {p.stem for p in (index.parent / "neurons").glob("*.html")} == set(top.neuron) | set(text.neuron)

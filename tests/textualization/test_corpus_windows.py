@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualization import corpus_top_windows, textualize
+from tl_neuronprobe.textualization import CorpusSearch, Discrete, TextualizeConfig, corpus_top_windows, textualize
 
 
 def brute_force(model, sentences, neurons, window, position, prefix, suffix):
@@ -45,7 +45,7 @@ def test_corpus_windows_equal_brute_force_decoder(planted):
     neurons = [tnp.Neuron(1, 57), tnp.Neuron(1, 5), tnp.Neuron(0, 12), tnp.Neuron(1, 3, "resid.mid")]
     bos = planted.tokenizer.bos_token_id
     expect = brute_force(planted, corpus.sentences, neurons, 3, 2, [bos], [])
-    got = corpus_top_windows(planted, corpus, neurons, window=3, k=2, batch_size=7)
+    got = corpus_top_windows(planted, corpus, neurons, length=3, n_windows=2, batch_size=7)
     for n in neurons:
         top = got[got.neuron == str(n)].sort_values("rank")
         assert len(top) == 2 and top.activation.iloc[0] >= top.activation.iloc[1]
@@ -61,7 +61,7 @@ def test_corpus_windows_equal_brute_force_encoder_middle_position(tiny_bert):
     plain = adapter.tokenizer("the", add_special_tokens=False)["input_ids"]
     i = full.index(plain[0])
     expect = brute_force(tiny_bert, corpus.sentences, neurons, 4, 2, full[:i], full[i + 1:])
-    got = corpus_top_windows(tiny_bert, corpus, neurons, window=4, k=1)  # encoders: middle token (index 2)
+    got = corpus_top_windows(tiny_bert, corpus, neurons, length=4, n_windows=1)  # encoders: middle token (index 2)
     for n in neurons:
         row = got[got.neuron == str(n)].iloc[0]
         assert row.activation == pytest.approx(expect[n][0], abs=1e-5)
@@ -71,19 +71,21 @@ def test_corpus_windows_equal_brute_force_encoder_middle_position(tiny_bert):
 def test_corpus_method_reports_the_top_window(planted):
     corpus = tnp.Corpus.synthetic(40, seed=1)
     neurons = [tnp.Neuron(1, 57), tnp.Neuron(1, 30)]
-    res = textualize(planted, neurons, method="corpus", length=2, corpus=corpus, progress=False)
-    top = corpus_top_windows(planted, corpus, neurons, window=2, k=1)
+    res = textualize(planted, neurons, TextualizeConfig(optimizer=CorpusSearch(), length=2, corpus=corpus),
+                     progress=False)
+    top = corpus_top_windows(planted, corpus, neurons, length=2, n_windows=1)
     for r, (_, row) in zip(res, top.iterrows()):
         assert r.activation == pytest.approx(row.activation) and r.text == row.text
-        assert r.ratio == pytest.approx(1.0) and r.steps == 0
+        assert r.ratio == pytest.approx(1.0) and r.max_steps == 0
         assert not math.isnan(r.fluency)  # decoders report the self cross-entropy
 
 
 def test_ratio_and_corpus_max_use_windows_of_the_same_length(planted):
     corpus = tnp.Corpus.synthetic(40, seed=2)
     n = tnp.Neuron(1, 30)
-    res = textualize(planted, [n], method="discrete", length=3, steps=5, corpus=corpus, progress=False)
-    top = corpus_top_windows(planted, corpus, [n], window=3, k=1)
+    res = textualize(planted, [n], TextualizeConfig(optimizer=Discrete(max_steps=5), length=3, corpus=corpus),
+                     progress=False)
+    top = corpus_top_windows(planted, corpus, [n], length=3, n_windows=1)
     assert res[0].corpus_max == pytest.approx(top.activation.iloc[0])
     assert res[0].ratio == pytest.approx(res[0].activation / top.activation.iloc[0])
     assert res.table.loc[0, "corpus_text"] == top.text.iloc[0]

@@ -1,4 +1,4 @@
-"""``method="dense"`` keeps its vectors: they reproduce their activation when fed back through the model,
+"""``Dense()`` keeps its vectors: they reproduce their activation when fed back through the model,
 their nearest tokens are the planted trigger, and they survive save/load."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualization import NEAREST_COLUMNS, TextualizeResult, textualize
+from tl_neuronprobe.textualization import Dense, Gumbel, TextualizeConfig, TextualizeResult, textualize
+from tl_neuronprobe.textualization._results import NEAREST_COLUMNS
 
 
 def activation_of_vectors(model, neuron, vectors, position):
@@ -35,7 +36,8 @@ def activation_of_vectors(model, neuron, vectors, position):
 @pytest.fixture(scope="module")
 def dense_result():
     model = tnp.testing.planted_model()
-    res = textualize(model, ["L1.N57", "L1.N5"], method="dense", length=3, steps=120, corpus=None, progress=False)
+    config = TextualizeConfig(optimizer=Dense(max_steps=120), length=3, corpus=None)
+    res = textualize(model, ["L1.N57", "L1.N5"], config, progress=False)
     return model, res
 
 
@@ -71,11 +73,14 @@ def test_save_load_round_trip_and_plot(dense_result, tmp_path):
     assert back.table.equals(res.table) and back.nearest_table().equals(res.nearest_table())
     for a, b in zip(res, back):
         assert np.array_equal(a.vectors, b.vectors) and a.vector_activation == b.vector_activation
-    assert back.config == res.config
+    assert back.config == res.config and back.info == res.info
+    assert TextualizeConfig.from_dict(back.config).optimizer == Dense(max_steps=120)
     res.plot_nearest("L1.N57", k=3, path=tmp_path / "nearest.png")
     assert (tmp_path / "nearest.png").stat().st_size > 1000
-    gumbel = textualize(tnp.testing.planted_model(), ["L1.N5"], method="gumbel", length=2, steps=2, corpus=None,
-                        progress=False)
+    res.plot(path=tmp_path / "result.png")
+    assert (tmp_path / "result.png").stat().st_size > 1000
+    gumbel = textualize(tnp.testing.planted_model(), ["L1.N5"],
+                        TextualizeConfig(optimizer=Gumbel(max_steps=2), length=2, corpus=None), progress=False)
     assert gumbel[0].vectors is None and gumbel.nearest_table().empty
     with pytest.raises(ValueError, match="no dense vectors"):
         gumbel.plot_nearest("L1.N5")

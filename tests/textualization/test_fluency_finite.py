@@ -7,9 +7,14 @@ import math
 
 import pytest
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualization import TextualizeError, textualize
+from tl_neuronprobe.textualization import Discrete, TextualizeConfig, TextualizeError, textualize
 
-KW = dict(method="discrete", steps=3, length=3, restarts=2, corpus=None, progress=False, seed=0)
+
+def run(model, fluency, length=3):
+    """Three discrete iterations with fluency weight ``fluency`` on L1.N5."""
+    config = TextualizeConfig(optimizer=Discrete(max_steps=3, restarts=2, fluency=fluency), length=length,
+                              corpus=None, seed=0)
+    return textualize(model, ["L1.N5"], config, progress=False)
 
 
 def _nan_logits(logits, hook):
@@ -24,11 +29,11 @@ def test_non_finite_fluency_term_names_the_neuron(planted):
     with planted.hooks(fwd_hooks=[("unembed.hook_out", _nan_logits)]):
         with pytest.raises(TextualizeError, match=r"fluency term\) is nan for neuron L1\.N5 at the starting "
                                                   r"candidates .*logits are not finite"):
-            textualize(planted, ["L1.N5"], fluency=1.0, **KW)
+            run(planted, 1.0)
         # control: without the fluency term the same model optimizes (the logits are not read)
-        assert textualize(planted, ["L1.N5"], fluency=0.0, **KW)[0].activation > 0
+        assert run(planted, 0.0)[0].activation > 0
     # control: with finite logits the fluency run succeeds and reports a finite fluency
-    assert math.isfinite(textualize(planted, ["L1.N5"], fluency=1.0, **KW)[0].fluency)
+    assert math.isfinite(run(planted, 1.0)[0].fluency)
 
 
 def test_non_finite_fluency_term_names_the_step(planted):
@@ -41,7 +46,7 @@ def test_non_finite_fluency_term_names_the_step(planted):
 
     with planted.hooks(fwd_hooks=[("unembed.hook_out", later_nan)]):
         with pytest.raises(TextualizeError, match=r"for neuron L1\.N5 at step \d+ "):
-            textualize(planted, ["L1.N5"], fluency=1.0, **KW)
+            run(planted, 1.0)
 
 
 class _NoSpecialTokens:
@@ -65,6 +70,6 @@ def test_fluency_without_left_context_is_refused(planted):
     no_bos = tnp.ModelAdapter(planted, prepend_bos=False)
     no_bos.tokenizer = _NoSpecialTokens(no_bos.tokenizer)
     with pytest.raises(TextualizeError, match="fluency needs an optimized token with a left context"):
-        textualize(no_bos, ["L1.N5"], **{**KW, "length": 1}, fluency=1.0)
+        run(no_bos, 1.0, length=1)
     # control: two tokens give the second one a left context
-    assert math.isfinite(textualize(no_bos, ["L1.N5"], **{**KW, "length": 2}, fluency=1.0)[0].fluency)
+    assert math.isfinite(run(no_bos, 1.0, length=2)[0].fluency)

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualization import Problem, framing, textualize
+from tl_neuronprobe.textualization import Discrete, Gumbel, TextualizeConfig, textualize
+from tl_neuronprobe.textualization._problem import Problem
+from tl_neuronprobe.textualization._vocab import framing
 
 
 @pytest.mark.minilm
@@ -22,8 +24,9 @@ def test_minilm_framing_and_rescoring(minilm):
     assert not any(p.names[i].startswith("[unused") for i in p.allowed.tolist())
 
     neurons = [tnp.Neuron(2, 100), tnp.Neuron(4, 7)]
-    res = textualize(minilm, neurons, method="discrete", length=4, steps=2, restarts=1, candidates=8,
-                     corpus=["the old cabinet is red .", "these keys are small ."], progress=False)
+    config = TextualizeConfig(optimizer=Discrete(max_steps=2, restarts=1, candidates=8), length=4,
+                              corpus=["the old cabinet is red .", "these keys are small ."])
+    res = textualize(minilm, neurons, config, progress=False)
     for r in res:
         ids = torch.as_tensor([tok.cls_token_id] + r.token_ids + [tok.sep_token_id])[None]
         out = {}
@@ -41,10 +44,11 @@ def test_minilm_gumbel_beats_its_start_and_random_text(minilm):
     """Ten gumbel steps on a real encoder: the optimized tokens drive the neuron above the 99th percentile of
     500 random token triples of the same vocabulary (measured: 0.82 against 0.52; the best random triple
     reaches 0.78), and above the one-step run that starts from the same seed."""
-    kw = dict(method="gumbel", length=3, restarts=1, samples=2, corpus=None, progress=False,
-              vocab=lambda t: t.isalpha())
-    start = textualize(minilm, ["L1.N55"], steps=1, **kw)[0]
-    r = textualize(minilm, ["L1.N55"], steps=10, **kw)[0]
+    config = TextualizeConfig(length=3, corpus=None, vocab=lambda t: t.isalpha())
+    start = textualize(minilm, ["L1.N55"], config.replace(optimizer=Gumbel(max_steps=1, restarts=1, samples=2)),
+                       progress=False)[0]
+    r = textualize(minilm, ["L1.N55"], config.replace(optimizer=Gumbel(max_steps=10, restarts=1, samples=2)),
+                   progress=False)[0]
     assert len(r.tokens) == 3 and all(t.isalpha() for t in r.tokens)
     p = Problem(tnp.ModelAdapter(minilm), [tnp.Neuron(1, 55)], 3, None, vocab=lambda t: t.isalpha(), soft=False)
     idx = torch.randint(p.n_allowed, (500, 3), generator=torch.Generator().manual_seed(0))

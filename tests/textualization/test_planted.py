@@ -5,25 +5,25 @@ from __future__ import annotations
 import pytest
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualization import textualize
+from tl_neuronprobe.textualization import Dense, Discrete, Gumbel, TextualizeConfig, textualize
 from tl_neuronprobe.testbeds.sequence import SEQUENCE_NEURON
 
 from textualize_helpers import activation_from_words, count_forward_rows, random_search
 
-BUDGET = {"gumbel": dict(steps=120), "dense": dict(steps=120), "discrete": dict(steps=25)}
+BUDGET = {"gumbel": Gumbel(max_steps=120), "dense": Dense(max_steps=120), "discrete": Discrete(max_steps=25)}
 #: budgets under which brute force is not sure to win: with 105 words, random search over as many sequences finds
 #: "... cabinet" with probability 1 - (104/105)^evaluations (about 0.4 here; at BUDGET: 0.93 to 1.00). Chosen on
 #: seeds 0-9; SEEDS are others.
-SMALL = {"gumbel": dict(steps=20, samples=2, restarts=1), "dense": dict(steps=12),
-         "discrete": dict(steps=4, restarts=1, candidates=8, topk=4)}
+SMALL = {"gumbel": Gumbel(max_steps=20, samples=2, restarts=1), "dense": Dense(max_steps=12),
+         "discrete": Discrete(max_steps=4, restarts=1, candidates=8, top_tokens=4)}
 SEEDS = range(10, 18)
 
 
 @pytest.mark.parametrize("method", ["gumbel", "dense", "discrete"])
 def test_single_token_trigger_is_found(planted, method):
     (neuron, word), = planted.planted.trigger.items()
-    res = textualize(planted, [neuron], method=method, length=3, seed=0, corpus=None, progress=False,
-                     **BUDGET[method])
+    res = textualize(planted, [neuron], TextualizeConfig(optimizer=BUDGET[method], length=3, seed=0, corpus=None),
+                     progress=False)
     r = res[neuron]
     assert r.tokens[-1] == word, f"{method} found {r.tokens}, not ...{word}"
     assert r.activation > 3.5  # the neuron's activation on its trigger (about 3.96); about 0 elsewhere
@@ -40,8 +40,8 @@ def test_optimizers_beat_random_search_with_as_many_model_evaluations(planted, m
     found, hits, best, baseline = 0, 0, [], []
     for seed in SEEDS:
         with count_forward_rows(planted) as count:
-            r = textualize(planted, [neuron], method=method, length=3, seed=seed, corpus=None, progress=False,
-                           **SMALL[method])[neuron]
+            config = TextualizeConfig(optimizer=SMALL[method], length=3, seed=seed, corpus=None)
+            r = textualize(planted, [neuron], config, progress=False)[neuron]
         assert 0 < count["rows"] < 100, count  # a budget where random search misses about half the time
         tokens, activation = random_search(planted, neuron, count["rows"], length=3, seed=seed)
         found += r.tokens[-1] == word
@@ -56,8 +56,8 @@ def test_optimizers_beat_random_search_with_as_many_model_evaluations(planted, m
 @pytest.mark.parametrize("method", ["gumbel", "dense", "discrete"])
 def test_two_token_sequence_is_found(sequence_planted, method):
     first, second = sequence_planted.planted_sequence[SEQUENCE_NEURON]
-    res = textualize(sequence_planted, [SEQUENCE_NEURON], method=method, length=3, seed=1, corpus=None,
-                     progress=False, **BUDGET[method])
+    config = TextualizeConfig(optimizer=BUDGET[method], length=3, seed=1, corpus=None)
+    res = textualize(sequence_planted, [SEQUENCE_NEURON], config, progress=False)
     r = res[0]
     assert r.tokens[-2:] == [first, second], f"{method} found {r.tokens}, not ...{first} {second}"
     assert r.activation > 2.5  # about 3 on the pair, below 0 on every other pair
@@ -86,7 +86,8 @@ def test_batched_neurons_each_read_their_own_neuron(planted):
     (trigger, word), = planted.planted.trigger.items()
     neurons = [trigger, tnp.Neuron(1, 5), tnp.Neuron(1, 30), tnp.Neuron(1, 7, "resid.post"),
                tnp.Neuron(0, 3, "attn.z")]
-    res = textualize(planted, neurons, method="discrete", length=2, steps=15, corpus=None, progress=False)
+    res = textualize(planted, neurons, TextualizeConfig(optimizer=Discrete(max_steps=15), length=2, corpus=None),
+                     progress=False)
     assert res[trigger].tokens[-1] == word
     for r in res:
         assert r.activation == pytest.approx(activation_from_words(planted, r.neuron, r.tokens, -1), abs=1e-4)

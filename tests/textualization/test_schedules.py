@@ -8,13 +8,14 @@ import math
 import pytest
 import torch
 
-from tl_neuronprobe.textualization import SCHEDULES, TextualizeError, temperatures, textualize
+from tl_neuronprobe.textualization import Dense, Discrete, Gumbel, TextualizeConfig, TextualizeError, textualize
+from tl_neuronprobe.textualization._gumbel import SCHEDULES
 from tl_neuronprobe.textualization._discrete import _select
 
 
 def test_poerner_schedule_per_step_decay_and_floor():
     sched = SCHEDULES["poerner"]["schedule"]
-    t = temperatures("poerner", 4)
+    t = Gumbel(schedule="poerner", max_steps=4).temperatures()
     assert t == pytest.approx([2.0, 2.0 * 0.99995, 2.0 * 0.99995 ** 2, 2.0 * 0.99995 ** 3], rel=1e-12)
     floor_step = math.ceil(math.log(0.1 / 2.0) / math.log(0.99995))  # 59,912
     assert sched.temperature(floor_step - 1) > 0.1 and sched.temperature(floor_step) == 0.1
@@ -24,28 +25,31 @@ def test_poerner_schedule_per_step_decay_and_floor():
 
 
 def test_poerner_bert_schedule_warm_up_then_decay():
-    t = temperatures("poerner-bert", 3000)
+    t = Gumbel.from_schedule("poerner-bert").temperatures()
     assert t[:201] == [2.0] * 201  # 200 warm-up steps at 2.0, then x 0.9995 per step
     assert t[201] == pytest.approx(2.0 * 0.9995) and t[2999] == pytest.approx(2.0 * 0.9995 ** 2799)
     assert {k: SCHEDULES["poerner-bert"][k] for k in ("samples", "lr", "steps")} == dict(samples=64, lr=0.1,
                                                                                          steps=3000)
     # the default anneals geometrically from 2.0 to 0.1 over the run
-    assert temperatures("anneal", 5) == pytest.approx([2.0 * 0.05 ** (i / 4) for i in range(5)])
+    assert Gumbel(max_steps=5).temperatures() == pytest.approx([2.0 * 0.05 ** (i / 4) for i in range(5)])
+    assert Gumbel.from_schedule("poerner") == Gumbel(schedule="poerner", samples=64, lr=1e-3, max_steps=200_000)
 
 
 @pytest.mark.parametrize("schedule", ["poerner", "poerner-bert"])
 def test_published_schedules_find_the_planted_trigger(planted, schedule):
     (neuron, word), = planted.planted.trigger.items()
-    res = textualize(planted, [neuron], method="gumbel", schedule=schedule, length=2, steps=40, restarts=1,
-                     corpus=None, progress=False)
-    assert res.config["samples"] == 64 and res.config["lr"] == SCHEDULES[schedule]["lr"]
-    assert res.config["schedule"] == schedule and res.config["steps"] == 40
+    optimizer = Gumbel.from_schedule(schedule, max_steps=40, restarts=1)
+    res = textualize(planted, [neuron], TextualizeConfig(optimizer=optimizer, length=2, corpus=None), progress=False)
+    recorded = res.config["optimizer"]
+    assert recorded["samples"] == 64 and recorded["lr"] == SCHEDULES[schedule]["lr"]
+    assert recorded["schedule"] == schedule and recorded["max_steps"] == 40
     assert res[0].tokens[-1] == word and res[0].activation > 3.5
     with pytest.raises(TextualizeError, match="unknown schedule 'poerner-gpt'"):
-        textualize(planted, [neuron], method="gumbel", schedule="poerner-gpt", steps=2, corpus=None,
-                   progress=False)
-    with pytest.raises(TextualizeError, match="applies to method='gumbel' only"):
-        textualize(planted, [neuron], method="dense", schedule=schedule, steps=2, corpus=None, progress=False)
+        Gumbel(schedule="poerner-gpt", max_steps=2)
+    with pytest.raises(TextualizeError, match="unknown schedule 'poerner-gpt'"):
+        Gumbel.from_schedule("poerner-gpt")
+    with pytest.raises(TypeError):
+        Dense(schedule=schedule)  # a schedule is Gumbel's own knob
 
 
 def test_population_selection_picks_across_members_per_weight():
@@ -69,8 +73,9 @@ def test_population_selection_picks_across_members_per_weight():
 @pytest.mark.parametrize("selection", ["member", "population"])
 def test_both_selection_rules_find_the_trigger_with_fluency(planted, selection):
     (neuron, word), = planted.planted.trigger.items()
-    r = textualize(planted, [neuron], method="discrete", fluency=(0.1, 10.0), selection=selection, length=3,
-                   steps=25, restarts=4, corpus=None, progress=False, seed=0)
-    assert r.config["selection"] == selection and r[0].tokens[-1] == word
+    optimizer = Discrete(fluency=(0.1, 10.0), selection=selection, max_steps=25, restarts=4)
+    r = textualize(planted, [neuron], TextualizeConfig(optimizer=optimizer, length=3, corpus=None, seed=0),
+                   progress=False)
+    assert r.info["selection"] == selection and r[0].tokens[-1] == word
     with pytest.raises(TextualizeError, match="selection must be one of"):
-        textualize(planted, [neuron], method="discrete", selection="best", steps=2, corpus=None, progress=False)
+        Discrete(selection="best")

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualization import Problem, _api, textualize
+from tl_neuronprobe.textualization import Dense, Discrete, Gumbel, TextualizeConfig, _api, textualize
+from tl_neuronprobe.textualization._problem import Problem
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +110,10 @@ def counting_syncs(counts: collections.Counter):
             setattr(torch.Tensor, name, fn)
 
 
-def syncs_in_loop(model, method: str, steps: int, monkeypatch, **kw) -> collections.Counter:
-    """Host reads of tensor values inside the method's step loop (the runner), for a run of ``steps`` steps."""
+def syncs_in_loop(model, optimizer, steps: int, monkeypatch, eval_every: int = 10) -> collections.Counter:
+    """Host reads of tensor values inside the optimizer's step loop (the runner), for a run of ``steps`` steps."""
     counts: collections.Counter = collections.Counter()
+    method = optimizer.name
     runner = _api._RUNNERS[method]
 
     def watched(*args, **kwargs):
@@ -119,20 +121,20 @@ def syncs_in_loop(model, method: str, steps: int, monkeypatch, **kw) -> collecti
             return runner(*args, **kwargs)
     with monkeypatch.context() as patch:
         patch.setitem(_api._RUNNERS, method, watched)
-        textualize(model, ["L0.N3", "L1.N7", "L1.N20"], method=method, length=3, steps=steps, corpus=None,
-                   progress=False, **kw)
+        config = TextualizeConfig(optimizer=optimizer.replace(max_steps=steps), length=3, corpus=None,
+                                  eval_every=eval_every)
+        textualize(model, ["L0.N3", "L1.N7", "L1.N20"], config, progress=False)
     return counts
 
 
-@pytest.mark.parametrize("method, kw", [("gumbel", dict(eval_every=2)), ("dense", dict(eval_every=2)),
-                                        ("discrete", dict(restart_every=2)),
-                                        ("discrete", dict(fluency=(0.1, 1.0), restart_every=2))])
-def test_no_host_syncs_per_step(planted, monkeypatch, method, kw):
+@pytest.mark.parametrize("optimizer", [Gumbel(), Dense(), Discrete(restart_every=2),
+                                       Discrete(fluency=(0.1, 1.0), restart_every=2)])
+def test_no_host_syncs_per_step(planted, monkeypatch, optimizer):
     """Steps (with their read-outs, scoring and restarts) read no tensor value on the host: the count of a
     2-step run equals that of a 6-step run. The check itself can fail: a ``.item()`` per step is seen."""
-    short = syncs_in_loop(planted, method, 2, monkeypatch, **kw)
-    long = syncs_in_loop(planted, method, 6, monkeypatch, **kw)
-    assert long == short, f"{method}: {dict(long - short)} host syncs in 4 extra steps"
+    short = syncs_in_loop(planted, optimizer, 2, monkeypatch, eval_every=2)
+    long = syncs_in_loop(planted, optimizer, 6, monkeypatch, eval_every=2)
+    assert long == short, f"{optimizer}: {dict(long - short)} host syncs in 4 extra steps"
     assert sum(long.values()) <= 1  # setup of the loop (at most one read)
 
 
@@ -146,6 +148,6 @@ def test_sync_counter_sees_a_sync_per_step(planted, monkeypatch):
         out[1].max().item()
         return out
     monkeypatch.setattr(_problem.Problem, "score", syncing)
-    short = syncs_in_loop(planted, "discrete", 2, monkeypatch, restart_every=100)
-    long = syncs_in_loop(planted, "discrete", 6, monkeypatch, restart_every=100)
+    short = syncs_in_loop(planted, Discrete(restart_every=100), 2, monkeypatch)
+    long = syncs_in_loop(planted, Discrete(restart_every=100), 6, monkeypatch)
     assert long["item"] - short["item"] == 4

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.textualization import WORD_COLUMNS, words_needed
+from tl_neuronprobe.textualization import Dense, WordsNeededConfig, words_needed
+from tl_neuronprobe.textualization._words import WORD_COLUMNS
 
 WORD = "table"
 PLANTED = (10, 20, 30, 40)  # the neurons that carry the word (the first m of them)
@@ -57,14 +58,14 @@ def _unit(x):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-KW = dict(ks=(1, 2, 3, 4), steps=100, reference=200)
+CONFIG = WordsNeededConfig(ks=(1, 2, 3, 4), optimizer=Dense(max_steps=100, restarts=1), reference=200)
 
 
 @pytest.mark.parametrize("m", [2, 3])
 def test_a_word_written_into_m_neurons_needs_m(m):
     model, decoys = word_model(m)
     words = [WORD, decoys[1][0]] + ([decoys[2][0]] if m > 2 else [])
-    res = words_needed(model, words, layer=0, **KW)
+    res = words_needed(model, words, layers=0, config=CONFIG)
     table = res.table
     assert list(table.columns) == WORD_COLUMNS and len(table) == len(words) * 4
     needed = res.needed.set_index("word").needed
@@ -83,7 +84,8 @@ def test_a_word_written_into_m_neurons_needs_m(m):
 
 def test_without_the_planted_neurons_the_word_is_not_recovered(tmp_path):
     model, decoys = word_model(3, planted=False)
-    res = words_needed(model, [WORD], layer=0, **KW)
+    res = words_needed(model, [WORD], layers=[0], config=CONFIG)
+    assert WordsNeededConfig.from_dict(res.config) == CONFIG
     assert not res.table.recovered.any() and math.isnan(res.needed.needed.iloc[0])
     res.plot(tmp_path / "words.png")
     assert (tmp_path / "words.png").stat().st_size > 1000
@@ -91,4 +93,4 @@ def test_without_the_planted_neurons_the_word_is_not_recovered(tmp_path):
 
 def test_words_must_be_single_tokens(planted):
     with pytest.raises(ValueError, match="single-token words.*zebra"):
-        words_needed(planted, ["cabinet", "zebra"], layer=0, ks=(1,), steps=2)
+        words_needed(planted, ["cabinet", "zebra"], 0, CONFIG.replace(ks=(1,), optimizer=Dense(max_steps=2)))

@@ -1,3 +1,5 @@
 """Command line: argument parsing only; every command calls one function of :mod:`tl_neuronprobe.workflows`."""
 
-from .main import build_parser, main  # noqa: F401
+from .main import build_parser, main
+
+__all__ = ["build_parser", "main"]

@@ -13,7 +13,7 @@ import sys
 from .. import workflows
 from ..core.adapter import LongSentenceError
 from ..data.corpus import CorpusError
-from ..data.extraction import NonFiniteActivationError
+from ..data.extraction import ExtractConfig, NonFiniteActivationError
 from ..textualization import TextualizeError
 from . import describe, rank, textualize, used
 from ._args import common_flags, comma_ints, comma_list
@@ -24,11 +24,13 @@ USER_ERRORS = (ValueError, KeyError, FileNotFoundError, CorpusError, LongSentenc
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    workflows.extract_job(args.model, args.data, args.out, site=comma_list(args.site), layers=comma_ints(args.layers),
-                          aggregation=args.aggregation, dtype=args.dtype, batch_size=args.batch_size,
-                          long_sentences=args.long_sentences, device=args.device, seed=args.seed,
-                          progress=not args.no_progress, device_map=device_map(args.device_map),
-                          n_devices=args.n_devices, sentences_per_block=args.sentences_per_block)
+    sites = comma_list(args.site) or ["mlp.post"]
+    config = ExtractConfig(site=sites[0] if len(sites) == 1 else tuple(sites), layers=comma_ints(args.layers),
+                           aggregation=args.aggregation, dtype=args.dtype, batch_size=args.batch_size,
+                           long_sentences=args.long_sentences, sentences_per_block=args.sentences_per_block)
+    workflows.extract_job(args.model, args.corpus, args.out_dir, config, seed=args.seed,
+                          device_map=device_map(args.device_map), n_devices=args.n_devices, device=args.device,
+                          progress=not args.no_progress)
     return 0
 
 
@@ -43,22 +45,22 @@ def device_map(text: "str | None") -> "str | dict | None":
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    options = dict(out=args.out, model=args.model, corpus=args.corpus, skip=tuple(comma_list(args.skip) or ()),
-                   seed=args.seed, device=args.device, progress=not args.no_progress)
-    if args.sentences is not None:
-        options["sentences"] = args.sentences
+    base = workflows.DemoConfig.quick() if args.quick else workflows.DemoConfig()
+    changes: dict = dict(model=args.model, corpus=args.corpus, seed=args.seed,
+                         skip=tuple(dict.fromkeys(base.skip + tuple(comma_list(args.skip) or ()))))
+    if args.n_sentences is not None:
+        changes["n_sentences"] = args.n_sentences
     if args.attributes:
-        options["attributes"] = tuple(comma_list(args.attributes))
-    settings = (workflows.DemoSettings.quick if args.quick else workflows.DemoSettings)(**options)
-    workflows.demo(settings)
+        changes["attributes"] = tuple(comma_list(args.attributes))
+    workflows.demo(base.replace(**changes), out_dir=args.out_dir, device=args.device, progress=not args.no_progress)
     return 0
 
 
 def _add_extract(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("extract", parents=[common], help="word-aligned activations of a corpus, streamed to a folder")
     p.add_argument("--model", required=True, help="minilm, a Hugging Face folder or name, planted, tiny")
-    p.add_argument("--data", required=True, help="a .conllu file, a word<TAB>label file, ud-english, "
-                                                 "ud-english:N (its first N sentences) or synthetic:N")
+    p.add_argument("--corpus", required=True, help="a .conllu file, a word<TAB>label file, ud-english, "
+                                                   "ud-english:N (its first N sentences) or synthetic:N")
     p.add_argument("--site", default="mlp.post", help="comma-separated sites: mlp.post, mlp.pre, resid.post, ...")
     p.add_argument("--layers", default=None, help="comma-separated layers (default: all)")
     p.add_argument("--aggregation", default="last", choices=["first", "last", "mean"])
@@ -72,7 +74,7 @@ def _add_extract(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--device-map", default=None,
                    help="place a Hugging Face model over devices: auto, balanced, or a JSON object module->device")
     p.add_argument("--n-devices", type=int, default=None, help="split the model over the first N GPUs")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out-dir", required=True, help="the activations folder to write")
     p.set_defaults(func=cmd_extract)
 
 
@@ -82,13 +84,27 @@ def _add_demo(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", default="ud-english",
                    help="ud-english (shipped held-out EWT slice), synthetic, or a .conllu path (e.g. the full "
                         "treebank)")
-    p.add_argument("--sentences", type=int, default=None,
+    p.add_argument("--n-sentences", type=int, default=None,
                    help=f"first N sentences of the corpus (default {workflows.DEFAULT_SENTENCES}; --quick: 40)")
     p.add_argument("--attributes", default=None, help="comma-separated (default: upos,Number,VerbForm)")
     p.add_argument("--quick", action="store_true", help="every output, built small, in well under a minute")
-    p.add_argument("--out", default="tnp-demo")
+    p.add_argument("--out-dir", default="tnp-demo")
     p.add_argument("--skip", default="", help=f"comma-separated stages to skip: {', '.join(workflows.STAGES)}")
     p.set_defaults(func=cmd_demo)
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    workflows.rerun(args.summary, args.out_dir, device=args.device, progress=not args.no_progress)
+    return 0
+
+
+def _add_rerun(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("rerun", help="run a stage again from the summary.json it wrote (its seed included)")
+    p.add_argument("summary", help="a summary.json (or the folder holding it) written by any command")
+    p.add_argument("--device", default=None, help="where the run computes (cpu, cuda, cuda:1); default: the best one")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--out-dir", default=None, help="write the new run here (default: the recorded folder)")
+    p.set_defaults(func=cmd_rerun)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = common_flags()
     _add_extract(sub, common)
     _add_demo(sub, common)
+    _add_rerun(sub, common)
     for module in (rank, used, textualize, describe):
         module.register(sub, common)
     return parser

@@ -5,19 +5,44 @@ from __future__ import annotations
 import argparse
 
 from .. import workflows
-from ..textualization import METHODS
+from ..textualization import CorpusSearch, Dense, Discrete, Gumbel, TextualizeConfig, WordsNeededConfig
 from ._args import comma_ints, comma_list
 
-__all__ = ["register", "cmd_textualize", "cmd_words_needed"]
+__all__ = ["register", "cmd_textualize", "cmd_words_needed", "textualize_config"]
+
+
+def textualize_config(args: argparse.Namespace) -> TextualizeConfig:
+    """The :class:`TextualizeConfig` the ``textualize`` flags describe (unset flags: the optimizer's defaults)."""
+    given = {k: v for k, v in dict(max_steps=args.max_steps, restarts=args.restarts, lr=args.lr).items()
+             if v is not None}
+    if args.optimizer == "gumbel":
+        if args.samples is not None:
+            given["samples"] = args.samples
+        optimizer = (Gumbel(**given) if args.schedule == "anneal"
+                     else Gumbel.from_schedule(args.schedule, **given))
+    else:
+        if args.schedule != "anneal" or args.samples is not None:
+            raise ValueError("--schedule and --samples apply to --optimizer gumbel only")
+        if args.optimizer == "discrete":
+            if "lr" in given:
+                raise ValueError("--lr does not apply to --optimizer discrete")
+            optimizer = Discrete(fluency=_fluency(args.fluency), selection=args.selection, **given)
+        elif args.optimizer == "dense":
+            optimizer = Dense(**given)
+        else:
+            if given:
+                raise ValueError(f"--optimizer corpus takes none of {sorted(given)}")
+            optimizer = CorpusSearch()
+    if args.optimizer != "discrete" and (_fluency(args.fluency) != 0.0 or args.selection != "auto"):
+        raise ValueError("--fluency and --selection apply to --optimizer discrete only")
+    return TextualizeConfig(optimizer=optimizer, length=args.length, position=args.position, seed=args.seed,
+                            batch_size=args.batch_size, corpus=None if args.corpus.lower() == "none" else args.corpus,
+                            dtype=args.dtype)
 
 
 def cmd_textualize(args: argparse.Namespace) -> int:
-    workflows.textualize_job(args.model, args.neurons, out=args.out,
-                             corpus=None if args.corpus.lower() == "none" else args.corpus, device=args.device,
-                             seed=args.seed, progress=not args.no_progress, method=args.method, length=args.length,
-                             position=args.position, steps=args.steps, restarts=args.restarts,
-                             batch_size=args.batch_size, fluency=_fluency(args.fluency), dtype=args.dtype,
-                             schedule=args.schedule, selection=args.selection, samples=args.samples)
+    workflows.textualize_job(args.model, args.neurons, out_dir=args.out_dir, config=textualize_config(args),
+                             device=args.device, progress=not args.no_progress)
     return 0
 
 
@@ -30,9 +55,10 @@ def _fluency(text: str) -> "float | tuple[float, float]":
 
 
 def cmd_words_needed(args: argparse.Namespace) -> int:
-    workflows.words_needed_job(args.model, comma_list(args.words), comma_ints(args.layers),
-                               comma_ints(args.ks), out=args.out, device=args.device, seed=args.seed,
-                               steps=args.steps, progress=not args.no_progress)
+    config = WordsNeededConfig(ks=comma_ints(args.ks), seed=args.seed,
+                               optimizer=Dense(max_steps=args.max_steps, restarts=1))
+    workflows.words_needed_job(args.model, comma_list(args.words), comma_ints(args.layers), out_dir=args.out_dir,
+                               config=config, device=args.device, progress=not args.no_progress)
     return 0
 
 
@@ -44,12 +70,14 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                                           "(gumbel, dense, discrete) or from a corpus (corpus).")
     p.add_argument("--model", required=True, help="minilm, a Hugging Face folder or name, planted, tiny")
     p.add_argument("--neurons", required=True, help="comma-separated neurons: L3.N1207,L5.N88[@site]")
-    p.add_argument("--method", default="gumbel", choices=METHODS)
+    p.add_argument("--optimizer", default="gumbel", choices=["gumbel", "dense", "discrete", "corpus"])
     p.add_argument("--length", type=int, default=5, help="optimized tokens (specials are added around them)")
     p.add_argument("--position", type=int, default=None,
                    help="token the neuron is read at (default: last for decoders, middle for encoders)")
-    p.add_argument("--steps", type=int, default=None, help="optimization steps (default: per method)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="optimization steps, iterations for discrete (default: per optimizer)")
     p.add_argument("--restarts", type=int, default=None, help="rows per neuron (population for discrete)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate, gumbel and dense (default: per optimizer)")
     p.add_argument("--batch-size", type=int, default=64, help="neurons optimized together")
     p.add_argument("--fluency", default="0",
                    help="discrete, decoders: weight of the self cross-entropy in the objective, or LO,HI for a "
@@ -65,8 +93,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                         "or word<TAB>label file, or 'none'")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="autocast dtype for the optimization (results are re-scored in the model's precision)")
-    p.add_argument("--out", default=None, help="folder for textualize.csv, textualize.md and the saved result "
-                                               "(dense: the vectors and a nearest-token plot per neuron)")
+    p.add_argument("--out-dir", default=None, help="folder for textualize.csv, textualize.md, the saved result "
+                                                   "(dense: the vectors and a nearest-token plot per neuron) and "
+                                                   "summary.json")
     p.set_defaults(func=cmd_textualize)
 
     p = subparsers.add_parser("words-needed", parents=[common],
@@ -75,6 +104,7 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--words", required=True, help="comma-separated words")
     p.add_argument("--layers", required=True, help="comma-separated layers")
     p.add_argument("--ks", default="1,2,5,10,20,50,100", help="comma-separated numbers of neurons")
-    p.add_argument("--steps", type=int, default=150, help="dense optimization steps")
-    p.add_argument("--out", default=None, help="folder for words_needed.csv, the curve and its plot")
+    p.add_argument("--max-steps", type=int, default=150, help="dense optimization steps")
+    p.add_argument("--out-dir", default=None, help="folder for words_needed.csv, the curve, its plot and "
+                                                   "summary.json")
     p.set_defaults(func=cmd_words_needed)

@@ -8,7 +8,6 @@ package needs from a model goes through :class:`ModelAdapter`; no other module l
 from __future__ import annotations
 
 import contextlib
-import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -395,20 +394,14 @@ class ModelAdapter:
         fwd_hooks: FwdHooks = (),
         stop_at_layer: int | None = None,
         return_type: str | None = "logits",
-        stop_after_layer: int | None = None,
         **kwargs,
     ):
         """Run the model with ``fwd_hooks`` (removed afterwards, also on errors).
 
         ``stop_at_layer=L`` has TransformerLens's meaning (exclusive): blocks ``0 .. L-1`` run, then the pass
         ends and returns None; later blocks and the unembedding or MLM head never run (``0``: embeddings only).
-        Padding is masked with the batch's attention mask. ``stop_after_layer=L`` (deprecated) is
-        ``stop_at_layer=L + 1``.
+        Padding is masked with the batch's attention mask.
         """
-        if stop_after_layer is not None:
-            warnings.warn("stop_after_layer=L is deprecated; use TransformerLens's stop_at_layer=L + 1",
-                          DeprecationWarning, stacklevel=2)
-            stop_at_layer = stop_after_layer + 1
         hooks = list(fwd_hooks)
         if stop_at_layer is not None:
             hooks.append((self.stop_hook_name(stop_at_layer), _raise_stop))

@@ -32,10 +32,10 @@ __all__ = ["ActivationChunks", "chunk_rows_for"]
 ROW_ALIGN = 256
 
 
-def chunk_rows_for(n_neurons: int, chunk_bytes: int, itemsize: int = 4) -> int:
-    """Rows per chunk so that the read buffer (``itemsize`` bytes a value) and the float32 rows handed out fit
-    in ``chunk_bytes`` together; a multiple of 256 rows when that is at least 256."""
-    per_row = max(1, n_neurons) * (4 + itemsize)
+def chunk_rows_for(n_columns: int, chunk_bytes: int, itemsize: int = 4) -> int:
+    """Rows (of ``n_columns`` values) per chunk so that the read buffer (``itemsize`` bytes a value) and the
+    float32 rows handed out fit in ``chunk_bytes`` together; a multiple of 256 rows when that is at least 256."""
+    per_row = max(1, n_columns) * (4 + itemsize)
     rows = max(1, int(chunk_bytes) // per_row)
     return rows - rows % ROW_ALIGN if rows >= ROW_ALIGN else rows
 

@@ -9,13 +9,13 @@ of a ``torchrun`` launch, and the result is reloaded memory-mapped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from einops import rearrange
 from tqdm.auto import tqdm
 
 from ..core import distributed
+from ..core.config import Config
 from ..core.adapter import Batch, LongSentenceError, ModelAdapter, TokenizedSentence
 from ..core.hooks import run_capture
 from ..core.neurons import Neuron, check_site, hook_name
@@ -33,9 +34,11 @@ from .corpus import Corpus
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["extract", "AGGREGATIONS", "MANIFEST_FILE", "NonFiniteActivationError", "LongSentenceError"]
+__all__ = ["extract", "ExtractConfig", "AGGREGATIONS", "MANIFEST_FILE", "NonFiniteActivationError",
+           "LongSentenceError"]
 
 AGGREGATIONS = ("first", "last", "mean")
+LONG_SENTENCES = ("error", "window", "skip")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -280,15 +283,11 @@ def _empty(rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.empty(rows, cols, dtype=dtype)
 
 
-def _checked_dtype(aggregation: str, dtype: "str | torch.dtype", corpus: Corpus) -> torch.dtype:
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
-    dtype = _DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
-    if dtype not in _DTYPES.values():
-        raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype}")
+def _checked_dtype(dtype: str, corpus: Corpus) -> torch.dtype:
+    """The torch dtype named by a (validated) config; an empty corpus is an error."""
     if len(corpus) == 0:
         raise ValueError("the corpus is empty")
-    return dtype
+    return _DTYPES[dtype]
 
 
 def _read_plan(adapter: ModelAdapter, sites: list[str], layers) -> tuple[list[tuple[str, int]], list[Neuron]]:
@@ -390,30 +389,116 @@ def _finish(staging: Path, out_dir: Path, corpus: Corpus, neurons: list[Neuron],
     _commit_dir(staging, out_dir)
 
 
+@dataclasses.dataclass(frozen=True)
+class ExtractConfig(Config):
+    """What :func:`extract` reads and how: the same config gives the same rows.
+
+    Parameters
+    ----------
+    site : str or tuple of str
+        Hook site(s) read, e.g. ``"mlp.post"``, ``("mlp.post", "resid.post")``.
+    layers : int, tuple of int or None
+        Layers read at every site; None reads all layers.
+    aggregation : {"first", "last", "mean"}
+        How a word's sub-token activations become one row.
+    dtype : {"float32", "float16", "bfloat16"}
+        Storage dtype of the rows (a ``torch.dtype`` is accepted and stored by name).
+    batch_size : int
+        At most this many sentences per forward pass.
+    max_tokens : int
+        At most this many padded tokens per forward pass.
+    sentences_per_block : int or None
+        Sentences per shard: the unit of work split over ``torchrun`` ranks, resumed after a failure and held in
+        RAM at once; None picks it from the corpus size and the number of ranks (at most 2048).
+    long_sentences : {"error", "window", "skip"}
+        What to do with a sentence longer than the model's context.
+
+    Examples
+    --------
+    >>> from tl_neuronprobe.data.extraction import ExtractConfig
+    >>> config = ExtractConfig(layers=[0, 1], aggregation="mean")
+    >>> config.layers, config.to_dict()["dtype"]
+    ((0, 1), 'float32')
+    """
+
+    site: "str | tuple[str, ...]" = "mlp.post"
+    layers: "int | tuple[int, ...] | None" = None
+    aggregation: str = "last"
+    dtype: str = "float32"
+    batch_size: int = 64
+    max_tokens: int = 8192
+    sentences_per_block: "int | None" = None
+    long_sentences: str = "error"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dtype, torch.dtype):  # stored by name, so the config is JSON
+            names = {v: k for k, v in _DTYPES.items()}
+            if self.dtype not in names:
+                raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {self.dtype}")
+            object.__setattr__(self, "dtype", names[self.dtype])
+        super().__post_init__()
+
+    def validate(self) -> None:
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {self.dtype!r}")
+        if self.long_sentences not in LONG_SENTENCES:
+            raise ValueError(f"long_sentences must be one of {LONG_SENTENCES}, got {self.long_sentences!r}")
+        for name in ("batch_size", "max_tokens"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.sentences_per_block is not None and int(self.sentences_per_block) < 1:
+            raise ValueError(f"sentences_per_block must be at least 1, got {self.sentences_per_block}")
+        if not self.site or (not isinstance(self.site, str) and not all(isinstance(s, str) for s in self.site)):
+            raise ValueError(f"site must be a site name or a tuple of them, got {self.site!r}")
+
+    @property
+    def sites(self) -> list[str]:
+        """The sites read, as a list."""
+        return [self.site] if isinstance(self.site, str) else list(self.site)
+
+
 def extract(
     model,
     corpus: Corpus,
-    site: "str | Sequence[str]" = "mlp.post",
-    layers: "Sequence[int] | int | None" = None,
-    aggregation: str = "last",
-    dtype: "str | torch.dtype" = torch.float32,
-    batch_size: int = 64,
-    max_tokens: int = 8192,
-    device: "str | torch.device | None" = None,
+    config: "ExtractConfig | None" = None,
+    *,
     out_dir: "str | Path | None" = None,
-    sentences_per_block: int | None = None,
-    long_sentences: str = "error",
+    device: "str | torch.device | None" = None,
     progress: bool = True,
 ) -> Activations:
-    """Word-aligned activations of ``site`` at ``layers`` (all layers if None) for every word of ``corpus``.
+    """Word-aligned activations of ``config.site`` at ``config.layers`` for every word of ``corpus``.
 
+    Parameters
+    ----------
+    model : HookedTransformer, TransformerBridge or ModelAdapter
+        The model (e.g. from :func:`tl_neuronprobe.models.load`).
+    corpus : Corpus
+        The sentences; one row per word.
+    config : ExtractConfig, optional
+        Site, layers, sub-token aggregation, dtype, batching, shards and long sentences (default
+        ``ExtractConfig()``: every layer's ``mlp.post``, last sub-token, float32).
+    out_dir : str or Path, optional
+        Stream the rows to this folder block by block (bounded RAM) and return them memory-mapped from it; the
+        folder appears only when extraction completes.
+    device : str or torch.device, optional
+        Move the model there first.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    Activations
+        ``[n_words, n_neurons]`` with the neurons, words, sentence ids and the corpus's attributes.
+
+    Notes
+    -----
     ``aggregation`` reduces a word's sub-tokens (``first``, ``last``, ``mean``). Sentences longer than the
     model's context raise :class:`LongSentenceError` unless ``long_sentences`` is ``'window'`` (consecutive
     word windows) or ``'skip'`` (a warning counts them; their rows stay zero, listed in
     ``meta['skipped_sentences']`` (names) and ``meta['skipped_sentence_index']`` (values of ``sentence_ids``), and
-    ``dataset()`` leaves them out). With ``out_dir``, rows are streamed to ``out_dir`` block by block (bounded
-    RAM) and the returned activations are memory-mapped from it; the folder appears only when extraction
-    completes.
+    ``dataset()`` leaves them out).
 
     Under ``torchrun`` the blocks of ``sentences_per_block`` sentences (shards) are split over the ranks: with
     ``out_dir`` each writes its rows into one shared file, without it the rows are gathered on every rank; they
@@ -422,25 +507,37 @@ def extract(
     2048 sentences, the same number of blocks on every rank), and a warning names any rank left without a
     block. An interrupted run leaves ``.{out_dir name}.partial`` beside ``out_dir``; running the same extraction
     again resumes from its completed shards, with the first run's block size (see docs/scaling.md).
+
+    Examples
+    --------
+    >>> import tl_neuronprobe as tnp
+    >>> from tl_neuronprobe.data.extraction import ExtractConfig
+    >>> model = tnp.models.load("planted")
+    >>> acts = tnp.extract(model, tnp.Corpus.load("synthetic:40"), ExtractConfig(layers=[1]), progress=False)
+    >>> acts.layers, acts.n_words == tnp.Corpus.load("synthetic:40").n_words
+    ([1], True)
     """
+    config = ExtractConfig() if config is None else config
+    if not isinstance(config, ExtractConfig):
+        raise TypeError(f"config must be an ExtractConfig, got {type(config).__name__}")
     adapter = ModelAdapter.wrap(model)
-    dtype = _checked_dtype(aggregation, dtype, corpus)
+    dtype = _checked_dtype(config.dtype, corpus)
     if device is not None:
         adapter.model.to(device)
-    sites = [site] if isinstance(site, str) else list(site)
-    plan, neurons = _read_plan(adapter, sites, layers)
+    sites, long_sentences = config.sites, config.long_sentences
+    plan, neurons = _read_plan(adapter, sites, config.layers)
     units, skipped = _plan(adapter, corpus, long_sentences)
-    meta = dict(model=adapter.name, sites=sites, aggregation=aggregation, long_sentences=long_sentences,
+    meta = dict(model=adapter.name, sites=sites, aggregation=config.aggregation, long_sentences=long_sentences,
                 skipped_sentences=[corpus.sentences[i].id for i in skipped], skipped_sentence_index=skipped)
     if skipped:
         warnings.warn(f"extract: {len(skipped)} sentences longer than the context of {adapter.n_ctx} tokens skipped "
                       f"({sum(len(corpus.sentences[i].words) for i in skipped)} words, first "
                       f"{[corpus.sentences[i].id for i in skipped[:3]]}): their rows are zero and dataset() leaves "
                       "them out; long_sentences='window' keeps them", stacklevel=2)
-    job = _Job(adapter, corpus, plan, units, skipped, aggregation, dtype, batch_size, max_tokens)
+    job = _Job(adapter, corpus, plan, units, skipped, config.aggregation, dtype, config.batch_size, config.max_tokens)
     if out_dir is not None:
-        return _stream(job, Path(out_dir), neurons, meta, sentences_per_block, progress)
-    return Activations(_in_memory(job, len(neurons), sentences_per_block, progress), neurons, corpus.words,
+        return _stream(job, Path(out_dir), neurons, meta, config.sentences_per_block, progress)
+    return Activations(_in_memory(job, len(neurons), config.sentences_per_block, progress), neurons, corpus.words,
                        corpus.sentence_ids, corpus.attributes(), meta)
 
 

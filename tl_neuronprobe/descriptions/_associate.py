@@ -94,16 +94,17 @@ class Association:
 
 
 def associate(X: torch.Tensor, C: sp.csc_matrix, sentence_ids: np.ndarray, quantile: float = 0.05,
-              chunk: int = 512, end: str = "top", progress: bool = False,
+              chunk_neurons: int = 512, end: str = "top", progress: bool = False,
               device: "str | torch.device | None" = None) -> Association:
-    """All neurons (columns of ``X`` [n_words, n_neurons]) against all concepts (columns of ``C``).
+    """All neurons (columns of ``X`` [n_words, n_neurons]) against all concepts (columns of ``C``), in chunks of
+    ``chunk_neurons`` neurons (memory about ``3 * n_words * chunk_neurons`` floats; the result does not depend on it).
 
     ``device`` None (default) runs on the CPU (numpy sorts on a thread per core); a torch device (``"cuda"``)
     runs every chunk's sort, ranks, mask and sparse products there (:func:`._ranks.rank_columns_torch`), with
     one transfer of the chunk's ``[w, n_concepts]`` results back per chunk. ``device="cpu"`` forces that torch
     route on the CPU (how the tests check it equals the default)."""
     if device is not None:
-        return _associate_torch(X, C, sentence_ids, quantile, chunk, end, progress, torch.device(device))
+        return _associate_torch(X, C, sentence_ids, quantile, chunk_neurons, end, progress, torch.device(device))
     sign = _checked(X, C, quantile, end)
     n, d = X.shape
     CT = sparse_t(C)
@@ -115,6 +116,7 @@ def associate(X: torch.Tensor, C: sp.csc_matrix, sentence_ids: np.ndarray, quant
     res = {k: np.empty((d, K), f32) for k in ("iou", "precision", "recall", "auroc", "mean_diff", "z", "q")}
     res["p"] = np.empty((d, K), np.float64)
     thr, n_fire = np.empty(d, f32), np.empty(d, np.int64)
+    chunk = chunk_neurons
     width = min(chunk, d)
     buf = torch.empty(n * 3 * width)  # [activation, rank, top mask] per word, reused: one sparse product per chunk
     for s in tqdm(range(0, d, chunk), disable=not progress, desc="associate", unit="chunk"):

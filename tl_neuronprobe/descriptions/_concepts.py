@@ -281,7 +281,7 @@ def build_concepts(words: Sequence[str], sentence_ids: np.ndarray, attributes: M
     unknown = set(names) - {"annotations", "surface", "context", "words", "discovered"}
     if unknown:
         raise ValueError(f"unknown concept sources {sorted(unknown)}; use annotations, surface, context, words, "
-                         "discovered (discovered concepts are passed to describe() through discover=)")
+                         "discovered (discovered concepts are passed to describe() through discovered=)")
     n = len(words)
     keys: list[KeyValues] = []
     if "annotations" in names:

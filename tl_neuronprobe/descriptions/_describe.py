@@ -1,7 +1,7 @@
 """``describe``: concepts -> association -> significant best concept -> formula search -> held-out scores.
 
 The pipeline of the subpackage; each step lives in its own module. Not for loading models or data (see
-:func:`~tl_neuronprobe.describe.run_describe`). Every step after the concept vocabulary and the held-out split is
+:func:`~tl_neuronprobe.workflows.describe_job`). Every step after the concept vocabulary and the held-out split is
 per neuron (Benjamini-Hochberg runs across concepts within a neuron), so under ``torchrun`` the ranks take
 contiguous shares of the neurons and every rank gathers the single-process result.
 """
@@ -9,7 +9,7 @@ contiguous shares of the neurons and every rank gathers the single-process resul
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,8 +20,9 @@ from ..data.activations import Activations
 from ..data.corpus import Corpus
 from ..core.neurons import Neuron
 from ._associate import associate, intersections_at, refine, shortlist, sparse_t
-from ._compose import OPS, beam_search, evaluate, formula_text, render
+from ._compose import beam_search, evaluate, formula_text, render
 from ._concepts import Concepts, build_concepts
+from ._config import DescribeConfig
 from ._result import NO_DESCRIPTION, Descriptions
 from ._score import codes, score_masks, sentence_split, token_lookup
 
@@ -53,38 +54,73 @@ def _inputs(acts: Activations, corpus: Corpus | None, neurons) -> _Data:
 
 
 def describe(acts: Activations, corpus: Corpus | None = None, neurons: Sequence["Neuron | str"] | None = None,
-             sources: "str | Sequence[str]" = "auto", *, word_lists: Mapping[str, Iterable[str]] | None = None,
-             discovered: Concepts | None = None, concepts: Concepts | None = None, min_support: int = 5,
-             max_concepts: int | None = 3000, quantile: float = 0.05, alpha: float = 0.01, min_iou: float = 0.04,
-             max_length: int = 3, beam: int = 5, min_gain: float = 0.02, ops: Sequence[str] = OPS,
-             ends: Sequence[str] = ("top",), test_size: float = 0.3, n_candidates: int = 5, seed: int = 0,
-             chunk: int = 512, device: "str | torch.device | None" = None, progress: bool = False) -> Descriptions:
+             config: DescribeConfig | None = None, *, concepts: Concepts | None = None,
+             discovered: Concepts | None = None, device: "str | torch.device | None" = None,
+             progress: bool = False) -> Descriptions:
     """Describe neurons in words: the best significant concept or formula of concepts, scored on held-out text.
 
-    ``sources``: concept sources (see :func:`build_concepts`); ``discovered``: extra concepts, e.g. from
-    :func:`latent_concepts`; ``concepts``: a ready vocabulary instead. A neuron is described when at least one
-    concept is significant after Benjamini-Hochberg at ``alpha`` (within-sentence shuffle null) and reaches
-    ``min_iou``; otherwise it gets "no description". Formulas up to ``max_length`` terms (``1``: single
-    concepts). ``test_size``: share of sentences held out for scoring (fit on the rest). Under ``torchrun`` the
-    ranks describe shares of the neurons and every rank returns the single-process result. ``device``
-    (e.g. ``"cuda"``) runs the association of all neurons with all concepts there, chunk by chunk; the default
-    runs it on the CPU's cores.
+    A neuron is described when at least one concept is significant after Benjamini-Hochberg at ``config.alpha``
+    (within-sentence shuffle null) and reaches ``config.min_iou``; otherwise it gets "no description". Formulas
+    have up to ``config.search.max_length`` terms. Descriptions are fit on part of the sentences and scored on
+    the held-out ``config.test_size`` beside three baselines. Under ``torchrun`` the ranks describe shares of the
+    neurons and every rank returns the single-process result.
+
+    Parameters
+    ----------
+    acts : Activations
+        Word activations (``tnp.extract``, or ``Activations.from_array`` for activations computed elsewhere).
+    corpus : Corpus, optional
+        The corpus of ``acts`` (its words and attributes); default: the words and attributes ``acts`` carries.
+    neurons : list of Neuron or str, optional
+        Describe only these neurons (default: all of ``acts``).
+    config : DescribeConfig, optional
+        Concept sources, significance, the formula search, the held-out split (default ``DescribeConfig()``).
+    concepts : Concepts, optional
+        A ready concept vocabulary instead of building one from ``config.sources``.
+    discovered : Concepts, optional
+        Extra concepts added to the built vocabulary, e.g. from :func:`latent_concepts`.
+    device : str or torch.device, optional
+        Run the association of all neurons with all concepts there (e.g. ``"cuda"``), chunk by chunk; the
+        default runs it on the CPU's cores.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    Descriptions
+        One row per (neuron, end) in ``.table``, held-out scores with baselines in ``.scores``.
+
+    Examples
+    --------
+    >>> import tl_neuronprobe as tnp
+    >>> from tl_neuronprobe.descriptions import DescribeConfig, Search
+    >>> corpus = tnp.Corpus.load("synthetic:40")
+    >>> acts = tnp.extract(tnp.models.load("planted"), corpus, progress=False)
+    >>> desc = tnp.describe(acts, corpus, config=DescribeConfig(search=Search(max_length=1)))
+    >>> len(desc.neurons) == acts.n_neurons, list(desc.to_frame().columns[:3])
+    (True, ['neuron', 'layer', 'end'])
     """
+    config = DescribeConfig() if config is None else config
+    if not isinstance(config, DescribeConfig):
+        raise TypeError(f"config must be a DescribeConfig, got {type(config).__name__}")
     data = _inputs(acts, corpus, neurons)
     if concepts is None:
-        concepts = build_concepts(data.words, data.sentence_ids, data.attributes, sources, word_lists,
-                                  [discovered] if discovered is not None else [], min_support, max_concepts)
+        concepts = build_concepts(data.words, data.sentence_ids, data.attributes, config.sources,
+                                  config.word_lists, [discovered] if discovered is not None else [],
+                                  config.min_support, config.max_concepts)
+    elif discovered is not None:
+        raise ValueError("give concepts (a ready vocabulary) or discovered (extra concepts), not both")
     elif concepts.n_words != len(data.words):
         raise ValueError(f"concepts cover {concepts.n_words} words, the activations {len(data.words)}")
-    fit, test = sentence_split(data.sentence_ids, test_size, seed)
+    ends, seed = config.ends, config.seed
+    fit, test = sentence_split(data.sentence_ids, config.test_size, seed)
     random_concepts = np.random.default_rng(seed).integers(0, len(concepts), len(data.neurons))  # a baseline
     distributed.setup()
     mine = distributed.share(len(data.neurons))
     part = _columns(data, mine) if len(mine) else None
     per_end = []
     for end in ends if part is not None else ():
-        fitted = _fit_end(part, concepts, fit, end, quantile, alpha, min_iou, max_length, beam, min_gain, ops,
-                          n_candidates, chunk, progress and distributed.is_main(), device)
+        fitted = _fit_end(part, concepts, fit, end, config, progress and distributed.is_main(), device)
         scores = _held_out(part, concepts, fit, test, fitted, end, random_concepts[mine.start:mine.stop])
         per_end.append(dict(table=fitted["table"], iou=fitted["iou"], q=fitted["q"], scores=scores))
     table, score_table, iou, q = _gather_ends(distributed.gather(per_end if part is not None else None), ends)
@@ -92,9 +128,7 @@ def describe(acts: Activations, corpus: Corpus | None = None, neurons: Sequence[
     own = own.rename(columns={"iou": "test_iou", "precision": "test_precision", "recall": "test_recall",
                               "f1": "test_f1"})
     table = table.merge(own, on=["neuron", "end"], how="left")
-    meta = dict(alpha=alpha, min_iou=min_iou, quantile=quantile, max_length=max_length, beam=beam,
-                min_gain=min_gain, ops=list(ops), test_size=test_size, seed=seed, ends=list(ends),
-                n_fit_words=len(fit), n_test_words=len(test), min_support=min_support, max_concepts=max_concepts)
+    meta = dict(config.options(), n_fit_words=len(fit), n_test_words=len(test), config=config.to_dict())
     return Descriptions(table, score_table, concepts, iou, q, meta)
 
 
@@ -119,11 +153,15 @@ def _gather_ends(parts: list, ends: Sequence[str]) -> tuple[pd.DataFrame, pd.Dat
     return pd.concat(tables, ignore_index=True), pd.concat(scores, ignore_index=True), iou, q
 
 
-def _fit_end(data: _Data, concepts: Concepts, fit, end, quantile, alpha, min_iou, max_length, beam, min_gain, ops,
-             n_candidates, chunk, progress, device=None) -> dict:
+def _fit_end(data: _Data, concepts: Concepts, fit, end: str, config: DescribeConfig, progress: bool,
+             device=None) -> dict:
+    alpha, min_iou, search = config.alpha, config.min_iou, config.search
+    max_length, beam, min_gain, ops, n_candidates = (search.max_length, search.beam, search.min_gain, search.ops,
+                                                     search.n_candidates)
     X = data.X[torch.as_tensor(fit)].float()
     C = concepts.rows(fit).matrix
-    assoc = associate(X, C, data.sentence_ids[fit], quantile, chunk, end, progress, device=device)
+    assoc = associate(X, C, data.sentence_ids[fit], config.quantile, config.chunk_neurons, end, progress,
+                      device=device)
     cand = shortlist(assoc, min(n_candidates, len(concepts)))
     ref = refine(X, C, cand, end=end)
     sig = np.take_along_axis(assoc.q, cand, 1) <= alpha

@@ -10,12 +10,15 @@ scoring (the concepts join the vocabulary of :func:`describe`).
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
 
 from ._concepts import Concepts, from_masks
+
+if TYPE_CHECKING:
+    from ..data.corpus import Corpus
 
 Generator = Callable[[Sequence[str]], Sequence[Sequence[str]]]
 
@@ -68,9 +71,12 @@ def _cluster_label(mask: np.ndarray, base: Concepts | None, words: Sequence[str]
     return "cluster " + "; ".join(parts) if parts else "cluster"
 
 
-def generated_concepts(sentences: Sequence[Sequence[str]], generator: Generator, distance: float = 0.4,
+def generated_concepts(corpus: "Corpus | Sequence[Sequence[str]]", generator: Generator, distance: float = 0.4,
                        min_support: int = 5) -> Concepts:
     """Concepts from a descriptor generator: ``generator(words)`` gives, per word, a list of descriptor strings.
+
+    ``corpus``: a :class:`~tl_neuronprobe.Corpus` or its sentences as lists of words (in the order of the
+    activations the concepts go with).
 
     Descriptors are merged by character n-gram similarity (average-linkage clustering at cosine distance
     ``distance``); each merged descriptor is named by its most frequent member.
@@ -79,6 +85,7 @@ def generated_concepts(sentences: Sequence[Sequence[str]], generator: Generator,
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     per_word: list[list[str]] = []
+    sentences = [s.words for s in corpus.sentences] if hasattr(corpus, "sentences") else corpus
     for words in sentences:
         got = list(generator(list(words)))
         if len(got) != len(words):

@@ -1,6 +1,6 @@
 """Descriptions meet interventions: does ablating a described neuron change the model more on matching words?
 
-For each neuron, the neuron is ablated (``tnp.interventions.zero`` or ``mean``) at every position and the
+For each neuron, the neuron is ablated (``tnp.interventions.Zero()`` or ``Mean()``) at every position and the
 change of the model's output distribution (KL from the clean one) is read at each word's last token; the table
 compares words that match the description with words that do not. Large on matching words: the described
 concept is used there; near zero everywhere: it is at most encoded. Not for finding descriptions.
@@ -36,16 +36,22 @@ def _last_tokens(word_of_token: torch.Tensor, lengths: Sequence[int]) -> list[np
 
 @torch.no_grad()
 def description_effects(model, corpus: Corpus, descriptions: Descriptions, neurons: Sequence[str] | None = None,
-                        method: str = "zero", activations=None, batch_size: int = 32) -> pd.DataFrame:
+                        edit: "str | interventions.Zero | interventions.Mean" = "zero", activations=None,
+                        batch_size: int = 32) -> pd.DataFrame:
     """Per described neuron: mean KL(clean || ablated) on words matching the description and on the others.
 
-    ``method``: ``"zero"`` or ``"mean"`` (needs ``activations`` holding the neurons). ``corpus`` must be the
+    ``edit``: ``"zero"`` / ``Zero()`` or ``"mean"`` / ``Mean()`` (needs ``activations`` holding the neurons). ``corpus`` must be the
     corpus the descriptions were made on (same words, same order).
     """
     if descriptions.concepts.n_words != corpus.n_words:
         raise ValueError(f"the descriptions cover {descriptions.concepts.n_words} words, the corpus {corpus.n_words}")
-    if method not in ("zero", "mean"):
-        raise ValueError(f"method must be 'zero' or 'mean', got {method!r}")
+    if isinstance(edit, str):
+        if edit not in ("zero", "mean"):
+            raise ValueError(f"edit must be 'zero' or 'mean', got {edit!r}")
+        edit = interventions.Zero() if edit == "zero" else interventions.Mean()
+    if not isinstance(edit, (interventions.Zero, interventions.Mean)):
+        raise ValueError(f"edit must be Zero() or Mean(), got {edit!r}")
+    name = "zero" if isinstance(edit, interventions.Zero) else "mean"
     t = descriptions.table[(descriptions.table["end"] == "top") & descriptions.table["described"]]
     if neurons is not None:
         t = t[t["neuron"].isin([str(n) for n in neurons])]
@@ -60,9 +66,9 @@ def description_effects(model, corpus: Corpus, descriptions: Descriptions, neuro
         clean = adapter.forward(batch).log_softmax(-1)
         last = _last_tokens(batch.word_of_token, [len(s) for s in sents])
         for neuron in t["neuron"]:
-            edit = (interventions.zero(adapter, [neuron]) if method == "zero"
-                    else interventions.mean(adapter, [neuron], activations=activations))
-            ablated = adapter.forward(batch, edit.hooks()).log_softmax(-1)
+            applied = (edit.bind(adapter, [neuron]) if name == "zero"
+                       else edit.bind(adapter, [neuron], activations=activations))
+            ablated = adapter.forward(batch, applied.hooks()).log_softmax(-1)
             div = (clean.exp() * (clean - ablated)).sum(-1).cpu().numpy()
             for r, pos in enumerate(last):
                 ok = pos >= 0
@@ -76,4 +82,4 @@ def description_effects(model, corpus: Corpus, descriptions: Descriptions, neuro
                          effect_match=on.mean() if len(on) else np.nan, effect_other=off.mean() if len(off) else np.nan))
     out = pd.DataFrame(rows)
     out["ratio"] = out["effect_match"] / out["effect_other"].where(out["effect_other"] > 0)
-    return out.assign(method=method)
+    return out.assign(edit=name)

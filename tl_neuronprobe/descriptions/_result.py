@@ -1,8 +1,8 @@
-"""The :class:`Descriptions` result: a tidy table per neuron, the held-out scores, rankings for P@k, save/load.
+"""The :class:`Descriptions` result: a tidy table per neuron, the held-out scores, rankings for P@k, save/load/plot.
 
 Saved as a folder: ``descriptions.csv``, ``scores.csv``, ``concepts.csv``, ``concepts.npz`` (the sparse word x
 concept matrix), ``association.safetensors`` (IoU and BH q-values, neurons x concepts) and ``meta.json``.
-Not for computing anything (see :func:`~tl_neuronprobe.describe.describe`).
+Not for computing anything (see :func:`~tl_neuronprobe.describe`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,9 @@ class Descriptions:
     ``iou`` / ``q``: ``[n_neurons, n_concepts]`` fit-split IoU at each neuron's threshold and BH q-values (top
     end).
     """
+
+    #: the result kind the report labels this by (one of ``evaluation.results.KINDS``)
+    kind: ClassVar[str] = "descriptions"
 
     table: pd.DataFrame
     scores: pd.DataFrame
@@ -71,6 +74,30 @@ class Descriptions:
             s = s[s["neuron"].isin(self.table.loc[self.table["described"] & (self.table["end"] == "top"), "neuron"])]
         cols = ["iou", "precision", "recall", "f1", "simulation_corr", "detection_bacc"]
         return s.groupby("method", sort=False)[cols].mean().reset_index()
+
+    def to_frame(self) -> pd.DataFrame:
+        """The per-(neuron, end) table (a copy): ``neuron``, ``layer``, ``end``, ``described``, ``description``,
+        ``formula``, fit statistics and held-out ``test_*`` scores."""
+        return self.table.copy()
+
+    def plot(self, path: "str | Path | None" = None):
+        """Two panels: the share of neurons described per layer, and the mean held-out F1 of the descriptions
+        against the baselines. Written to ``path`` when given (and closed); the figure is returned otherwise."""
+        from ..core import plotting
+
+        plt = plotting.pyplot()
+        fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+        cov = self.coverage("layer")
+        left.bar(cov["layer"].astype(str), cov["coverage"], color="tab:blue")
+        left.set(xlabel="layer", ylabel="share described", ylim=(0, 1), title="coverage")
+        methods = self.compare_methods()
+        right.barh(methods["method"], methods["f1"].fillna(0), color="tab:gray")
+        right.set(xlabel="held-out F1 (described neurons)", title="description vs baselines")
+        right.invert_yaxis()
+        if path is None:
+            return fig
+        plotting.save(fig, path)
+        return None
 
     # --------------------------------------------------------------------------------- rankings
     def ranked_concepts(self, neuron: str, significant_only: bool = True, alpha: float | None = None) -> list[str]:
@@ -139,6 +166,7 @@ class Descriptions:
 
     # ------------------------------------------------------------------------------ persistence
     def save(self, path: "str | Path") -> Path:
+        """Write the folder ``path`` (see the module docstring); :meth:`load` reads it back."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.table.to_csv(path / "descriptions.csv", index=False)
@@ -152,6 +180,7 @@ class Descriptions:
 
     @classmethod
     def load(cls, path: "str | Path") -> "Descriptions":
+        """Read a folder written by :meth:`save`."""
         path = Path(path)
         need = ["descriptions.csv", "scores.csv", "concepts.csv", "concepts.npz", "association.safetensors"]
         missing = [n for n in need if not (path / n).exists()]

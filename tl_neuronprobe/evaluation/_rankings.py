@@ -2,11 +2,14 @@
 
 A ranking is a neuron order (``Neuron`` objects or ``'L1.N5'`` strings, or column indices into ``neurons=`` or
 of ``site`` at ``layer``), a fitted ranker (anything with ``order_``), a ranker name fitted later on the fit
-corpus, or an :func:`~tl_neuronprobe.evaluate_encoded` table (its ``attrs['orders']``).
+corpus, a ranking file (``.txt``, ``.json`` or ``.csv``, see :func:`read_ranking_file`), or an
+:class:`~tl_neuronprobe.evaluation.encoded.EncodedResult` (its ``rankings``).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -14,9 +17,55 @@ import pandas as pd
 import torch
 
 from ..core.adapter import ModelAdapter
-from ..core.neurons import Neuron
+from ..core.neurons import Neuron, parse_neurons
 
-__all__ = ["ranking_items", "to_orders", "columns_to_neurons", "check_order", "fit_ranker"]
+__all__ = ["ranking_items", "to_orders", "columns_to_neurons", "check_order", "fit_ranker", "read_ranking_file",
+           "RANKING_SUFFIXES"]
+
+#: the file types a ranking can be read from
+RANKING_SUFFIXES = (".txt", ".json", ".csv")
+
+
+def _read_csv_ranking(path: Path) -> dict[str, list[Neuron]]:
+    df = pd.read_csv(path)
+    if "neuron" not in df.columns:
+        raise ValueError(f"{path}: a ranking CSV needs a 'neuron' column (has {list(df.columns)})")
+    group = "ranking" if "ranking" in df.columns else None
+    if "rank" in df.columns:
+        df = df.sort_values([c for c in (group, "rank") if c], kind="stable")
+    if group is None:
+        return {path.stem: parse_neurons(df["neuron"].astype(str))}
+    return {str(g): parse_neurons(d["neuron"].astype(str)) for g, d in df.groupby(group, sort=False)}
+
+
+def read_ranking_file(path: "str | Path") -> dict[str, list[Neuron]]:
+    """Rankings from a file, best first: ``.txt`` (one neuron per line, or comma-separated), ``.json`` (a list,
+    or a dict name -> list) or ``.csv`` (a ``neuron`` column, optionally grouped by ``ranking`` and ordered by
+    ``rank``, as ``EncodedResult.top_neurons`` and ``tl-neuronprobe rank`` write it)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"ranking file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        data = json.loads(path.read_text())
+        if isinstance(data, dict):
+            return {str(k): parse_neurons(v) for k, v in data.items()}
+        return {path.stem: parse_neurons(data)}
+    if suffix == ".csv":
+        return _read_csv_ranking(path)
+    return {path.stem: parse_neurons(path.read_text().replace("\n", ","))}
+
+
+def _one_ranking(path: "str | Path") -> list[Neuron]:
+    """The one ranking a file holds (a file of several, given under one name, is an error)."""
+    found = read_ranking_file(path)
+    if len(found) != 1:
+        raise ValueError(f"{path} holds {len(found)} rankings ({sorted(found)}); give it without a name")
+    return next(iter(found.values()))
+
+
+def _is_file(x: Any) -> bool:
+    return isinstance(x, Path) or (isinstance(x, str) and Path(x).suffix.lower() in RANKING_SUFFIXES)
 
 
 def _is_neuron_text(x: Any) -> bool:
@@ -40,21 +89,28 @@ def _is_order(x: Any) -> bool:
 
 
 def ranking_items(rankings: Any) -> list[tuple[str | None, Any]]:
-    """``(name or None, ranking)`` pairs from a dict, a list, one ranking or an encoded table."""
-    if isinstance(rankings, pd.DataFrame):  # an encoded table: its fitted orders index attrs["neurons"]
-        orders, neurons = rankings.attrs.get("orders"), rankings.attrs.get("neurons")
-        if not orders or not neurons:
-            raise ValueError("a table given as rankings must carry attrs['orders'] and attrs['neurons'] "
-                             "(as evaluate_encoded's does)")
-        return [(str(name), [neurons[int(j)] for j in order]) for name, order in orders.items()]
+    """``(name or None, ranking)`` pairs from an encoded result, a dict, a list, one ranking or a ranking file
+    (a file holding several rankings gives each under its name)."""
+    if isinstance(rankings, pd.DataFrame):
+        raise TypeError("a table is not a ranking: pass the EncodedResult itself (its .rankings), or a dict "
+                        "name -> neurons")
+    if getattr(rankings, "kind", None) == "encoded" and isinstance(getattr(rankings, "rankings", None), Mapping):
+        if not rankings.rankings:
+            raise ValueError("the encoded result has no rankings")
+        return [(str(name), list(order)) for name, order in rankings.rankings.items()]
+    if _is_file(rankings):
+        return [(str(k), v) for k, v in read_ranking_file(rankings).items()]
     if isinstance(rankings, Mapping):
-        return [(str(k), v) for k, v in rankings.items()]
+        return [(str(k), _one_ranking(v) if _is_file(v) else v) for k, v in rankings.items()]
     if isinstance(rankings, str) or hasattr(rankings, "order_") or _is_order(rankings):
         return [(None, rankings)]
     items = list(rankings)
     if not items:
         raise ValueError("no rankings given")
-    return [(None, r) for r in items]
+    out: list[tuple[str | None, Any]] = []
+    for r in items:
+        out += [(str(k), v) for k, v in read_ranking_file(r).items()] if _is_file(r) else [(None, r)]
+    return out
 
 
 def _default_name(r: Any, i: int) -> str:

@@ -1,102 +1,212 @@
-"""Stage 1 of the used evaluation: its settings (and presets) and the inputs resolved into neuron orders.
+"""Stage 1 of the used evaluation: its config (:class:`UsedConfig`) and the inputs resolved into neuron orders.
 
 Not for running anything on the model: :func:`resolve` only checks the inputs and reads the rankings.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from ..core.adapter import ModelAdapter
 from ..core.neurons import Neuron, check_site
 from ..data.corpus import Corpus
+from ..core.config import Config
+from ..interventions import EDITS, Edit, SetValues, Translate
+from ..interventions.readouts import Readout, ReadoutSpec
 from ..interventions.sweep import STRATEGIES
+from ..rankers import Linear as _Linear
 from . import _rankings
 
-__all__ = ["METHODS", "PRESETS", "PRESET_CAPS", "UsedSettings", "Resolved", "resolve", "held_out"]
+__all__ = ["UsedConfig", "Baselines", "UsedFit", "UsedBatching", "Resolved", "resolve", "held_out"]
 
-METHODS = ("translate", "zero", "mean", "resample")
-
-#: Antverg & Belinkov (2022)'s setup: mean of a word's sub-tokens, scaled translation (beta 8), class values with
-#: fewer than 100 distinct word forms dropped, at most 6,500 evaluated sentences; rankings given by name are fitted
-#: as published (Probeless's unweighted sum over class pairs, Linear's "antverg" preset, the published Gaussian)
-PRESETS: dict[str, dict[str, Any]] = {
-    "antverg": dict(method="translate", alpha="scaled", beta=8.0, aggregation="mean", min_forms=100,
-                    max_sentences=6500,
-                    ranker_params={"probeless": {"pair_weight": "uniform"}, "linear": {"preset": "antverg"},
-                                   "gaussian": {"estimate": "published", "min_gain": None, "prior_mix": 0.0,
-                                                "cv": None}}),
+#: the rankers Antverg & Belinkov (2022) fit, with their published settings (see :meth:`UsedConfig.antverg`)
+ANTVERG_RANKERS: dict[str, dict[str, Any]] = {
+    "probeless": {"pair_weight": "uniform"}, "linear": dict(_Linear.PRESETS["antverg"]),
+    "gaussian": {"estimate": "published", "min_gain": None, "prior_mix": 0.0, "cv": None},
 }
-#: preset settings that are upper bounds: an explicit smaller value is kept, a larger one contradicts the preset
-PRESET_CAPS = ("max_sentences",)
 
 
-@dataclass
-class UsedSettings:
-    """The knobs of :func:`evaluate_used` (see there), validated once."""
+def _count(owner: Config, minimum: int, *names: str) -> None:
+    for name in names:
+        value = getattr(owner, name)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ValueError(f"{type(owner).__name__}.{name} must be an integer >= {minimum}, got {value!r}")
 
-    method: str = "translate"
-    positions: str = "attribute"
-    alpha: "float | str" = 1.0
-    beta: float = 8.0
-    mean_of: str = "dataset"
-    resample_from: str = "any"
-    random_baseline: bool = True
-    n_random: int = 3
+
+@dataclass(frozen=True)
+class Baselines(Config):
+    """The baselines beside each ranking's top-k: its ``bottom`` k (the last k of the ranking) and ``n_random``
+    seeded draws of k random neurons of the same site and layers (0: none).
+
+    Examples
+    --------
+    >>> from tl_neuronprobe.evaluation.used import Baselines
+    >>> Baselines(n_random=0).to_dict()
+    {'type': 'Baselines', 'bottom': True, 'n_random': 0}
+    """
+
     bottom: bool = True
-    n_bootstrap: int = 1000
-    ci: float = 0.95
-    seed: int = 0
-    aggregation: str = "last"
+    n_random: int = 3
+
+    def validate(self) -> None:
+        _count(self, 0, "n_random")
+
+
+@dataclass(frozen=True)
+class UsedFit(Config):
+    """What the used evaluation fits on the fit corpus: word activations (sub-tokens reduced by
+    ``aggregation``) for class means and donors, and rankings given by ranker name, fitted at ``site`` and
+    ``layer`` (which also say what rankings given as column indices index) with ``ranker_params[name]`` as
+    their constructor parameters.
+
+    Examples
+    --------
+    >>> from tl_neuronprobe.evaluation.used import UsedFit
+    >>> UsedFit(layer=1).site
+    'mlp.post'
+    """
+
     site: str = "mlp.post"
-    layer: int | None = None
-    neurons: Sequence[Neuron] | None = None
+    layer: "int | None" = None
+    aggregation: str = "last"
+    #: constructor parameters for rankings given by name, by ranker name (``{"probeless": {"pair_weight": ...}}``)
+    ranker_params: "dict[str, dict[str, Any]] | None" = None
+
+    def validate(self) -> None:
+        check_site(self.site)
+        if self.layer is not None:
+            _count(self, 0, "layer")
+        if self.aggregation not in ("first", "last", "mean"):
+            raise ValueError(f"UsedFit.aggregation must be 'first', 'last' or 'mean', got {self.aggregation!r}")
+
+
+@dataclass(frozen=True)
+class UsedBatching(Config):
+    """How the sweep runs (not what it computes): ``batch_size`` sentences per batch, at most ``max_tokens``
+    tokens per batched forward pass, and the ``strategy`` (``auto``, ``batched``, ``cached`` or ``naive``; see
+    :mod:`tl_neuronprobe.interventions.sweep`)."""
+
     batch_size: int = 32
     max_tokens: int = 16384
     strategy: str = "auto"
-    progress: bool = True
-    min_forms: int = 0
-    max_sentences: int | None = None
-    #: constructor parameters for rankings given by name, by ranker name (``{"probeless": {"pair_weight": ...}}``)
-    ranker_params: Mapping[str, Mapping[str, Any]] | None = None
-
-    def with_preset(self, preset: str | None) -> "UsedSettings":
-        """These settings under a preset; a setting given explicitly that the preset contradicts raises.
-
-        A cap (:data:`PRESET_CAPS`, e.g. ``max_sentences``) is an upper bound: a smaller value given keeps it.
-        """
-        if preset is None:
-            return self
-        if preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)} or None, got {preset!r}")
-        defaults, chosen = UsedSettings(), dict(PRESETS[preset])
-        for key, value in PRESETS[preset].items():
-            given = getattr(self, key)
-            if given == getattr(defaults, key) or given == value:
-                continue
-            if key in PRESET_CAPS and given is not None and given <= value:
-                chosen[key] = given
-                continue
-            bound = " at most" if key in PRESET_CAPS else ""
-            raise ValueError(f"preset {preset!r} sets {key}={value!r}{' (a cap)' if bound else ''}, but "
-                             f"{key}={given!r} was given; give{bound} {value!r} or drop one of them")
-        return dataclasses.replace(self, **chosen)
 
     def validate(self) -> None:
-        choices = dict(method=METHODS, positions=("attribute", "all"), mean_of=("dataset", "target"),
-                       resample_from=("any", "other_class"), strategy=STRATEGIES)
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
-        if self.positions == "all" and self.method == "translate":
-            raise ValueError("translation needs each position's class: use positions='attribute' with translate")
-        if isinstance(self.alpha, str) and self.alpha != "scaled":
-            raise ValueError(f"alpha must be a number or 'scaled', got {self.alpha!r}")
-        check_site(self.site)
+        _count(self, 1, "batch_size", "max_tokens")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"UsedBatching.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+
+
+@dataclass(frozen=True)
+class UsedConfig(Config):
+    """What :func:`~tl_neuronprobe.evaluate_used` does: the edit, the readout, where and how many neurons, the
+    baselines and the statistics.
+
+    Parameters
+    ----------
+    edit : Edit
+        :class:`~tl_neuronprobe.interventions.Translate` (default, ``alpha=1.0``),
+        :class:`~tl_neuronprobe.interventions.Zero`, :class:`~tl_neuronprobe.interventions.Mean`,
+        :class:`~tl_neuronprobe.interventions.Resample` or :class:`~tl_neuronprobe.interventions.SetValues`
+        (one number). Class means and donors come from the fit corpus; the next class follows the sorted class
+        order.
+    readout : Identity, Agreement, Divergence, EmbeddingDistance, callable or None
+        What measures the effect; a callable ``metric(clean_logits, edited_logits)`` (see
+        :class:`~tl_neuronprobe.interventions.readouts.MetricReadout`); None: chosen from the clean model's
+        behaviour (identity if it predicts its input, else agreement for a decoder with readable verbs, else
+        divergence).
+    positions : {"attribute", "all"}
+        Edit every sub-token of every word carrying the attribute, or every token (not with ``Translate``).
+    ks : tuple of int
+        How many neurons of each ranking to edit.
+    baselines : Baselines
+        Bottom-k and random-k.
+    n_bootstrap, ci : int, float
+        Sentence-bootstrap resamples and interval level (0 resamples: the interval is the point).
+    seed : int
+        Random draws, donors, bootstrap and rankers fitted by name.
+    n_sentences : int or None
+        Evaluate at most this many sentences (the first ones).
+    min_forms : int
+        Drop class values with fewer distinct word forms (in the fit or the evaluated corpus; a warning names
+        them).
+    fit : UsedFit
+        Word activations of the fit corpus (``aggregation``) and rankers named by name (``site``, ``layer``,
+        ``ranker_params``).
+    batching : UsedBatching
+        Batch size, tokens per pass and sweep strategy (the numbers do not depend on them).
+
+    Examples
+    --------
+    >>> from tl_neuronprobe.evaluation.used import UsedConfig
+    >>> from tl_neuronprobe.interventions import Zero
+    >>> config = UsedConfig(edit=Zero(), ks=[1, 2])
+    >>> config.ks, config.to_dict()["edit"]
+    ((1, 2), {'type': 'Zero'})
+    >>> UsedConfig.antverg().edit
+    Translate(alpha='scaled', beta=8.0)
+    """
+
+    edit: Edit = Translate()
+    readout: "ReadoutSpec | Readout | Callable | None" = None
+    positions: str = "attribute"
+    ks: "tuple[int, ...]" = (1, 2, 5, 10, 20, 50)
+    baselines: Baselines = Baselines()
+    n_bootstrap: int = 1000
+    ci: float = 0.95
+    seed: int = 0
+    n_sentences: "int | None" = None
+    min_forms: int = 0
+    fit: UsedFit = UsedFit()
+    batching: UsedBatching = UsedBatching()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.ks, (int, np.integer)):
+            object.__setattr__(self, "ks", (int(self.ks),))
+        super().__post_init__()
+
+    def validate(self) -> None:
+        if not isinstance(self.edit, Edit):
+            raise ValueError(f"UsedConfig.edit must be an edit object, one of {sorted(EDITS)} (e.g. Translate()), "
+                             f"got {self.edit!r}")
+        if isinstance(self.edit, SetValues) and isinstance(self.edit.values, tuple):
+            raise ValueError("UsedConfig.edit=SetValues(values) needs one number: the rankings' neurons differ "
+                             "per k")
+        if isinstance(self.edit, Translate) and isinstance(self.edit.alpha, tuple):
+            raise ValueError("UsedConfig.edit=Translate(alpha=...) needs a number or 'scaled'")
+        if not (self.readout is None or isinstance(self.readout, (ReadoutSpec, Readout)) or callable(self.readout)):
+            raise ValueError("UsedConfig.readout must be Identity(), Agreement(), Divergence(), EmbeddingDistance(), "
+                             f"a callable metric or None (chosen from the model), got {self.readout!r}")
+        if self.positions not in ("attribute", "all"):
+            raise ValueError(f"UsedConfig.positions must be 'attribute' or 'all', got {self.positions!r}")
+        if self.positions == "all" and self.edit.kind == "shift":
+            raise ValueError("translation needs each position's class: use positions='attribute' with Translate")
+        if not self.ks or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1
+                              for k in self.ks):
+            raise ValueError(f"UsedConfig.ks must be positive integers, got {list(self.ks)}")
+        for name, cls in (("baselines", Baselines), ("fit", UsedFit), ("batching", UsedBatching)):
+            if not isinstance(getattr(self, name), cls):
+                raise ValueError(f"UsedConfig.{name} must be a {cls.__name__}, got {getattr(self, name)!r}")
+        _count(self, 0, "n_bootstrap", "seed", "min_forms")
+        if not 0 < self.ci < 1:
+            raise ValueError(f"UsedConfig.ci must lie in (0, 1), got {self.ci}")
+        if self.n_sentences is not None:
+            _count(self, 1, "n_sentences")
+
+    @classmethod
+    def antverg(cls, **changes: Any) -> "UsedConfig":
+        """Antverg & Belinkov (2022)'s setup: scaled translation (beta 8), the mean of a word's sub-tokens, class
+        values with fewer than 100 distinct word forms dropped, at most 6,500 evaluated sentences, and rankings
+        given by name fitted as published (Probeless's unweighted sum over class pairs, Linear's ``"antverg"``
+        preset, the published Gaussian). ``changes`` replace any field (``docs/interventions.md`` says where
+        these defaults differ from :class:`UsedConfig`'s and why)."""
+        fit = UsedFit(aggregation="mean", ranker_params=ANTVERG_RANKERS)
+        if isinstance(changes.get("fit"), UsedFit):
+            fit = changes.pop("fit").replace(aggregation="mean", ranker_params=ANTVERG_RANKERS)
+        preset = dict(edit=Translate(alpha="scaled", beta=8.0), min_forms=100, n_sentences=6500, fit=fit)
+        return cls(**{**preset, **changes})
 
 
 # ------------------------------------------------------------------------------------------- 1. resolve
@@ -113,43 +223,30 @@ class Resolved:
     pending: dict[str, str]
 
 
-def _check_ks(ks: "Sequence[int] | int") -> list[int]:
-    ks = [int(ks)] if isinstance(ks, (int, np.integer)) else [int(k) for k in ks]
-    if not ks or any(k < 1 for k in ks):
-        raise ValueError(f"ks must be positive integers, got {ks}")
-    return sorted(dict.fromkeys(ks))
-
-
-def resolve(model, corpus: Corpus, attribute: str, rankings: Any, ks: "Sequence[int] | int",
-            settings: UsedSettings, fit_corpus: Corpus | None = None) -> Resolved:
+def resolve(model, corpus: Corpus, attribute: str, rankings: Any, config: UsedConfig,
+            fit_corpus: Corpus | None = None) -> Resolved:
     """Check the inputs and turn every ranking into a neuron order (ranker names wait for :func:`build_tables`)."""
     adapter = ModelAdapter.wrap(model)
     if len(corpus) == 0:
         raise ValueError("the corpus is empty")
     if attribute not in corpus.attribute_names:
         raise KeyError(f"no word in {corpus.name} has attribute {attribute!r}; attributes: {corpus.attribute_names}")
-    ks = _check_ks(ks)
+    ks = sorted(dict.fromkeys(int(k) for k in config.ks))
     fit_corpus = corpus if fit_corpus is None else fit_corpus
-    if settings.max_sentences is not None and len(corpus) > settings.max_sentences:
-        corpus = corpus[: settings.max_sentences]
-    orders, pending = _rankings.to_orders(rankings, adapter, settings.site, settings.layer, settings.neurons)
+    if config.n_sentences is not None and len(corpus) > config.n_sentences:
+        corpus = corpus[: config.n_sentences]
+    orders, pending = _rankings.to_orders(rankings, adapter, config.fit.site, config.fit.layer, None)
     for name, order in orders.items():
         if order is not None:
             _rankings.check_order(adapter, name, order, max(ks))
     return Resolved(adapter, corpus, fit_corpus, attribute, ks, orders, pending)
 
 
-
-
-def held_out(corpus: Corpus, test: Corpus | None, fit_corpus: Corpus | None, attribute: str
-             ) -> tuple[Corpus, Corpus | None]:
+def held_out(corpus: Corpus, test: Corpus | None, attribute: str) -> tuple[Corpus, Corpus | None]:
     """``(evaluated corpus, fit corpus)``: with ``test``, rankers and class means come from ``corpus`` and
     ``test`` is evaluated; a test without the attribute, or with a class value ``corpus`` never has, raises."""
     if test is None:
-        return corpus, fit_corpus
-    if fit_corpus is not None:
-        raise ValueError("give test= (fit on the corpus, evaluate the test) or fit_corpus= (fit on it, evaluate "
-                         "the corpus), not both")
+        return corpus, None
     if not isinstance(test, Corpus):
         raise TypeError(f"test= takes a Corpus (e.g. Corpus.from_conllu of the test treebank), got "
                         f"{type(test).__name__}")

@@ -18,9 +18,10 @@ from .. import interventions as iv
 from ..core.adapter import ModelAdapter, TokenizedSentence
 from ..core.neurons import Neuron
 from ..data.corpus import Corpus
+from ..interventions import Mean, Resample, SetValues, Translate
 from ..interventions.sweep import Prepared
 from . import _rankings
-from ._resolve import Resolved, UsedSettings
+from ._resolve import Resolved, UsedConfig
 
 __all__ = ["Tables", "build_tables", "Preparer", "sentence_batches"]
 
@@ -78,16 +79,17 @@ def _kept_classes(resolved: Resolved, min_forms: int) -> tuple[list[str], list[s
     return kept, dropped
 
 
-def _fit_activations(resolved: Resolved, settings: UsedSettings, classes: list[str]):
+def _fit_activations(resolved: Resolved, config: UsedConfig, classes: list[str], progress: bool):
     """Word activations of the fit corpus at every site and layer the rankings touch (kept classes only)."""
-    from ..data.extraction import extract
+    from ..data.extraction import ExtractConfig, extract
 
     blocks = {(n.site, n.layer) for o in resolved.orders.values() if o for n in o}
     if resolved.pending:
-        blocks.add((settings.site, int(settings.layer)))
-    acts = extract(resolved.adapter, resolved.fit_corpus, site=sorted({s for s, _ in blocks}),
-                   layers=sorted({la for _, la in blocks}), aggregation=settings.aggregation,
-                   batch_size=max(settings.batch_size, 32), device=None, progress=settings.progress)
+        blocks.add((config.fit.site, int(config.fit.layer)))
+    extract_config = ExtractConfig(site=tuple(sorted({s for s, _ in blocks})),
+                                   layers=tuple(sorted({la for _, la in blocks})),
+                                   aggregation=config.fit.aggregation, batch_size=max(config.batching.batch_size, 32))
+    acts = extract(resolved.adapter, resolved.fit_corpus, extract_config, device=None, progress=progress)
     X, y, found, idx = acts.dataset(resolved.attribute, return_index=True)
     keep = np.isin(np.asarray(found)[y.numpy()], classes)
     lookup = {c: i for i, c in enumerate(classes)}
@@ -115,35 +117,35 @@ def _donors(labels: list[np.ndarray], y: np.ndarray, resample_from: str, seed: i
     return donor
 
 
-def build_tables(resolved: Resolved, settings: UsedSettings) -> Tables:
+def build_tables(resolved: Resolved, config: UsedConfig, progress: bool = False) -> Tables:
     """Tokens and labels of the evaluated corpus; fit-corpus activations where an edit or a ranker needs them.
 
     Ranker names among the rankings are fitted here (on the fit corpus's words) and their orders filled in.
     """
-    adapter, attribute, method = resolved.adapter, resolved.attribute, settings.method
-    classes, dropped = _kept_classes(resolved, settings.min_forms)
+    adapter, attribute, edit = resolved.adapter, resolved.attribute, config.edit
+    classes, dropped = _kept_classes(resolved, config.min_forms)
     tables = Tables(classes, [], [], [], dropped)
-    if method != "zero" or resolved.pending:
-        tables.X, tables.y, tables.groups, tables.columns = _fit_activations(resolved, settings, classes)
-        _fit_pending(resolved, tables, settings)
-    if len(classes) < 2 and method in ("translate", "mean", "resample"):
+    if edit.needs_fit or resolved.pending:
+        tables.X, tables.y, tables.groups, tables.columns = _fit_activations(resolved, config, classes, progress)
+        _fit_pending(resolved, tables, config)
+    if len(classes) < 2 and edit.needs_fit:
         raise ValueError(f"attribute {attribute!r} has fewer than 2 classes in the fit corpus ({classes})")
     tables.tokenized, tables.too_long = adapter.tokenize_checked(resolved.corpus.sentences, long_sentences="skip")
     if tables.too_long:
         warnings.warn(f"{len(tables.too_long)} sentences are longer than the context ({adapter.n_ctx}) and are "
                       "skipped", stacklevel=3)
     tables.labels = _sentence_labels(resolved.corpus, attribute, classes)
-    if method == "resample":
-        tables.donor_of_word = _donors(tables.labels, tables.y, settings.resample_from, settings.seed)
+    if isinstance(edit, Resample):
+        tables.donor_of_word = _donors(tables.labels, tables.y, edit.pool, config.seed)
     return tables
 
 
-def _fit_pending(resolved: Resolved, tables: Tables, settings: UsedSettings) -> None:
-    adapter, layer, site = resolved.adapter, settings.layer, settings.site
+def _fit_pending(resolved: Resolved, tables: Tables, config: UsedConfig) -> None:
+    adapter, layer, site = resolved.adapter, config.fit.layer, config.fit.site
     for name, ranker_name in resolved.pending.items():
         cols = tables.columns([Neuron(int(layer), j, site) for j in range(adapter.site_width(site))])
         fitted = _rankings.fit_ranker(ranker_name, tables.X[:, torch.as_tensor(cols)].numpy(), tables.y,
-                                      tables.groups, settings.seed, settings.ranker_params)
+                                      tables.groups, config.seed, config.fit.ranker_params)
         resolved.orders[name] = _rankings.columns_to_neurons(fitted.order_, site, layer, adapter, name)
         _rankings.check_order(adapter, name, resolved.orders[name], max(resolved.ks))
 
@@ -152,21 +154,23 @@ def _fit_pending(resolved: Resolved, tables: Tables, settings: UsedSettings) -> 
 class Preparer:
     """Builds each sentence batch's :class:`Prepared` (tokens, masks, edit values over ``neurons``)."""
 
-    def __init__(self, adapter: ModelAdapter, tables: Tables, neurons: list[Neuron], settings: UsedSettings):
-        self.adapter, self.tables, self.settings = adapter, tables, settings
+    def __init__(self, adapter: ModelAdapter, tables: Tables, neurons: list[Neuron], config: UsedConfig):
+        self.adapter, self.tables, self.edit, self.positions = adapter, tables, config.edit, config.positions
         self.offsets = np.concatenate([[0], np.cumsum([len(lab) for lab in tables.labels])])
         self.table = self.mu = self.XU = self.donor = None
-        dev, method = adapter.device, settings.method
+        dev, edit = adapter.device, config.edit
+        if isinstance(edit, SetValues):
+            self.mu = torch.full((len(neurons),), float(edit.values), device=dev)
         if tables.X is None:
             return
         XU = tables.X[:, torch.as_tensor(tables.columns(neurons))].float()
-        if method in ("translate", "mean"):
+        if isinstance(edit, (Translate, Mean)):
             means = iv.class_means(XU, torch.as_tensor(tables.y), len(tables.classes))
             nxt = torch.arange(1, len(tables.classes) + 1) % len(tables.classes)  # the next class, cyclic
-            if method == "translate":
+            if isinstance(edit, Translate):
                 self.table = (means[nxt] - means).to(dev)
             else:
-                self.table = means[nxt].to(dev) if settings.mean_of == "target" else None
+                self.table = means[nxt].to(dev) if edit.of == "target" else None
                 self.mu = XU.mean(0).to(dev)
         self.XU = XU.to(dev)
         if tables.donor_of_word is not None:
@@ -176,13 +180,15 @@ class Preparer:
         batch = self.adapter.collate([self.tables.tokenized[i] for i in sent_idx])
         lab = iv.token_labels(batch.word_of_token, [self.tables.labels[i] for i in sent_idx])
         word_mask = lab >= 0
-        mask = word_mask if self.settings.positions == "attribute" else batch.attention_mask.bool()
-        values, method = None, self.settings.method
-        if method == "translate":
+        mask = word_mask if self.positions == "attribute" else batch.attention_mask.bool()
+        values, edit = None, self.edit
+        if isinstance(edit, Translate):
             values = self.table[lab.clamp(min=0)] * word_mask[..., None].float()
-        elif method == "mean":
-            values = self.table[lab.clamp(min=0)] if self.settings.mean_of == "target" else self.mu
-        elif method == "resample":
+        elif isinstance(edit, Mean):
+            values = self.table[lab.clamp(min=0)] if edit.of == "target" else self.mu
+        elif isinstance(edit, SetValues):
+            values = self.mu
+        elif isinstance(edit, Resample):
             word = torch.as_tensor(self.offsets[sent_idx], device=self.adapter.device)[:, None] \
                 + batch.word_of_token.clamp(min=0)
             donor = torch.where(batch.word_of_token >= 0, self.donor[word], torch.full_like(word, -1))

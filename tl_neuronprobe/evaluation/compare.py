@@ -2,42 +2,117 @@
 
 Not for computing either curve (:func:`~tl_neuronprobe.evaluate_encoded`, :func:`~tl_neuronprobe.evaluate_used`).
 Antverg & Belinkov (2022) found that the ranking that encodes an attribute best is not the one the model uses
-most; :func:`compare_encoded_used` checks that per k.
+most; :func:`compare_encoded_used` checks that per k and returns a :class:`Comparison`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 
+from ..core.config import Config
 from ..core.plotting import pyplot, save
-from ..interventions.readouts import READOUT_METRICS
 from .plots import RANDOM_BASELINE, scale_k_axis
-from .results import attribute_of, mark
+from .results import TableResult, attribute_of, mark
 
-__all__ = ["EncodedUsed", "compare_encoded_used"]
+try:  # the metrics each readout reports, first = the default
+    from ..interventions.readouts import READOUT_METRICS
+except ImportError:  # pragma: no cover - without it the used table's first metric is the default
+    READOUT_METRICS = {}
+
+__all__ = ["CompareConfig", "Comparison", "compare_encoded_used"]
 
 _ENCODED_METRICS = ("accuracy", "f1", "macro_f1", "selectivity", "score", "mutual_information")
-#: older spellings of the column that names an ordering (the glossary's word is ``ranking``)
-_RANKING_ALIASES = ("ranker", "method_name", "name")
 
 
-@dataclass
-class EncodedUsed:
-    """The comparison: per (ranking, k) encoded and used scores and ranks, per-k agreement, a summary."""
+@dataclasses.dataclass(frozen=True)
+class CompareConfig(Config):
+    """Settings of :func:`compare_encoded_used`.
 
-    table: pd.DataFrame
-    per_k: pd.DataFrame
-    summary: str
-    figure: Any = None
-    #: the attribute both curves are about (None: the tables name none)
-    attribute: str | None = None
+    Parameters
+    ----------
+    encoded_metric : str, optional
+        The encoded score (default: ``accuracy``, else the table's first known metric).
+    used_metric : str, optional
+        The used score (default: the readout's first metric).
+    selection : str
+        Which neurons of each ranking: ``"top"`` (or ``"bottom"``).
+    probe : str, optional
+        The encoded table's probe (``"logistic"``; ignored when the table has one probe).
+    tol : float
+        Without bootstrap intervals, the point margin of "better than random" and "disagree".
+    attribute : str, optional
+        The attribute to compare when a table holds several (default: the used result's).
+
+    Examples
+    --------
+    >>> from tl_neuronprobe.evaluation.compare import CompareConfig
+    >>> CompareConfig(used_metric="kl").to_dict()["used_metric"]
+    'kl'
+    """
+
+    encoded_metric: "str | None" = None
+    used_metric: "str | None" = None
+    selection: str = "top"
+    probe: "str | None" = "logistic"
+    tol: float = 0.02
+    attribute: "str | None" = None
+
+    def validate(self) -> None:
+        if self.selection not in ("top", "bottom"):
+            raise ValueError(f"selection must be 'top' or 'bottom', got {self.selection!r}")
+        if self.tol < 0:
+            raise ValueError(f"tol must be at least 0, got {self.tol}")
+
+
+class Comparison(TableResult):
+    """What :func:`compare_encoded_used` returns.
+
+    ``table``: per (ranking, k) the encoded and used scores, their ranks, the used interval and the random-k
+    baseline (kind ``"compare"``). ``per_k``: per k the Spearman correlation of the two orderings of the
+    rankings, the best ranking by each, whether they disagree and which rankings beat random neurons (kind
+    ``"compare_per_k"``). ``summary``: the same in words, rules included (also ``str(comparison)``).
+    ``per_k`` and ``summary`` are derived from ``table`` and the config, so a saved comparison reloads whole.
+    """
+
+    kind = "compare"
+
+    def __init__(self, table: pd.DataFrame, attribute: "str | None" = None, config: "dict | None" = None,
+                 rankings: "dict | None" = None, extra: "dict | None" = None) -> None:
+        super().__init__(table, attribute, config, rankings, extra)
+        settings = _config(self.config)
+        self.per_k = mark(_per_k(self.table, settings.tol), "compare_per_k", attribute)
+        self.summary = _summary(self.per_k, self.table, self.encoded_metric, self.used_metric, attribute,
+                                settings.tol)
+
+    @property
+    def encoded_metric(self) -> str:
+        return str(self.extra.get("encoded_metric", "encoded"))
+
+    @property
+    def used_metric(self) -> str:
+        return str(self.extra.get("used_metric", "used"))
 
     def __str__(self) -> str:
         return self.summary
+
+    def plot(self, path: "str | Path | None" = None):
+        """Encoded (left) and used (right) against k, one colour per ranking, the random-k baseline dashed.
+        Returns the Figure (saved to ``path`` and closed if given)."""
+        return _plot_compare(self.table, self.encoded_metric, self.used_metric, self.attribute, path)
+
+
+def _config(config: Any) -> CompareConfig:
+    if config is None or config == {}:
+        return CompareConfig()
+    if isinstance(config, CompareConfig):
+        return config
+    if isinstance(config, dict):
+        return CompareConfig.from_dict(config)
+    raise TypeError(f"config must be a CompareConfig, got {type(config).__name__}")
 
 
 def _select(t: pd.DataFrame, column: str, value: Any, only_if_present: bool = True) -> pd.DataFrame:
@@ -50,9 +125,7 @@ def _curve(table: pd.DataFrame, metric: str | None, preferred: Sequence[str], wh
            attribute: str | None, probe: str | None = None) -> tuple[pd.DataFrame, str]:
     """(ranking, k, value) of one metric from a tidy (metric/value) or wide table."""
     t = table.copy()
-    if "ranking" not in t.columns:
-        alias = next((c for c in _RANKING_ALIASES if c in t.columns), None)
-        t = t.rename(columns={alias: "ranking"}) if alias else t
+    t.attrs = {}
     if "ranking" not in t.columns or "k" not in t.columns:
         raise ValueError(f"the {what} table needs 'ranking' and 'k' columns, has {list(table.columns)}")
     t = _select(_select(t, "selection", selection, only_if_present=False), "probe", probe)
@@ -171,43 +244,71 @@ def _attribute(encoded_table: pd.DataFrame, used_table: pd.DataFrame, attribute:
     return attribute
 
 
-def compare_encoded_used(encoded_table: pd.DataFrame, used_table: pd.DataFrame, encoded_metric: str | None = None,
-                         used_metric: str | None = None, selection: str = "top", probe: str | None = "logistic",
-                         path: "str | Path | None" = None, tol: float = 0.02,
-                         attribute: str | None = None) -> EncodedUsed:
+def _table(result: Any, what: str) -> pd.DataFrame:
+    """The table of a result (a DataFrame is taken as it is)."""
+    table = result if isinstance(result, pd.DataFrame) else getattr(result, "table", None)
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"{what} must be a {'EncodedResult' if what == 'encoded' else 'UsedResult'} (or its "
+                        f"table), got {type(result).__name__}")
+    return table
+
+
+def compare_encoded_used(encoded: Any, used: Any, config: CompareConfig | None = None) -> Comparison:
     """Put encoded (probing) and used (intervention) curves side by side and say where they disagree.
 
-    Per k present in both tables, the rankings are ordered by their encoded score and by their used score;
-    ``per_k`` gives the Spearman correlation of the two orderings, the best ranking by each, and how far each
-    ranking's used score is above random-k (when the used table has random rows). A ranking is *better than
-    random* at k iff its bootstrap interval's lower bound lies above the random-k interval's upper bound (the
-    ``better_than_random`` / ``not_better_than_random`` columns; without intervals: more than ``tol`` above);
-    ``summary`` says it in words, rule included; ``figure`` shows the two panels (saved to ``path`` if given).
-    Encoded and used *disagree* at k iff the ranking that changes the model most is not the best encoder and its
-    used interval lies wholly above the best encoder's (without intervals: by more than ``tol``); ``attribute`` (default: the used table's) picks the rows of tables
-    holding several; one missing from a table is a KeyError. The tables are marked
-    (:mod:`~tl_neuronprobe.evaluation.results`): ``table`` as ``"compare"``, ``per_k`` as ``"compare_per_k"``.
-    ``encoded_table`` may be tidy (``metric``/``value``) or wide (one column per metric, as
-    :func:`~tl_neuronprobe.evaluate_encoded` gives; ``probe`` picks its probe); its ordering column is
-    ``ranking`` (or the older ``ranker``).
+    Parameters
+    ----------
+    encoded : EncodedResult
+        From :func:`~tl_neuronprobe.evaluate_encoded` (or any table with ``ranking``, ``k`` and a metric column
+        or ``metric``/``value`` columns).
+    used : UsedResult
+        From :func:`~tl_neuronprobe.evaluate_used` (or its table).
+    config : CompareConfig, optional
+        Metrics, selection, probe, ``tol``, attribute (default: ``CompareConfig()``).
+
+    Returns
+    -------
+    Comparison
+        Per k present in both, the rankings are ordered by their encoded and by their used score; ``per_k``
+        gives the Spearman correlation of the two orderings, the best ranking by each, and which rankings beat
+        random-k. A ranking is *better than random* at k iff its bootstrap interval's lower bound lies above the
+        random-k interval's upper bound (without intervals: more than ``tol`` above). Encoded and used
+        *disagree* at k iff the ranking that changes the model most is not the best encoder and its used
+        interval lies wholly above the best encoder's (without intervals: by more than ``tol``). An attribute
+        missing from a table is a KeyError (never averaged over).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import tl_neuronprobe as tnp
+    >>> encoded = pd.DataFrame(dict(attribute="Number", ranking=["a", "b"], probe="logistic", selection="top",
+    ...                             k=1, accuracy=[0.9, 0.6]))
+    >>> used = pd.DataFrame(dict(attribute="Number", ranking=["a", "b"], selection="top", k=1, metric="kl",
+    ...                          value=[0.01, 0.05]))
+    >>> comparison = tnp.compare_encoded_used(encoded, used)
+    >>> comparison.kind, comparison.attribute, comparison.per_k.loc[0, "best_used"]
+    ('compare', 'Number', 'b')
     """
+    config = _config(config)
+    encoded_table, used_table = _table(encoded, "encoded"), _table(used, "used")
+    attribute = config.attribute
+    if attribute is None and isinstance(used, TableResult):
+        attribute = used.attribute
     attribute = _attribute(encoded_table, used_table, attribute)
     readout = str(used_table["readout"].iloc[0]) if "readout" in used_table.columns and len(used_table) else None
-    enc, enc_metric = _curve(encoded_table, encoded_metric, _ENCODED_METRICS, "encoded", selection, attribute,
-                             probe)
-    used, use_metric = _curve(used_table, used_metric, READOUT_METRICS.get(readout, ()), "used", selection,
-                              attribute)
+    enc, enc_metric = _curve(encoded_table, config.encoded_metric, _ENCODED_METRICS, "encoded", config.selection,
+                             attribute, config.probe)
+    used_curve, use_metric = _curve(used_table, config.used_metric, READOUT_METRICS.get(readout, ()), "used",
+                                    config.selection, attribute)
     rand = None
     if "selection" in used_table.columns and (used_table["selection"] == "random").any():
         rand, _ = _curve(used_table, use_metric, (), "used", "random", attribute)
         rand = rand.drop(columns="ranking").groupby("k", as_index=False).mean().rename(
             columns={"value": "random", "ci_low": "random_ci_low", "ci_high": "random_ci_high"})
-    merged = _merge(enc, used, rand)
-    per_k = _per_k(merged, tol)
-    summary = _summary(per_k, merged, enc_metric, use_metric, attribute, tol)
-    fig = _plot_compare(merged, enc_metric, use_metric, attribute, path)
-    table = mark(merged.sort_values(["k", "ranking"]).reset_index(drop=True), "compare", attribute)
-    return EncodedUsed(table, mark(per_k, "compare_per_k", attribute), summary, fig, attribute)
+    merged = _merge(enc, used_curve, rand)
+    table = merged.sort_values(["k", "ranking"]).reset_index(drop=True)
+    return Comparison(table, attribute, config.to_dict(), None,
+                      dict(encoded_metric=enc_metric, used_metric=use_metric))
 
 
 def _summary(per_k: pd.DataFrame, merged: pd.DataFrame, enc_metric: str, use_metric: str,

@@ -1,40 +1,176 @@
 """The encoded evaluation: how much of an attribute do the top-k neurons of a ranking hold?
 
-:func:`evaluate_encoded` runs the full grid probe x ranking x k, each with the top-k,
-bottom-k and random-k neurons, scoring a fresh probe on held-out sentences for the task
-and for a control task (every word type a fixed random label); selectivity is the
-difference.  :func:`plot_encoded` draws the curves, :func:`layer_distribution` says where
-the top neurons live, :func:`ranker_agreement` how much rankings agree.
+:func:`evaluate_encoded` runs the full grid probe x ranking x k, each with the top-k, bottom-k and random-k
+neurons, scoring a fresh probe on held-out sentences for the task and for a control task (every word type a
+fixed random label); selectivity is the difference. Its :class:`EncodedResult` draws the curves (``.plot()``),
+says where the top neurons live (``.layer_distribution(k)``) and how much rankings agree
+(``.ranker_agreement(ks)``). Not for fitting rankers on their own (:mod:`tl_neuronprobe.rankers`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import time
 import warnings
 from dataclasses import dataclass
 from itertools import combinations
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .. import rankers as _rankers
+from ..core.config import Config
+from ..core.neurons import Neuron
 from ..core.plotting import pyplot, save
 from ..core.validation import check_k, split_indices, to_numpy
 from .controls import control_labels
-from .results import mark
+from .results import TableResult
 from ..probes import GaussianProbe, LogisticProbes
 
 if TYPE_CHECKING:
     from ..data.activations import Activations
 
-__all__ = ["evaluate_encoded", "plot_encoded", "layer_distribution", "ranker_agreement", "DEFAULT_RANKERS",
-           "DEFAULT_KS"]
+__all__ = ["EncodedConfig", "EncodedResult", "evaluate_encoded", "layer_distribution", "ranker_agreement",
+           "DEFAULT_RANKERS", "DEFAULT_KS"]
 
 DEFAULT_RANKERS = ("linear", "gaussian", "probeless", "mean_difference", "f_statistic", "mutual_information",
                    "l1", "average_precision", "random")
 DEFAULT_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 SELECTIONS = ("top", "bottom", "random")
+PROBES = ("logistic", "gaussian")
+#: LogisticProbes parameters that the evaluation sets itself (``seed`` from the config, ``device`` per call)
+_SET_BY_EVALUATION = ("seed", "device", "progress")
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedConfig(Config):
+    """Settings of :func:`evaluate_encoded` (what changes its numbers; ``device`` and ``progress`` are per call).
+
+    Parameters
+    ----------
+    ks : tuple of int
+        How many neurons each probe reads (the top-k, bottom-k and random-k of every ranking); ks larger than
+        the number of neurons are dropped with a warning.
+    probes : tuple of str
+        ``"logistic"`` and/or ``"gaussian"``.
+    control : bool
+        Also score a control task (Hewitt & Liang: one fixed random label per word type); ``selectivity`` is
+        task accuracy minus control accuracy.
+    control_distribution : str
+        ``"empirical"`` (control labels drawn with the task's label frequencies) or ``"uniform"``.
+    test_size : float
+        Share of the sentences held out for scoring (unused when ``test=`` activations are given).
+    min_count : int
+        Classes with fewer training words are dropped.
+    seed : int
+        Fixes the split, the rankers' seeds, the random-k neurons, the control labels and the probes.
+    logistic : dict
+        Parameters of :class:`~tl_neuronprobe.probes.LogisticProbes` (e.g. ``{"l2": 1e-3}``); ``seed`` and
+        ``device`` are set by the evaluation.
+
+    Examples
+    --------
+    >>> import tl_neuronprobe as tnp
+    >>> config = tnp.evaluation.encoded.EncodedConfig(ks=[1, 5], probes=["logistic"], control=False)
+    >>> config.ks, config.test_size
+    ((1, 5), 0.3)
+    >>> config.replace(min_count=0)
+    Traceback (most recent call last):
+    ValueError: min_count must be at least 1, got 0
+    """
+
+    ks: tuple = DEFAULT_KS
+    probes: tuple = PROBES
+    control: bool = True
+    control_distribution: str = "empirical"
+    test_size: float = 0.3
+    min_count: int = 10
+    seed: int = 0
+    logistic: Any = None
+
+    def validate(self) -> None:
+        if isinstance(self.probes, str):
+            object.__setattr__(self, "probes", (self.probes,))
+        ks = (self.ks,) if isinstance(self.ks, (int, np.integer)) else tuple(self.ks)
+        if all(isinstance(k, (int, np.integer)) for k in ks):  # numpy ints written as JSON numbers
+            object.__setattr__(self, "ks", tuple(int(k) for k in ks))
+        if not self.ks or any(int(k) != k or k < 1 for k in self.ks):
+            raise ValueError(f"ks must be positive integers, got {list(self.ks)}")
+        unknown = [p for p in self.probes if p not in PROBES]
+        if unknown or not self.probes:
+            raise ValueError(f"unknown probe {unknown[0] if unknown else None!r}; use 'logistic' and/or 'gaussian'")
+        if self.control_distribution not in ("empirical", "uniform"):
+            raise ValueError(f"control_distribution must be 'empirical' or 'uniform', "
+                             f"got {self.control_distribution!r}")
+        if not 0.0 < self.test_size < 1.0:
+            raise ValueError(f"test_size must be between 0 and 1, got {self.test_size}")
+        if self.min_count < 1:
+            raise ValueError(f"min_count must be at least 1, got {self.min_count}")
+        if self.logistic is not None:
+            if not isinstance(self.logistic, Mapping):
+                raise ValueError(f"logistic must be a dict of LogisticProbes parameters, got "
+                                 f"{type(self.logistic).__name__}")
+            known = set(inspect.signature(LogisticProbes).parameters) - set(_SET_BY_EVALUATION)
+            bad = sorted(set(self.logistic) - known)
+            if bad:
+                raise ValueError(f"logistic: LogisticProbes has no parameter(s) {bad} that a config sets; "
+                                 f"it takes {sorted(known)}")
+
+    def logistic_probes(self, device: Any = None) -> LogisticProbes:
+        """The logistic probes this config trains (on ``device``)."""
+        return LogisticProbes(**dict(self.logistic or {}), device=device or "cpu", seed=self.seed)
+
+
+class EncodedResult(TableResult):
+    """What :func:`evaluate_encoded` returns: the tidy table and each ranking's fitted order.
+
+    ``table``: one row per (probe, ranking, selection, k) with ``accuracy``, ``control_accuracy``,
+    ``selectivity``, the majority-class ``chance`` of the task and ``control_chance`` of the control task (NaN
+    without a control). ``rankings``: ranking name -> every neuron, best first. ``neurons``: the activations'
+    neurons in column order. ``extra``: ``classes``, ``fit_seconds``, ``n_train``, ``n_test``.
+    """
+
+    kind = "encoded"
+
+    @property
+    def neurons(self) -> list[Neuron]:
+        """The neurons of the evaluated activations, in column order."""
+        found = self.extra.get("neurons")
+        if found is None:  # older saves: the rankings cover every neuron
+            found = sorted({n for order in self.rankings.values() for n in order})
+        if found and not isinstance(found[0], Neuron):
+            found = [Neuron.parse(n) for n in found]
+            self.extra["neurons"] = found
+        return list(found)
+
+    @property
+    def orders(self) -> dict[str, np.ndarray]:
+        """Ranking name -> column indices into :attr:`neurons`, best first."""
+        column = {n: j for j, n in enumerate(self.neurons)}
+        return {name: np.asarray([column[n] for n in order], dtype=np.int64) for name, order in self.rankings.items()}
+
+    def plot(self, path: "str | Path | None" = None, metrics: Sequence[str] = ("accuracy", "selectivity")):
+        """Accuracy (and selectivity) against k: one panel per probe and metric, one colour per ranking; top-k
+        solid, bottom-k dashed, random-k grey dotted. Returns the Figure (saved to ``path`` and closed if given)."""
+        return _plot(self.table, path, metrics)
+
+    def layer_distribution(self, k: int) -> pd.DataFrame:
+        """Where each ranking's top-k neurons live (see :func:`layer_distribution`)."""
+        return layer_distribution(self.neurons, self.orders, k)
+
+    def ranker_agreement(self, ks: Sequence[int] = (10, 50, 100)) -> pd.DataFrame:
+        """Overlap@k, Spearman and Kendall between every pair of rankings (see :func:`ranker_agreement`)."""
+        return ranker_agreement(self.orders, ks)
+
+    def top_neurons(self, k: int = 10) -> pd.DataFrame:
+        """The ``k`` best neurons of every ranking: ranking, rank, column, neuron, layer."""
+        column = {n: j for j, n in enumerate(self.neurons)}
+        return pd.DataFrame([dict(ranking=name, rank=r + 1, column=column.get(n, -1), neuron=str(n), layer=n.layer)
+                             for name, order in self.rankings.items() for r, n in enumerate(order[:k])],
+                            columns=["ranking", "rank", "column", "neuron", "layer"])
 
 
 def _resolve_rankers(rankers: Any, seed: int) -> dict[str, _rankers.NeuronRanker]:
@@ -221,81 +357,82 @@ def _records(results: dict, probes, subsets, orders, ks, attribute: str, chance:
     return table
 
 
-def evaluate_encoded(
-    acts: Any,
-    attribute: str,
-    rankers: Any = None,
-    ks: Sequence[int] | None = None,
-    probes: Sequence[str] = ("logistic", "gaussian"),
-    control: bool = True,
-    seed: int = 0,
-    test_size: float = 0.3,
-    device: str = "cpu",
-    min_count: int = 10,
-    control_distribution: str = "empirical",
-    logistic: LogisticProbes | None = None,
-    progress: bool = False,
-    verbose: bool | None = None,
-    *,
-    test: "Activations | None" = None,
-) -> pd.DataFrame:
+def evaluate_encoded(acts: "Activations", attribute: str, rankers: Any = None, config: EncodedConfig | None = None,
+                     *, test: "Activations | None" = None, device: Any = None, progress: bool = False
+                     ) -> EncodedResult:
     """Probe x ranking x k x {top, bottom, random} on held-out sentences.
 
-    ``acts``: a :class:`~tl_neuronprobe.Activations`.  ``rankers``: names
-    (``"linear"``, ``"gaussian"``, ...), ranker instances, or a dict name -> instance (default:
-    all of :data:`DEFAULT_RANKERS`).  Classes with fewer than ``min_count`` words are dropped;
-    words are split into train/test *by sentence* (``test_size``, seeded); rankers and probes
-    see only the training sentences.  ``test``: held-out data of your own (e.g. another treebank's
-    activations, the same neurons): rankers and probes are fitted on every word of ``acts`` and scored on the
-    words of ``test`` (``test_size`` is then unused; a test class never seen in training, a missing attribute
-    or other neurons raise; test words of classes dropped by ``min_count`` are dropped with a warning).
-    ``ks`` larger than the number of neurons are dropped.
-    ``progress`` prints each ranker's fit time (``verbose`` is its deprecated name).
+    Parameters
+    ----------
+    acts : Activations
+        Word activations with ``attribute`` among their annotations.
+    attribute : str
+        What to probe for (``"upos"``, ``"Number"``, ...).
+    rankers : names, NeuronRanker instances or a dict name -> either, optional
+        The rankings to evaluate (default: all of :data:`DEFAULT_RANKERS`); each is fitted on the training words
+        only, with the config's seed.
+    config : EncodedConfig, optional
+        ks, probes, control task, split, ``min_count``, seed (default: ``EncodedConfig()``).
+    test : Activations, optional
+        Held-out words of your own (e.g. another treebank's activations, the same neurons): rankers and probes
+        are fitted on every word of ``acts`` and scored on ``test`` (``test_size`` is then unused; a test class
+        never seen in training, a missing attribute or other neurons raise; test words of classes dropped by
+        ``min_count`` are dropped with a warning). Default: a seeded split of ``acts`` *by sentence*.
+    device : str, optional
+        Where the probes train (default ``"cpu"``).
+    progress : bool
+        Print each ranker's fit time.
 
-    Returns a tidy table, one row per (ranking, probe, selection, k), with ``accuracy``,
-    ``control_accuracy``, ``selectivity``, the majority-class ``chance`` accuracy of the task and
-    ``control_chance`` of the control task (both on the held-out words; NaN without a control); the column
-    ``ranking`` names the ordering (the glossary's word; it was ``ranker``).
-    ``table.attrs`` keeps the fitted orders (``"orders"``), the ``"neurons"``, ``"classes"``
-    and fit times, for :func:`layer_distribution` and :func:`ranker_agreement`, and says what the table is
-    (``"tnp_kind"``: ``"encoded"``, ``"attribute"``; :mod:`tl_neuronprobe.evaluation.results`).
+    Returns
+    -------
+    EncodedResult
+        ``.table``: one row per (probe, ranking, selection, k) with ``accuracy``, ``control_accuracy``,
+        ``selectivity``, ``chance`` and ``control_chance``; ``.rankings``: each ranking's neurons, best first.
+
+    Examples
+    --------
+    >>> import tl_neuronprobe as tnp
+    >>> from tl_neuronprobe.evaluation.encoded import EncodedConfig
+    >>> model = tnp.models.load("planted")
+    >>> acts = tnp.extract(model, tnp.Corpus.load("synthetic:40"), progress=False)
+    >>> result = tnp.evaluate_encoded(acts, "Number", ["probeless", "random"],
+    ...                               EncodedConfig(ks=[1, 4], probes=["logistic"], control=False))
+    >>> result.attribute, sorted(result.rankings), sorted(set(result.table.k))
+    ('Number', ['probeless', 'random'], [1, 4])
     """
-    if verbose is not None:
-        warnings.warn("evaluate_encoded(verbose=) is deprecated; use progress=", DeprecationWarning, stacklevel=2)
-        progress = bool(verbose)
-    probes = tuple(probes)
-    for p in probes:
-        if p not in ("logistic", "gaussian"):
-            raise ValueError(f"unknown probe {p!r}; use 'logistic' and/or 'gaussian'")
+    config = config if config is not None else EncodedConfig()
+    if not isinstance(config, EncodedConfig):
+        raise TypeError(f"config must be an EncodedConfig, got {type(config).__name__}")
+    seed, min_count = config.seed, config.min_count
     if test is None:
         data = _word_data(acts, attribute, min_count)
-        tr, te = split_indices(len(data.y), test_size, groups=data.groups, y=data.y, seed=seed,
+        tr, te = split_indices(len(data.y), config.test_size, groups=data.groups, y=data.y, seed=seed,
                                min_train_per_class=2)
     else:
         data, tr, te = _given_test(acts, test, attribute, min_count)
     D = data.X.shape[1]
-    ks = _fitting_ks(ks, D)
+    ks = _fitting_ks(config.ks, D)
     orders, fit_seconds = _fit_orders(_resolve_rankers(rankers, seed), data, tr, attribute, progress)
     subsets = _subsets(orders, D, seed)
     tasks = {"task": data.y}
-    if control:
-        tasks["control"] = control_labels(data.words, data.y, distribution=control_distribution, seed=seed)
+    if config.control:
+        tasks["control"] = control_labels(data.words, data.y, distribution=config.control_distribution, seed=seed)
     results: dict[tuple, float] = {}
     for task, labels in tasks.items():
-        for probe in probes:
+        for probe in config.probes:
             if probe == "logistic":
-                lp = logistic if logistic is not None else LogisticProbes(device=device, seed=seed)
-                scores = _score_logistic(lp, data, labels, tr, te, subsets, ks)
+                scores = _score_logistic(config.logistic_probes(device), data, labels, tr, te, subsets, ks)
             else:
-                scores = _score_gaussian(data, labels, tr, te, subsets, ks, device)
+                scores = _score_gaussian(data, labels, tr, te, subsets, ks, device or "cpu")
             results.update({(task, probe, i, k): a for (i, k), a in scores.items()})
     chance = _chance(data.y[te])
     control_chance = _chance(tasks["control"][te]) if "control" in tasks else float("nan")
-    table = _records(results, probes, subsets, orders, ks, attribute, chance, D, control_chance)
-    mark(table, "encoded", attribute)
-    table.attrs.update(orders=orders, neurons=list(getattr(acts, "neurons", [])), classes=list(data.classes),
-                       fit_seconds=fit_seconds, n_train=len(tr), n_test=len(te))
-    return table
+    table = _records(results, config.probes, subsets, orders, ks, attribute, chance, D, control_chance)
+    neurons = [Neuron.parse(n) for n in acts.neurons]
+    rankings = {name: [neurons[int(j)] for j in order] for name, order in orders.items()}
+    extra = dict(neurons=neurons, classes=list(data.classes), fit_seconds=fit_seconds, n_train=len(tr),
+                 n_test=len(te))
+    return EncodedResult(table, attribute, config.to_dict(), rankings, extra)
 
 
 def _encoded_panel(ax, sub: pd.DataFrame, metric: str, rankings: list, colors: list) -> None:
@@ -312,12 +449,9 @@ def _encoded_panel(ax, sub: pd.DataFrame, metric: str, rankings: list, colors: l
         ax.axhline(float(sub["chance"].iloc[0]), color="black", lw=0.6, alpha=0.5)
 
 
-def plot_encoded(table: pd.DataFrame, path: Any = None, metrics: Sequence[str] = ("accuracy", "selectivity")):
-    """Accuracy (and selectivity) against k: one panel per probe and metric, one colour per
-    ranking; top-k solid, bottom-k dashed, random-k grey dotted.  Saved to ``path`` (and closed) if given."""
+def _plot(table: pd.DataFrame, path: Any = None, metrics: Sequence[str] = ("accuracy", "selectivity")):
+    """The encoded curves of ``table`` (see :meth:`EncodedResult.plot`)."""
     plt = pyplot()
-    if "ranking" not in table and "ranker" in table:  # a table from before the glossary
-        table = table.rename(columns={"ranker": "ranking"})
     metrics = [m for m in metrics if m in table and table[m].notna().any()]
     probes = list(dict.fromkeys(table["probe"]))
     fig, axes = plt.subplots(len(metrics), len(probes), figsize=(5.5 * len(probes), 3.8 * len(metrics)),
@@ -336,30 +470,43 @@ def plot_encoded(table: pd.DataFrame, path: Any = None, metrics: Sequence[str] =
             ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="lower right")
     if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         save(fig, path)
     return fig
 
 
-def _as_orders(order: Any) -> dict[str, np.ndarray]:
-    if isinstance(order, pd.DataFrame):
-        order = order.attrs["orders"]
+def _as_orders(order: Any, neurons: Sequence[Neuron] | None = None) -> dict[str, np.ndarray]:
+    """Column orders from an :class:`EncodedResult`, a dict name -> order (or fitted ranker), a fitted ranker or
+    one order; orders of neurons are mapped to columns of ``neurons``."""
+    if isinstance(order, EncodedResult):
+        return order.orders
     if isinstance(order, Mapping):
-        return {str(k): np.asarray(getattr(v, "order_", v)) for k, v in order.items()}
-    if isinstance(order, _rankers.NeuronRanker):
-        return {type(order).__name__.lower(): order.order_}
-    return {"ranking": np.asarray(to_numpy(order))}
+        items = {str(k): getattr(v, "order_", v) for k, v in order.items()}
+    elif isinstance(order, _rankers.NeuronRanker):
+        items = {type(order).__name__.lower(): order.order_}
+    else:
+        items = {"ranking": order}
+    out = {}
+    for name, o in items.items():
+        if isinstance(o, (list, tuple)) and o and isinstance(o[0], (Neuron, str)):
+            if neurons is None:
+                raise ValueError(f"ranking {name!r} lists neurons: give the neurons they index")
+            column = {n: j for j, n in enumerate(neurons)}
+            o = [column[Neuron.parse(n)] for n in o]
+        out[name] = np.asarray(to_numpy(o) if not isinstance(o, (list, tuple)) else o, dtype=np.int64)
+    return out
 
 
 def layer_distribution(neurons: Any, order: Any, k: int) -> pd.DataFrame:
     """Where the top-k neurons live: count and share per layer (and site).
 
-    ``neurons``: an Activations, or the list of :class:`~tl_neuronprobe.Neuron` (column order).
-    ``order``: an order array, a fitted ranker, a dict name -> order, or the table returned
-    by :func:`evaluate_encoded` (its fitted orders).  One row per (ranking, layer, site), with
-    the share of the layer's neurons (``layer_share``) for comparison.
+    ``neurons``: an Activations, an :class:`EncodedResult` or the list of :class:`~tl_neuronprobe.Neuron`
+    (column order). ``order``: an order array, a fitted ranker, a dict name -> order (column indices or
+    neurons) or an :class:`EncodedResult` (its rankings). One row per (ranking, layer, site), with the share of
+    the layer's neurons (``layer_share``) for comparison.
     """
-    neurons = list(getattr(neurons, "neurons", neurons))
-    orders = _as_orders(order)
+    neurons = [Neuron.parse(n) for n in getattr(neurons, "neurons", neurons)]
+    orders = _as_orders(order, neurons)
     records = []
     layers = np.asarray([n.layer for n in neurons])
     sites = np.asarray([n.site for n in neurons])
@@ -375,10 +522,14 @@ def layer_distribution(neurons: Any, order: Any, k: int) -> pd.DataFrame:
 
 
 def ranker_agreement(orders: Any, ks: Sequence[int] = (10, 50, 100)) -> pd.DataFrame:
-    """Agreement between every pair of rankings: overlap@k = |top-k(a) ∩ top-k(b)| / k, and
-    Spearman's rho and Kendall's tau between the full rankings."""
+    """Agreement between every pair of rankings: overlap@k = |top-k(a) ∩ top-k(b)| / k, and Spearman's rho and
+    Kendall's tau between the full rankings. ``orders``: an :class:`EncodedResult` or a dict name -> order."""
     from scipy.stats import kendalltau, spearmanr
 
+    if isinstance(orders, Mapping) and any(isinstance(v, (list, tuple)) and v and isinstance(v[0], (Neuron, str))
+                                           for v in orders.values()):
+        everyone = sorted({Neuron.parse(n) for v in orders.values() for n in v})
+        orders = _as_orders(orders, everyone)
     orders = _as_orders(orders)
     names = list(orders)
     n = len(next(iter(orders.values())))
@@ -399,3 +550,9 @@ def ranker_agreement(orders: Any, ks: Sequence[int] = (10, 50, 100)) -> pd.DataF
             records.append(dict(ranking_a=a, ranking_b=b, k=k, overlap=ov, spearman=rho, kendall=tau))
     return pd.DataFrame.from_records(records, columns=["ranking_a", "ranking_b", "k", "overlap", "spearman",
                                                        "kendall"])
+
+
+def plot_encoded(result: Any, path: Any = None, metrics: Sequence[str] = ("accuracy", "selectivity")):
+    """Not public (not in ``__all__``): kept only while ``tl_neuronprobe/__init__.py`` imports it; use
+    :meth:`EncodedResult.plot`. Delete with that import."""
+    return _plot(getattr(result, "table", result), path, metrics)

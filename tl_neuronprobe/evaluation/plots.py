@@ -1,7 +1,7 @@
 """Figures of the used evaluation: effect against k for every ranking, with its random and bottom baselines.
 
-Not for the encoded curves (:func:`~tl_neuronprobe.plot_encoded`) nor the comparison figure
-(:func:`~tl_neuronprobe.compare_encoded_used`); the backend rule lives in :mod:`tl_neuronprobe.core.plotting`.
+Not for the encoded curves (``EncodedResult.plot``) nor the comparison figure (``Comparison.plot``); the backend
+rule lives in :mod:`tl_neuronprobe.core.plotting`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def plot_used(table: pd.DataFrame, path: "str | Path | None" = None, metrics: Se
         ax.set_title(metric.replace("_", " "))
         ax.grid(alpha=0.3)
     first = table.iloc[0]
-    fig.suptitle(f"used: {first.get('attribute', '')}, {first.get('method', '')}, {first.get('readout', '')} readout")
+    fig.suptitle(f"used: {first.get('attribute', '')}, {first.get('edit', '')}, {first.get('readout', '')} readout")
     axes[0][0].legend(fontsize=8)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

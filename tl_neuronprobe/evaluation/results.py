@@ -3,8 +3,9 @@
 ``evaluate_encoded``, ``evaluate_used`` and ``compare_encoded_used`` mark their tables with :func:`mark`
 (``attrs["tnp_kind"]``: one of :data:`KINDS`, ``attrs["attribute"]``), so a reader (the report, the ``compare``
 command) asks a table what it is instead of guessing from its columns. A CSV drops ``attrs``: :func:`save_table`
-writes them to ``<stem>.meta.json`` beside the CSV and :func:`load_table` puts them back. Typed result classes
-can later hold these same two fields.
+writes them to ``<stem>.meta.json`` beside the CSV and :func:`load_table` puts them back. The typed results
+(:class:`TableResult` and its subclasses ``EncodedResult``, ``UsedResult``, ``Comparison``) carry the same kind and
+attribute, plus their config and rankings, and :func:`load_result` reads a saved one back as its own class.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["KINDS", "KIND", "mark", "kind_of", "attribute_of", "save_table", "load_table", "meta_path"]
+__all__ = ["KINDS", "TableResult", "load_result"]
 
 #: the ``attrs`` key that names a table's kind
 KIND = "tnp_kind"
@@ -92,3 +93,81 @@ def load_table(path: "str | Path") -> pd.DataFrame:
         except json.JSONDecodeError as err:
             raise ValueError(f"{meta}: not valid JSON ({err})") from err
     return table
+
+
+class TableResult:
+    """Base of the typed table results (``EncodedResult``, ``UsedResult``, ``Comparison``): one tidy table, the
+    attribute it is about, the config that made it (``config.to_dict()``) and, where the stage fitted rankers,
+    their ``rankings`` (ranking name -> neurons in order, best first). Subclasses set :attr:`kind` and
+    :meth:`plot`; the report and ``compare`` ask a result what it is instead of reading its columns.
+
+    ``save(path)`` writes ``<path>`` (CSV) and ``<stem>.meta.json`` (kind, attribute, config, rankings as
+    ``L3.N1207`` strings); ``load(path)`` (or :func:`load_result`, which picks the class from the kind) reads both.
+    """
+
+    kind: str = ""
+
+    def __init__(self, table: pd.DataFrame, attribute: "str | None" = None, config: "dict | None" = None,
+                 rankings: "dict[str, list] | None" = None, extra: "dict | None" = None) -> None:
+        self.table = table
+        self.attribute = attribute
+        self.config = dict(config or {})
+        self.rankings = dict(rankings or {})
+        self.extra = dict(extra or {})
+        mark(self.table, self.kind, attribute)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            _RESULTS[cls.kind] = cls
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(attribute={self.attribute!r}, rows={len(self.table)}, "
+                f"columns={list(self.table.columns)})")
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table (a copy, with the kind and attribute in ``attrs``)."""
+        return self.table.copy()
+
+    def plot(self, path: "str | Path | None" = None):  # pragma: no cover - every subclass draws its own
+        raise NotImplementedError(f"{type(self).__name__} has no plot")
+
+    def save(self, path: "str | Path") -> Path:
+        """The table as CSV at ``path`` and everything else at ``<stem>.meta.json``; returns ``path``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_table(self.table, path)
+        meta = json.loads(meta_path(path).read_text())
+        meta.update(config=self.config, extra=self.extra,
+                    rankings={name: [str(n) for n in order] for name, order in self.rankings.items()})
+        meta_path(path).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: "str | Path") -> "TableResult":
+        """A result written by :meth:`save` (``TableResult.load`` picks the subclass from the saved kind)."""
+        table = load_table(path)
+        kind = kind_of(table)
+        target = cls
+        if cls is TableResult or not cls.kind:
+            if kind not in _RESULTS:
+                raise ValueError(f"{path}: no result kind recorded (kind {kind!r}); known {sorted(_RESULTS)}")
+            target = _RESULTS[kind]
+        elif kind is not None and kind != cls.kind:
+            raise ValueError(f"{path} holds a {kind!r} result, not {cls.kind!r}")
+        from ..core.neurons import Neuron
+        attrs = dict(table.attrs)
+        rankings = {name: [Neuron.parse(n) for n in order] for name, order in attrs.get("rankings", {}).items()}
+        table.attrs = {k: v for k, v in attrs.items() if k not in ("config", "extra", "rankings")}
+        return target(table, attrs.get("attribute"), attrs.get("config"), rankings, attrs.get("extra"))
+
+
+_RESULTS: dict[str, type[TableResult]] = {}
+
+
+def load_result(path: "str | Path") -> TableResult:
+    """Any typed table result saved with ``save``, as its own class."""
+    return TableResult.load(path)

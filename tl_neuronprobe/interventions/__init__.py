@@ -1,14 +1,22 @@
-"""Interventions: activation-patching edits on neuron subsets and the readouts that measure their effect."""
+"""Interventions: edits as objects (:class:`Zero`, :class:`Mean`, :class:`Resample`, :class:`Translate`,
+:class:`SetValues`; the registry :data:`EDITS`), bound to neurons as TransformerLens hooks
+(:class:`Intervention`), and the readouts that measure an edit's effect (:mod:`.readouts`: :class:`Identity`,
+:class:`Divergence`, :class:`Agreement`, :class:`EmbeddingDistance`, or any callable metric).
 
-import warnings as _warnings
+>>> import tl_neuronprobe as tnp
+>>> model = tnp.models.load("planted")
+>>> edit = tnp.interventions.Mean().bind(model, ["L1.N5"], means=[0.5])
+>>> edit.neurons
+[Neuron(layer=1, index=5, site='mlp.post')]
+"""
 
-from ._edits import *  # noqa: F401,F403
-from ._edits import __all__  # noqa: F401
+from ._edits import (Compose, Intervention, WordPositions, apply_edit, attribute_positions, class_means, compose,
+                     group_by_hook, scaled_alpha, token_labels, translation_delta, write_columns)  # noqa: F401
+from ._specs import EDITS, Edit, Mean, Resample, SetValues, Translate, Zero, edit_from_name
+from .readouts import Agreement, Divergence, EmbeddingDistance, Identity, ReadoutSpec
 
-
-def __getattr__(name: str):
-    if name == "set":  # the old name shadowed the builtin inside the module; kept for one release
-        _warnings.warn("tnp.interventions.set is deprecated; use tnp.interventions.set_values",
-                       DeprecationWarning, stacklevel=2)
-        return set_values  # noqa: F405
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: ``apply_edit``, ``group_by_hook``, ``token_labels``, ``translation_delta`` and ``write_columns`` stay importable
+#: for the sweep (:mod:`.sweep`) but are not public
+__all__ = ["Edit", "Zero", "Mean", "Resample", "Translate", "SetValues", "EDITS", "edit_from_name", "Intervention",
+           "Compose", "compose", "WordPositions", "attribute_positions", "class_means", "scaled_alpha",
+           "ReadoutSpec", "Identity", "Divergence", "Agreement", "EmbeddingDistance"]

@@ -1,4 +1,4 @@
-"""Interventions on neurons at TransformerLens hook points: zero, mean, resample, translate, set_values.
+"""Bound interventions: an edit (:mod:`._specs`) applied to chosen neurons of one model, as TransformerLens hooks.
 
 Every intervention acts on a chosen set of neurons (any site of :mod:`tl_neuronprobe.neurons`, several sites and
 layers at once) at chosen positions: every position (``"all"``), the tokens of the words that carry an attribute
@@ -10,21 +10,20 @@ layers at once) at chosen positions: every position (``"all"``), the tokens of t
 - a context manager that adds those hooks and always removes them, even when the body raises::
 
       pos = tnp.interventions.attribute_positions(model, corpus[:32], "Number")
-      with tnp.interventions.zero(model, ["L1.N5", "L1.N23"], positions=pos):
+      with tnp.interventions.Zero().bind(model, ["L1.N5", "L1.N23"], positions=pos):
           logits = model(pos.batch.input_ids)
 
 - composable: ``a + b`` or :func:`compose` runs both (in that order where they share a hook point).
 
 The arithmetic is shared with the batched sweep (:mod:`tl_neuronprobe.interventions.sweep`), so one intervention
 run alone and the same intervention run as one row block of a batched pass give the same numbers:
-``shift`` methods compute ``h + w * v`` and ``replace`` methods ``h + w * (v - h)``, with ``w`` the product of
+``shift`` edits compute ``h + w * v`` and ``replace`` edits ``h + w * (v - h)``, with ``w`` the product of
 the position mask and the neuron's weight (``alpha`` for translation, 1 otherwise).
 """
 
 from __future__ import annotations
 
 import contextlib
-import warnings
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -36,9 +35,8 @@ from ..core.neurons import Neuron
 from ._positions import WordPositions, attribute_positions, check_mask, token_labels
 
 __all__ = [
-    "Intervention", "Compose", "WordPositions", "attribute_positions", "compose", "zero", "mean", "resample",
-    "translate", "set_values", "scaled_alpha", "translation_delta", "class_means", "group_by_hook", "apply_edit",
-    "token_labels", "write_columns",
+    "Intervention", "Compose", "WordPositions", "attribute_positions", "compose", "scaled_alpha",
+    "translation_delta", "class_means", "group_by_hook", "apply_edit", "token_labels", "write_columns",
 ]
 
 Positions = "str | torch.Tensor | np.ndarray | WordPositions | None"
@@ -73,19 +71,20 @@ def group_by_hook(neurons: Sequence[Neuron]) -> dict[str, tuple[torch.Tensor, to
             for h, (c, i) in groups.items()}
 
 
-def scaled_alpha(n: int, beta: float = 8.0, ranks: "Sequence[int] | np.ndarray | None" = None,
+def scaled_alpha(n_ranked: int, beta: float = 8.0, ranks: "Sequence[int] | np.ndarray | None" = None,
                  floor: float = 1e-3) -> np.ndarray:
-    """Rank-decaying translation strength: ``alpha_i = beta * (floor / beta) ** (rank_i / (n - 1))``.
+    """Rank-decaying translation strength: ``alpha_i = beta * (floor / beta) ** (rank_i / (n_ranked - 1))``.
 
-    ``n`` is the length of the ranking, ``ranks`` the ranks of the intervened neurons (default 0..n-1), so the
-    best neuron gets ``beta`` and the last of the ranking ``floor`` (Antverg & Belinkov's scaled translation).
+    ``n_ranked`` is the length of the ranking, ``ranks`` the ranks of the intervened neurons (default
+    0..n_ranked-1), so the best neuron gets ``beta`` and the last of the ranking ``floor`` (Antverg & Belinkov's
+    scaled translation).
     """
     if beta <= 0:
         raise ValueError(f"beta must be positive, got {beta}")
-    ranks = np.arange(n) if ranks is None else np.asarray(ranks, dtype=np.float64)
-    if n <= 1:
+    ranks = np.arange(n_ranked) if ranks is None else np.asarray(ranks, dtype=np.float64)
+    if n_ranked <= 1:
         return np.full(len(ranks), float(beta))
-    return beta * (floor / beta) ** (np.asarray(ranks, dtype=np.float64) / (n - 1))
+    return beta * (floor / beta) ** (np.asarray(ranks, dtype=np.float64) / (n_ranked - 1))
 
 
 def class_means(X: Any, y: Any, n_classes: int | None = None) -> torch.Tensor:
@@ -128,16 +127,17 @@ def translation_delta(means: torch.Tensor, labels: torch.Tensor, target: "str | 
 
 # -------------------------------------------------------------------------------------------- interventions
 class Intervention:
-    """Base class: neurons of one model, the positions to touch, and the hooks that do it.
+    """An edit bound to neurons of one model and the positions to touch: its hooks, a context manager.
 
-    Subclasses implement :meth:`_value` (what the edit reads) and set ``kind`` (``shift`` or ``replace``).
+    Built by an edit's ``bind`` (``tnp.interventions.Zero().bind(model, neurons, positions=...)``); subclasses
+    (private, one per edit) implement :meth:`_value` (what the edit reads) and set ``kind`` (``shift`` or ``replace``).
     """
 
     kind = "replace"
     label = "intervention"
 
     def __init__(self, model, neurons: "Sequence[Neuron | str] | Neuron | str", positions: Positions = "all",
-                 sentences: "Corpus | Sequence[Sentence] | None" = None, attribute: str | None = None):
+                 corpus: "Corpus | Sequence[Sentence] | None" = None, attribute: str | None = None):
         self.adapter = ModelAdapter.wrap(model)
         if isinstance(neurons, (str, Neuron)):
             neurons = [neurons]
@@ -154,10 +154,10 @@ class Intervention:
         self.word_positions: WordPositions | None = positions if isinstance(positions, WordPositions) else None
         mask = check_mask(positions)
         if isinstance(mask, str):  # 'attribute': needs the sentences the forward pass will run
-            if sentences is None or attribute is None:
-                raise ValueError("positions='attribute' needs sentences= (those of the batch you will run, in "
+            if corpus is None or attribute is None:
+                raise ValueError("positions='attribute' needs corpus= (the sentences of the batch you will run, in "
                                  "order) and attribute=; or pass attribute_positions(...) as positions")
-            self.word_positions = attribute_positions(self.adapter, sentences, attribute)
+            self.word_positions = attribute_positions(self.adapter, corpus, attribute)
             mask = self.word_positions.mask
         self.mask: torch.Tensor | None = mask
         self._stack: contextlib.ExitStack | None = None
@@ -234,7 +234,7 @@ class Intervention:
     def __repr__(self) -> str:
         shown = ", ".join(str(n) for n in self.neurons[:4]) + (", ..." if len(self.neurons) > 4 else "")
         where = "all positions" if self.mask is None else f"mask {tuple(self.mask.shape)}"
-        return f"{type(self).__name__}([{shown}] ({len(self.neurons)} neurons), {where})"
+        return f"{self.label}([{shown}] ({len(self.neurons)} neurons), {where})"
 
 
 class Compose(Intervention):
@@ -304,13 +304,13 @@ class _Valued(Intervention):
         return v[idx.to(device)]
 
 
-class SetValues(_Valued):
+class _SetValuesHooks(_Valued):
     """Set neurons to given values."""
 
     label = "set"
 
 
-class Zero(Intervention):
+class _ZeroHooks(Intervention):
     """Set neurons to zero (ablation)."""
 
     label = "zero"
@@ -319,19 +319,19 @@ class Zero(Intervention):
         return torch.zeros(len(idx), device=device, dtype=dtype)
 
 
-class Mean(_Valued):
+class _MeanHooks(_Valued):
     """Set neurons to a mean: the dataset mean ``[n]`` or a per-position (e.g. class) mean ``[b, p, n]``."""
 
     label = "mean"
 
 
-class Resample(_Valued):
+class _ResampleHooks(_Valued):
     """Set neurons to the values they take on another example (per position, ``[b, p, n]``)."""
 
     label = "resample"
 
 
-class Translate(_Valued):
+class _TranslateHooks(_Valued):
     """Shift neurons by ``alpha_i * delta_i``: toward another class, ``delta = q(target) - q(source)``."""
 
     kind = "shift"
@@ -350,100 +350,3 @@ class Translate(_Valued):
 
     def _weight(self, idx, device, dtype):
         return self.alpha.to(device=device, dtype=dtype)[idx.to(device)]
-
-
-# ------------------------------------------------------------------------------------------- constructors
-def zero(model, neurons, positions: Positions = "all", **kw) -> Zero:
-    """Ablate ``neurons`` to 0 at ``positions`` (``'all'``, ``'attribute'`` with ``sentences=`` and
-    ``attribute=``, a :class:`WordPositions` or a bool mask ``[batch, pos]``)."""
-    return Zero(model, neurons, positions, **kw)
-
-
-def set_values(model, neurons, values: Any, positions: Positions = "all", **kw) -> SetValues:
-    """Set ``neurons`` to ``values`` (``[n]`` or ``[batch, pos, n]``) at ``positions``."""
-    return SetValues(model, neurons, values, positions, **kw)
-
-
-def mean(model, neurons, means: Any = None, positions: Positions = "all", *, activations=None,
-         attribute: str | None = None, **kw) -> Mean:
-    """Mean-ablate ``neurons``: set them to ``means`` (``[n]`` dataset means or ``[batch, pos, n]``).
-
-    With ``activations`` (an :class:`~tl_neuronprobe.Activations` holding these neurons) instead of ``means``,
-    the dataset mean over its words (over the words carrying ``attribute`` if given) is used.
-    """
-    if means is None:
-        if activations is None:
-            raise ValueError("mean() needs means= or activations=")
-        adapter = ModelAdapter.wrap(model)
-        cols = activations.columns(adapter.check_neurons(list([neurons] if isinstance(neurons, (str, Neuron))
-                                                              else neurons)))
-        X = activations.X[:, torch.as_tensor(cols)].float()
-        if attribute is not None:
-            _, _, _, idx = activations.dataset(attribute, return_index=True)
-            X = X[torch.as_tensor(idx)]
-        means = X.mean(0)
-    return Mean(model, neurons, means, positions, **kw)
-
-
-def resample(model, neurons, donors: Any, positions: Positions = "all", seed: int = 0, **kw) -> Resample:
-    """Resample-ablate ``neurons``: each intervened position takes the values of another example.
-
-    ``donors`` is either ``[b, p, n]`` (the values to use at each position) or a pool ``[N, n]`` of examples
-    (e.g. word activations from :func:`~tl_neuronprobe.extract`); with a pool, each position draws one donor
-    row, seeded by ``seed``, and ``positions`` must be a mask or :class:`WordPositions` so the shape is known.
-    """
-    d = torch.as_tensor(donors.detach() if isinstance(donors, torch.Tensor) else np.asarray(donors)).float()
-    if d.ndim == 2:
-        mask = check_mask(positions)
-        if isinstance(positions, WordPositions):
-            mask = positions.mask
-        if not isinstance(mask, torch.Tensor) or mask.ndim != 2:
-            raise ValueError("resample() with a donor pool [N, n] needs positions as a [batch, pos] mask or "
-                             "WordPositions, to know how many donors to draw")
-        if d.shape[0] == 0:
-            raise ValueError("the donor pool is empty")
-        g = torch.Generator().manual_seed(int(seed))
-        pick = torch.randint(0, d.shape[0], tuple(mask.shape), generator=g)
-        d = d[pick]
-    return Resample(model, neurons, d, positions, **kw)
-
-
-def translate(model, neurons, delta: Any = None, alpha: "float | str | Sequence[float]" = 1.0,
-              positions: Positions = None, *, means: Any = None, labels: Any = None,
-              target: "str | int | torch.Tensor" = "next", beta: float = 8.0, n_ranked: int | None = None,
-              **kw) -> Translate:
-    """Translate ``neurons`` toward another class: ``h_i + alpha_i * (q(target)_i - q(source)_i)``.
-
-    Give either ``delta`` (``[n]`` or ``[batch, pos, n]``), or the class means ``means [C, n]`` and per-token
-    source classes ``labels [batch, pos]`` (-1: leave alone; a :class:`WordPositions` passed as ``positions``
-    supplies them), with ``target`` ``'next'`` (cyclic), a class index or ``[batch, pos]`` classes.
-    ``alpha``: a constant, one value per neuron, or ``'scaled'``: ``beta * (1e-3/beta) ** (rank/(n-1))`` with
-    ``neurons`` given in rank order and ``n = n_ranked``, the length of the ranking they come from (without it,
-    ``n = len(neurons)`` and a warning says so: two neurons would get alphas [beta, 0.001]).
-    """
-    if positions is None:
-        positions = "all" if labels is None else torch.as_tensor(labels) >= 0
-    if delta is None:
-        if means is None:
-            raise ValueError("translate() needs delta= or means= (class means [C, n]) with labels")
-        if labels is None:
-            if not isinstance(positions, WordPositions):
-                raise ValueError("translate() with means= needs labels= ([batch, pos] source classes, -1 for none) "
-                                 "or positions=attribute_positions(...)")
-            labels = positions.labels
-        delta = translation_delta(torch.as_tensor(np.asarray(means) if not isinstance(means, torch.Tensor)
-                                                  else means), torch.as_tensor(labels).cpu(), target)
-    n = len([neurons] if isinstance(neurons, (str, Neuron)) else list(neurons))
-    if isinstance(alpha, str):
-        if alpha != "scaled":
-            raise ValueError(f"alpha must be a number, one value per neuron or 'scaled', got {alpha!r}")
-        if n_ranked is None and n > 1:
-            warnings.warn(f"translate(alpha='scaled') without n_ranked= scales over the {n} neurons passed (alphas "
-                          f"from {beta:g} down to 0.001 at the last of them); pass n_ranked= (the length of the "
-                          "ranking they come from) for Antverg & Belinkov's decay over the whole ranking",
-                          UserWarning, stacklevel=2)
-        total = n if n_ranked is None else int(n_ranked)
-        if total < n:
-            raise ValueError(f"n_ranked={total} is smaller than the number of neurons ({n})")
-        alpha = scaled_alpha(total, beta, np.arange(n))
-    return Translate(model, neurons, delta, alpha, positions, **kw)

@@ -63,15 +63,15 @@ def token_labels(word_of_token: torch.Tensor, word_labels: Sequence[Sequence[int
     return table.gather(1, idx)
 
 
-def attribute_positions(model, sentences: "Corpus | Sequence[Sentence]", attribute: str | None = None,
+def attribute_positions(model, corpus: "Corpus | Sequence[Sentence]", attribute: str | None = None,
                         classes: Sequence[str] | None = None) -> WordPositions:
-    """Tokenize and collate ``sentences`` and mark the tokens of the words that carry ``attribute``.
+    """Tokenize and collate the sentences of ``corpus`` and mark the tokens of the words that carry ``attribute``.
 
     ``attribute=None`` marks every word. ``classes`` fixes the label order (default: the sorted values seen);
     words whose value is not in ``classes`` are not marked.
     """
     adapter = ModelAdapter.wrap(model)
-    sents = _sentence_list(sentences)
+    sents = _sentence_list(corpus)
     if not sents:
         raise ValueError("no sentences given")
     if attribute is not None and not any(attribute in s.attributes for s in sents):

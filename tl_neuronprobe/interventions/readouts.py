@@ -1,4 +1,8 @@
-"""What the model does, read out three ways, and the lexicon that judges its predictions.
+"""What the model does, read out three ways (or by any callable metric), and the lexicon that judges predictions.
+
+A readout is chosen with a small config object (:class:`Identity`, :class:`Agreement`, :class:`Divergence`,
+:class:`EmbeddingDistance`), or any callable ``metric(clean_logits, edited_logits) -> tensor``; the used
+evaluation builds the runtime readout (the ``*Readout`` classes below) from it with :func:`build_readout`.
 
 - :class:`IdentityReadout` (encoders with an LM head, or any model that predicts its input): the prediction at
   the tokens of each attribute-bearing word, compared with the clean run: ``changed``;
@@ -19,18 +23,21 @@ judging a prediction needs nothing outside it.
 from __future__ import annotations
 
 from collections import defaultdict
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, ClassVar, NamedTuple, Sequence
 
 import numpy as np
 import torch
 
 from ..core.adapter import Batch, ModelAdapter, TokenizedSentence
+from ..core.config import Config
 from ..data.corpus import Corpus
 from ._lexicon import CONTEXT_ATTRIBUTES, SAME, VALUE_CHANGED, WRONG_LEMMA, Lexicon, word_features  # noqa: F401
 
-__all__ = ["Lexicon", "Readout", "IdentityReadout", "AgreementReadout", "DivergenceReadout", "Output",
-           "CONTEXT_ATTRIBUTES", "READOUT_METRICS"]
+__all__ = ["ReadoutSpec", "Identity", "Agreement", "Divergence", "EmbeddingDistance", "READOUT_SPECS",
+           "Lexicon", "Readout", "IdentityReadout", "AgreementReadout", "DivergenceReadout", "MetricReadout", "Output",
+           "CONTEXT_ATTRIBUTES", "READOUT_METRICS", "build_readout"]
 
 #: the metrics each readout reports, first = the default for comparisons
 READOUT_METRICS = {
@@ -78,14 +85,15 @@ class Readout:
         known class). Returns, per sentence, whether it has units."""
         raise NotImplementedError
 
-    def plan(self, batch: Batch, sentences: Sequence[int], word_mask: torch.Tensor, mask: torch.Tensor,
+    def plan(self, batch: Batch, sentence_ids: Sequence[int], word_mask: torch.Tensor, mask: torch.Tensor,
              record: bool = True) -> BatchPlan:
+        """Per batch (``sentence_ids``: the corpus indices of its rows): which units are read and where."""
         raise NotImplementedError
 
-    def clean(self, out: Output, plan: BatchPlan) -> Any:
+    def clean(self, output: Output, plan: BatchPlan) -> Any:
         raise NotImplementedError
 
-    def compare(self, out: Output, ref: Any, plan: BatchPlan, n_rep: int) -> dict[str, torch.Tensor]:
+    def compare(self, output: Output, ref: Any, plan: BatchPlan, n_rep: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def finalize(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -128,7 +136,7 @@ class IdentityReadout(Readout):
         b_idx, p_idx = torch.nonzero(word_mask, as_tuple=True)
         return b_idx, p_idx
 
-    def plan(self, batch, sentences, word_mask, mask, record=True):
+    def plan(self, batch, sentence_ids, word_mask, mask, record=True):
         b_idx, p_idx = self._positions(batch, word_mask)
         words = batch.word_of_token[b_idx, p_idx]
         bw = (b_idx.cpu().numpy(), words.cpu().numpy())
@@ -143,29 +151,29 @@ class IdentityReadout(Readout):
         if record:
             attr = self.attribute
             for st in starts:
-                s = sentences[int(bw[0][st])]
+                s = sentence_ids[int(bw[0][st])]
                 w = int(bw[1][st])
                 feats = word_features(self.corpus, s, w)
                 self.unit_ref.append((feats["lemma"], self.corpus.sentences[s].attributes[attr][w]))
-            self.unit_sentence.append(np.asarray([sentences[int(bw[0][st])] for st in starts], dtype=np.int64))
+            self.unit_sentence.append(np.asarray([sentence_ids[int(bw[0][st])] for st in starts], dtype=np.int64))
             self.tok_counts.append(counts)
         return BatchPlan(len(starts), dict(b=b_idx, p=p_idx))
 
-    def clean(self, out, plan):
-        pred = out.logits[plan.data["b"], plan.data["p"]].argmax(-1)
+    def clean(self, output, plan):
+        pred = output.logits[plan.data["b"], plan.data["p"]].argmax(-1)
         self.clean_preds.append(pred)
         return pred
 
-    def compare(self, out, ref, plan, n_rep):
-        logits = _rows(out.logits, n_rep)
+    def compare(self, output, ref, plan, n_rep):
+        logits = _rows(output.logits, n_rep)
         return {"pred": logits[:, plan.data["b"], plan.data["p"]].argmax(-1)}
 
-    def clean_accuracy(self, out: Output, batch: Batch, word_mask: torch.Tensor) -> float:
+    def clean_accuracy(self, output: Output, batch: Batch, word_mask: torch.Tensor) -> float:
         """Share of attribute-word tokens whose clean prediction is the input token itself."""
         b, p = torch.nonzero(word_mask, as_tuple=True)
         if len(b) == 0:
             return 0.0
-        return float((out.logits[b, p].argmax(-1) == batch.input_ids[b, p]).float().mean())
+        return float((output.logits[b, p].argmax(-1) == batch.input_ids[b, p]).float().mean())
 
     def _decode(self, ids: tuple[int, ...], cache: dict) -> str:
         if ids not in cache:
@@ -284,11 +292,11 @@ class AgreementReadout(Readout):
         self.max_forms = max(len(x) for ids, _ in self.targets.values() for x in ids)
         return has
 
-    def plan(self, batch, sentences, word_mask, mask, record=True):
+    def plan(self, batch, sentence_ids, word_mask, mask, record=True):
         rows, pos, tgt, gold, sent = [], [], [], [], []
         wot = batch.word_of_token.cpu().numpy()
         C, F = len(self.classes), self.max_forms
-        for b, s in enumerate(sentences):
+        for b, s in enumerate(sentence_ids):
             for (s2, w), (ids, g) in self._by_sentence().get(s, []):
                 p = int(np.flatnonzero(wot[b] == w)[0])
                 rows.append(b)
@@ -332,16 +340,16 @@ class AgreementReadout(Readout):
         others = scores.scatter(-1, gold.expand(*scores.shape[:-1]).unsqueeze(-1), float("-inf"))
         return pref, right - others.max(-1).values
 
-    def clean(self, out, plan):
-        return self._decision(self._scores(out.logits, plan), plan.data["gold"])
+    def clean(self, output, plan):
+        return self._decision(self._scores(output.logits, plan), plan.data["gold"])
 
-    def clean_accuracy(self, out: Output, plan: BatchPlan) -> float:
-        pref, _ = self.clean(out, plan)
+    def clean_accuracy(self, output: Output, plan: BatchPlan) -> float:
+        pref, _ = self.clean(output, plan)
         return float((pref == plan.data["gold"]).float().mean()) if plan.n_units else 0.0
 
-    def compare(self, out, ref, plan, n_rep):
+    def compare(self, output, ref, plan, n_rep):
         pref_clean, diff_clean = ref
-        scores = self._scores(_rows(out.logits, n_rep), plan)  # [n_rep, U, C]
+        scores = self._scores(_rows(output.logits, n_rep), plan)  # [n_rep, U, C]
         pref, diff = self._decision(scores, plan.data["gold"])
         return {"agreement_flip": (pref != pref_clean[None]).float(),
                 "agreement_error": (pref != plan.data["gold"][None]).float(),
@@ -370,29 +378,29 @@ class DivergenceReadout(Readout):
         self.reset()
         return np.ones(len(corpus), dtype=bool)
 
-    def plan(self, batch, sentences, word_mask, mask, record=True):
+    def plan(self, batch, sentence_ids, word_mask, mask, record=True):
         rows = torch.nonzero(mask.any(1)).flatten()
         if record:
-            self.unit_sentence.append(np.asarray(sentences, dtype=np.int64)[rows.cpu().numpy()])
+            self.unit_sentence.append(np.asarray(sentence_ids, dtype=np.int64)[rows.cpu().numpy()])
         valid = batch.attention_mask.bool()[rows]
         return BatchPlan(len(rows), dict(rows=rows, valid=valid))
 
-    def clean(self, out, plan):
+    def clean(self, output, plan):
         rows = plan.data["rows"]
         ref = {}
-        if out.hidden is not None:
-            ref["hidden"] = out.hidden[rows].float()
-        if out.logits is not None and "kl" in self.metrics:
-            ref["logp"] = out.logits[rows].float().log_softmax(-1)
+        if output.hidden is not None:
+            ref["hidden"] = output.hidden[rows].float()
+        if output.logits is not None and "kl" in self.metrics:
+            ref["logp"] = output.logits[rows].float().log_softmax(-1)
         return ref
 
-    def compare(self, out, ref, plan, n_rep):
+    def compare(self, output, ref, plan, n_rep):
         rows, valid = plan.data["rows"], plan.data["valid"]
         v = valid.float()
         n_tok = v.sum(-1).clamp(min=1)
         res = {}
         if self.needs_hidden:
-            h = _rows(out.hidden, n_rep)[:, rows].float()  # [n_rep, U, P, D]
+            h = _rows(output.hidden, n_rep)[:, rows].float()  # [n_rep, U, P, D]
             h0 = ref["hidden"][None]
             if "hidden_distance" in self.metrics:
                 d = 1 - torch.nn.functional.cosine_similarity(h, h0, dim=-1)
@@ -402,8 +410,152 @@ class DivergenceReadout(Readout):
                 pool0 = (h0 * v[..., None]).sum(-2) / n_tok[..., None]
                 res["embedding_distance"] = 1 - torch.nn.functional.cosine_similarity(pool, pool0, dim=-1)
         if "kl" in self.metrics:
-            logq = _rows(out.logits, n_rep)[:, rows].float().log_softmax(-1)
+            logq = _rows(output.logits, n_rep)[:, rows].float().log_softmax(-1)
             logp = ref["logp"][None]
             kl = (logp.exp() * (logp - logq)).sum(-1)
             res["kl"] = (kl * v).sum(-1) / n_tok
         return res
+
+
+class MetricReadout(Readout):
+    """Any callable ``metric(clean_logits, edited_logits)`` as a readout: both ``[sentences, pos, vocab]`` (the
+    sentences of a batch with an edited token); it returns one value per sentence ``[sentences]`` or per token
+    ``[sentences, pos]`` (then averaged over each sentence's tokens, padding left out). The metric is named
+    after the callable (``__name__``)."""
+
+    name = "metric"
+
+    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+        super().__init__()
+        if not callable(fn):
+            raise TypeError(f"a metric readout needs a callable, got {type(fn).__name__}")
+        self.fn = fn
+        self.metrics = (getattr(fn, "__name__", type(fn).__name__).strip("<>") or "metric",)
+
+    def setup(self, adapter, corpus, attribute, carries, tokenized):
+        self.reset()
+        return np.ones(len(corpus), dtype=bool)
+
+    def plan(self, batch, sentence_ids, word_mask, mask, record=True):
+        rows = torch.nonzero(mask.any(1)).flatten()
+        if record:
+            self.unit_sentence.append(np.asarray(sentence_ids, dtype=np.int64)[rows.cpu().numpy()])
+        return BatchPlan(len(rows), dict(rows=rows, valid=batch.attention_mask.bool()[rows]))
+
+    def clean(self, output, plan):
+        return output.logits[plan.data["rows"]]
+
+    def compare(self, output, ref, plan, n_rep):
+        rows, valid = plan.data["rows"], plan.data["valid"]
+        edited = _rows(output.logits, n_rep)[:, rows]
+        values = []
+        for r in range(n_rep):
+            v = torch.as_tensor(self.fn(ref, edited[r])).float().to(ref.device)
+            if v.ndim == 2:
+                w = valid.float()
+                v = (v * w).sum(-1) / w.sum(-1).clamp(min=1)
+            if tuple(v.shape) != (len(rows),):
+                raise ValueError(f"metric {self.metrics[0]!r} returned shape {tuple(v.shape)}; expected one value "
+                                 f"per sentence [{len(rows)}] or per token [{len(rows)}, pos]")
+            values.append(v)
+        return {self.metrics[0]: torch.stack(values) if values else torch.zeros(0, len(rows))}
+
+
+# ------------------------------------------------------------------------------------------- readout objects
+#: readout name -> readout config class (``Identity``, ``Agreement``, ``Divergence``, ``EmbeddingDistance``)
+READOUT_SPECS: dict[str, type["ReadoutSpec"]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadoutSpec(Config):
+    """Base of the readout objects: a config that :meth:`build` turns into a runtime :class:`Readout`."""
+
+    name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name"):
+            READOUT_SPECS[cls.name] = cls
+
+    def build(self, adapter: ModelAdapter) -> Readout:  # pragma: no cover - every subclass builds its own
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity(ReadoutSpec):
+    """The model's prediction at each attribute-bearing word's own tokens, judged with the corpus's lexicon
+    (``changed``, ``correct_lemma_wrong_value``, ``wrong_lemma``): models that predict their input.
+
+    Examples
+    --------
+    >>> from tl_neuronprobe.interventions import Identity
+    >>> Identity().to_dict()
+    {'type': 'Identity'}
+    """
+
+    name: ClassVar[str] = "identity"
+
+    def build(self, adapter: ModelAdapter) -> Readout:
+        return IdentityReadout()
+
+
+@dataclasses.dataclass(frozen=True)
+class Agreement(ReadoutSpec):
+    """Subject-verb agreement at the token before each verb (decoders): ``agreement_flip``, ``agreement_error``,
+    ``logit_diff_drop``. ``attribute``: what the verb agrees with (default ``"Agreement"`` if the corpus has it,
+    else the evaluated attribute); ``form_attribute``: the feature whose forms compete (default: the evaluated
+    attribute)."""
+
+    name: ClassVar[str] = "agreement"
+    attribute: "str | None" = None
+    form_attribute: "str | None" = None
+
+    def build(self, adapter: ModelAdapter) -> Readout:
+        return AgreementReadout(self.attribute, self.form_attribute)
+
+
+@dataclasses.dataclass(frozen=True)
+class Divergence(ReadoutSpec):
+    """How far the edited output moves from the clean one, per sentence: any of ``kl`` (needs an output head),
+    ``hidden_distance``, ``embedding_distance``; ``metrics=None``: all three for a decoder, the two distances for
+    an encoder."""
+
+    name: ClassVar[str] = "divergence"
+    metrics: "tuple[str, ...] | None" = None
+
+    def validate(self) -> None:
+        if self.metrics is not None:
+            bad = [m for m in self.metrics if m not in READOUT_METRICS["divergence"]]
+            if bad or not self.metrics:
+                raise ValueError(f"Divergence.metrics must be among {READOUT_METRICS['divergence']}, got "
+                                 f"{list(self.metrics)}")
+
+    def build(self, adapter: ModelAdapter) -> Readout:
+        metrics = self.metrics
+        if metrics is None:
+            metrics = (("embedding_distance", "hidden_distance") if adapter.is_encoder
+                       else ("kl", "embedding_distance", "hidden_distance"))
+        return DivergenceReadout(metrics)
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingDistance(ReadoutSpec):
+    """``embedding_distance`` only: 1 - cosine of the clean and edited mean-pooled sentence embeddings (final
+    hidden states; any model, no output head needed)."""
+
+    name: ClassVar[str] = "embedding_distance"
+
+    def build(self, adapter: ModelAdapter) -> Readout:
+        return DivergenceReadout(("embedding_distance",))
+
+
+def build_readout(readout: "ReadoutSpec | Readout | Callable", adapter: ModelAdapter) -> Readout:
+    """The runtime readout of a readout object, a :class:`Readout` (used as it is) or a callable metric."""
+    if isinstance(readout, Readout):
+        return readout
+    if isinstance(readout, ReadoutSpec):
+        return readout.build(adapter)
+    if callable(readout):
+        return MetricReadout(readout)
+    raise TypeError(f"readout must be Identity(), Agreement(), Divergence(), EmbeddingDistance(), a Readout or a "
+                    f"callable metric(clean_logits, edited_logits), got {readout!r}")

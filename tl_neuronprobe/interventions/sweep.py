@@ -1,7 +1,7 @@
 """The batched intervention engine: many neuron edits of one sentence batch in one forward pass, read by a readout.
 
-Not for choosing *which* neurons to edit (the used evaluation plans that) nor for single edits by hand (use
-:func:`~tl_neuronprobe.interventions.zero` and friends). Every intervention of a sweep is a :class:`Spec` (its
+Not for choosing *which* neurons to edit (the used evaluation plans that) nor for single edits by hand (use an edit's
+``bind``, e.g. ``Zero().bind(model, neurons)``). Every intervention of a sweep is a :class:`Spec` (its
 neurons and their weights); :func:`run_sweep` runs, per sentence batch, one clean pass and then all specs as
 extra rows of batched passes (the batch repeated, repetition ``r`` edited with spec ``r``'s weights), with the
 same arithmetic as the public interventions (:func:`~tl_neuronprobe.interventions.apply_edit`):
@@ -9,7 +9,7 @@ same arithmetic as the public interventions (:func:`~tl_neuronprobe.intervention
 - ``batched``: every row runs the whole model;
 - ``cached`` (``HookedTransformer`` only, first edited layer above 0): rows start from the clean pass's residual
   stream at the first edited layer (``start_at_layer``), so the blocks below run once per batch;
-- ``naive``: one forward pass per (spec, batch) through the public intervention objects (the reference).
+- ``naive``: one forward pass per (spec, batch) through the bound intervention objects (the reference).
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ from ..core.adapter import Batch, FwdHooks, ModelAdapter
 from ..core.hooks import capture_hooks
 from ..core.neurons import Neuron, hook_name
 from . import _edits as edits
+from ._specs import EDITS, Edit
 from .readouts import Output, Readout
 
 __all__ = ["Spec", "Prepared", "SweepResult", "Sweep", "STRATEGIES", "choose_strategy", "run_readout",
            "repeat_batch", "run_sweep"]
 
 STRATEGIES = ("auto", "batched", "cached", "naive")
-#: what each method's edit does: a shift adds ``w v``, a replace moves toward ``v`` by ``w``
-EDIT_KIND = {"translate": "shift", "zero": "replace", "mean": "replace", "resample": "replace"}
 
 
 @dataclass
@@ -77,15 +76,16 @@ class SweepResult:
 class Sweep:
     """The specs of a sweep as one weight matrix ``A [n_specs, n_neurons]`` over the union of their neurons."""
 
-    def __init__(self, adapter: ModelAdapter, specs: Sequence[Spec], method: str,
+    def __init__(self, adapter: ModelAdapter, specs: Sequence[Spec], edit: Edit,
                  neurons: Sequence[Neuron] | None = None):
-        """``neurons``: the columns of ``A`` (default: the sorted union of the specs' neurons); a share of a larger
-        sweep's specs passes that sweep's, so its rows compute exactly what they compute there."""
-        if method not in EDIT_KIND:
-            raise ValueError(f"method must be one of {tuple(EDIT_KIND)}, got {method!r}")
+        """``edit``: an edit object (:data:`~tl_neuronprobe.interventions.EDITS`; its ``kind`` says shift or
+        replace). ``neurons``: the columns of ``A`` (default: the sorted union of the specs' neurons); a share of a
+        larger sweep's specs passes that sweep's, so its rows compute exactly what they compute there."""
+        if not isinstance(edit, Edit):
+            raise TypeError(f"edit must be one of {sorted(EDITS)} as an object (e.g. Translate()), got {edit!r}")
         if not specs:
             raise ValueError("a sweep needs at least one spec")
-        self.adapter, self.specs, self.method, self.kind = adapter, list(specs), method, EDIT_KIND[method]
+        self.adapter, self.specs, self.edit, self.kind = adapter, list(specs), edit, edit.kind
         self.neurons: list[Neuron] = sorted({n for s in self.specs for n in s.neurons}) if neurons is None \
             else list(neurons)
         pos = {n: j for j, n in enumerate(self.neurons)}
@@ -127,14 +127,12 @@ class Sweep:
     def single(self, r: int, mask: torch.Tensor, values: torch.Tensor | None) -> edits.Intervention:
         """Spec ``r`` as a public intervention object (the naive strategy)."""
         spec, cols = self.specs[r], torch.as_tensor(self.spec_cols[r], device=mask.device)
-        if self.method == "zero":
-            return edits.zero(self.adapter, spec.neurons, positions=mask)
+        if values is None:  # zero ablation
+            return edits._ZeroHooks(self.adapter, spec.neurons, positions=mask)
         vals = values[..., cols]
-        if self.method == "translate":
-            return edits.translate(self.adapter, spec.neurons, delta=vals, alpha=spec.alpha, positions=mask)
-        if self.method == "mean":
-            return edits.mean(self.adapter, spec.neurons, vals, positions=mask)
-        return edits.resample(self.adapter, spec.neurons, vals, positions=mask)
+        if self.kind == "shift":
+            return edits._TranslateHooks(self.adapter, spec.neurons, vals, spec.alpha, positions=mask)
+        return edits._SetValuesHooks(self.adapter, spec.neurons, vals, positions=mask)
 
 
 def choose_strategy(adapter: ModelAdapter, first_layer: int, strategy: str = "auto") -> str:
@@ -162,10 +160,10 @@ def run_readout(adapter: ModelAdapter, inp, hooks: FwdHooks, readout: Readout, e
     return Output(logits if readout.needs_logits else None, store.get(last))
 
 
-def repeat_batch(batch: Batch, n: int) -> Batch:
-    """``batch`` stacked ``n`` times along the batch dimension."""
-    return Batch(batch.input_ids.repeat(n, 1), batch.attention_mask.repeat(n, 1), batch.word_of_token.repeat(n, 1),
-                 padded=batch.padded)
+def repeat_batch(batch: Batch, times: int) -> Batch:
+    """``batch`` stacked ``times`` times along the batch dimension."""
+    return Batch(batch.input_ids.repeat(times, 1), batch.attention_mask.repeat(times, 1),
+                 batch.word_of_token.repeat(times, 1), padded=batch.padded)
 
 
 def _chunks(sweep: Sweep, readout: Readout, B: int, P: int, max_tokens: int) -> Iterator[torch.Tensor]:

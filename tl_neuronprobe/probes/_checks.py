@@ -1,10 +1,9 @@
-"""Input checks and renamed-parameter handling that the probes and the rankers share: the
+"""Input checks that the probes and the rankers share: the
 scikit-learn side of validation (messages its estimator checks expect, feature counts and
 names) in front of ``core.validation``'s own checks; no numerics."""
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ from sklearn.utils.validation import column_or_1d, validate_data
 
 from ..core.validation import check_X, check_y, to_numpy
 
-__all__ = ["checked_X", "checked_y", "renamed_param"]
+__all__ = ["checked_X", "checked_y"]
 
 
 def checked_X(estimator: Any, X: Any, *, reset: bool) -> np.ndarray:
@@ -52,14 +51,3 @@ def checked_y(estimator: Any, y: Any, n_rows: int, *, min_count: int = 2, classi
             and len(np.unique(y)) == 1:
         raise ValueError(f"need at least 2 classes to rank neurons or fit a probe, got 1 class (only {y[0].item()!r})")
     return check_y(y, n_rows, min_count=min_count)
-
-
-def renamed_param(estimator: Any, new: str, old: str) -> Any:
-    """The value of parameter ``new``, or of its deprecated spelling ``old`` when that was set
-    (with a ``DeprecationWarning`` naming the new one)."""
-    value = getattr(estimator, old)
-    if value is None:
-        return getattr(estimator, new)
-    warnings.warn(f"{type(estimator).__name__}({old}=...) is deprecated and will be removed; use {new}=...",
-                  DeprecationWarning, stacklevel=3)
-    return value

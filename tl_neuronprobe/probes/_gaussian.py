@@ -204,7 +204,7 @@ class GaussianProbe(ClassifierMixin, BaseEstimator):
             raise ValueError(f"neuron indices must be in [0, {self.n_features_in_})")
         return S
 
-    def log_likelihood(self, X: Any, neurons: Any = None, chunk: int = 4096) -> torch.Tensor:
+    def log_likelihood(self, X: Any, neurons: Any = None, chunk_rows: int = 4096) -> torch.Tensor:
         """log N(h_S; mu_z[S], Sigma_z[S,S]) for every row and class, ``[N, C]``."""
         S = self._resolve(neurons)
         Xn = checked_X(self, X, reset=False)
@@ -214,8 +214,8 @@ class GaussianProbe(ClassifierMixin, BaseEstimator):
         logdet = torch.log(torch.diagonal(L, dim1=1, dim2=2)).sum(1)  # [C]
         k = len(S)
         outs = []
-        for s in range(0, Xn.shape[0], chunk):
-            h = torch.from_numpy(Xn[s : s + chunk][:, S]).to(mu.device, self.dtype_)
+        for s in range(0, Xn.shape[0], chunk_rows):
+            h = torch.from_numpy(Xn[s : s + chunk_rows][:, S]).to(mu.device, self.dtype_)
             r = (h[None] - mu[:, None]).transpose(1, 2)  # [C, k, n]
             a = torch.linalg.solve_triangular(L, r, upper=False)
             ll = -0.5 * a.square().sum(1) - logdet[:, None] - 0.5 * k * math.log(2 * math.pi)
@@ -237,7 +237,7 @@ class GaussianProbe(ClassifierMixin, BaseEstimator):
         """Accuracy on (X, y) using only ``neurons``."""
         return float((self.predict(X, neurons) == to_numpy(y).reshape(-1)).mean())
 
-    def prefix_scores(self, X: Any, y: Any, order: Any, ks: Sequence[int], chunk: int = 2048) -> np.ndarray:
+    def prefix_scores(self, X: Any, y: Any, order: Any, ks: Sequence[int], chunk_rows: int = 2048) -> np.ndarray:
         """Accuracy of the probe on ``order[:k]`` for every k in ``ks`` from one Cholesky.
 
         The Cholesky factor of a leading block is the leading block of the factor, so the
@@ -259,13 +259,13 @@ class GaussianProbe(ClassifierMixin, BaseEstimator):
         kidx = torch.as_tensor([k - 1 for k in ks])
         const = -0.5 * torch.as_tensor(ks, dtype=self.dtype_) * math.log(2 * math.pi)
         correct = np.zeros(len(ks))
-        for s in range(0, Xn.shape[0], chunk):
-            h = torch.from_numpy(Xn[s : s + chunk][:, S]).to(mu.device, self.dtype_)
+        for s in range(0, Xn.shape[0], chunk_rows):
+            h = torch.from_numpy(Xn[s : s + chunk_rows][:, S]).to(mu.device, self.dtype_)
             r = (h[None] - mu[:, None]).transpose(1, 2)
             a2 = torch.linalg.solve_triangular(L, r, upper=False).square().cumsum(1)  # [C, kmax, n]
             ll = -0.5 * a2[:, kidx] - logdiag[:, kidx, None] + const.to(mu.device)[None, :, None]
             joint = ll + self.log_priors_[:, None, None]
             pred = joint.argmax(0).cpu().numpy()  # [len(ks), n]
-            truth = y_enc[s : s + chunk]
+            truth = y_enc[s : s + chunk_rows]
             correct += (pred == truth[None]).sum(1)
         return correct / Xn.shape[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -12,8 +11,8 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from ..core.validation import check_groups, resolve_device, split_indices, to_numpy
-from ._checks import checked_X, checked_y, renamed_param
-from ._softmax import softmax_logits, standardization, train_softmax
+from ._checks import checked_X, checked_y
+from ._softmax import softmax_fit, softmax_logits, standardization
 
 __all__ = ["LogisticProbes"]
 
@@ -69,8 +68,10 @@ class LogisticProbes(ClassifierMixin, BaseEstimator):
     stopping on a dev split (by group if given).
 
     ``predict``, ``predict_proba``, ``decision_function`` and ``score`` are scikit-learn's, for
-    a single probe; with several subsets use the ``subset_*`` methods (the old behaviour, one
-    result per subset, still works for one release with a ``DeprecationWarning``).
+    a single probe; with several subsets use the ``subset_*`` methods (they raise otherwise).
+
+    Parameters: ``l2`` (squared-L2 penalty), ``lr``, ``batch_size``, ``max_steps`` (epochs), ``patience``
+    (epochs without dev improvement), ``dev_size``, ``standardize``, ``device``, ``seed``, ``progress``.
     """
 
     def __init__(
@@ -78,15 +79,13 @@ class LogisticProbes(ClassifierMixin, BaseEstimator):
         l2: float = 1e-4,
         lr: float = 3e-3,
         batch_size: int = 256,
-        max_epochs: int = 40,
+        max_steps: int = 40,
         patience: int = 3,
         dev_size: float = 0.1,
         standardize: bool = True,
         device: str | torch.device = "cpu",
         seed: int = 0,
         progress: bool = False,
-        random_state: int | None = None,
-        verbose: bool | None = None,
     ):
         params = dict(locals())  # every argument kept untouched under its own name (scikit-learn's rule)
         del params["self"]
@@ -97,8 +96,8 @@ class LogisticProbes(ClassifierMixin, BaseEstimator):
         Xn = checked_X(self, X, reset=True)
         y_enc, self.classes_ = checked_y(self, y, Xn.shape[0], min_count=1, classifier=True)
         groups = check_groups(groups, Xn.shape[0])
-        self.seed_ = int(renamed_param(self, "seed", "random_state"))
-        progress = renamed_param(self, "progress", "verbose")
+        self.seed_ = int(self.seed)
+        progress = self.progress
         self.subsets_ = _check_subsets(subsets, Xn.shape[1])
         if self.dev_size and self.dev_size > 0:
             tr, dv = split_indices(Xn.shape[0], self.dev_size, groups=groups, seed=self.seed_)
@@ -121,11 +120,11 @@ class LogisticProbes(ClassifierMixin, BaseEstimator):
         Xtr, ytr = Xb[torch.from_numpy(tr)], yt[torch.from_numpy(tr)]
         mean, scale = standardization(Xtr)[:2] if self.standardize else (None, None)
         has_dev = len(dv) > 0
-        W, b, _ = train_softmax(
+        W, b, _ = softmax_fit(
             Xtr.to(resolve_device(self.device)), ytr, len(self.classes_), n_probes=len(members), mask=mask,
             mean=mean, scale=scale, l2_squared=self.l2,
             X_dev=Xb[torch.from_numpy(dv)] if has_dev else None, y_dev=yt[torch.from_numpy(dv)] if has_dev else None,
-            epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
+            epochs=self.max_steps, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
             seed=self.seed_ + bi, device=resolve_device(self.device),
         )
         return {"members": members, "cols": cols, "W": W, "b": b, "mean": mean, "scale": scale}
@@ -160,9 +159,8 @@ class LogisticProbes(ClassifierMixin, BaseEstimator):
     def _single(self, per_subset: np.ndarray, method: str):
         if len(per_subset) == 1:
             return per_subset[0]
-        warnings.warn(f"LogisticProbes.{method} with {len(per_subset)} subsets returns one result per subset; "
-                      f"this is deprecated, use subset_{method}", DeprecationWarning, stacklevel=3)
-        return per_subset
+        raise ValueError(f"LogisticProbes.{method} needs a probe fitted on one subset, this one has "
+                         f"{len(per_subset)}; use subset_{method}")
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Logits ``[N, n_classes]`` of the probe (one subset); with two classes scikit-learn's

@@ -1,24 +1,27 @@
 """Batched softmax training: many probes in one weight matrix (not the estimators built on it).
 
-:func:`train_softmax` trains P probes at once: their weights live in one ``[P * n_classes,
+:func:`softmax_fit` trains P probes at once: their weights live in one ``[P * n_classes,
 n_inputs]`` matrix, so a batch costs one matrix product whatever P is.  Each probe may see its
 own subset of the inputs (a mask) and its own penalties.  Inputs are standardized on the fly
-(train statistics) without copying X.  Used by ``LogisticProbes`` and by ``rankers.Linear``.
+(train statistics) without copying X.  Used by ``LogisticProbes`` and by ``rankers.Linear``, whose training
+knobs are one :class:`SoftmaxTrainer` config.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..core.validation import few_threads, resolve_device
+from ..core.config import Config
+from ..core.validation import few_threads, resolve_device, split_indices
 
-__all__ = ["train_softmax", "train_softmax_batches", "softmax_logits", "standardization", "StandardizationSums"]
+__all__ = ["SoftmaxTrainer", "softmax_logits", "standardization", "StandardizationSums"]
 
 
 def _as_param_vector(v: Any, n: int, device: torch.device) -> torch.Tensor:
@@ -42,7 +45,7 @@ def softmax_logits(
     b: torch.Tensor,
     mean: torch.Tensor | None = None,
     scale: torch.Tensor | None = None,
-    chunk: int = 8192,
+    chunk_rows: int = 8192,
 ) -> torch.Tensor:
     """Logits ``[N, P, C]`` of P probes with weights ``W [P, C, U]`` on inputs ``X [N, U]``."""
     P, C, U = W.shape
@@ -51,8 +54,8 @@ def softmax_logits(
     if mean is not None:  # ((x - m) / s) W^T + b = x (W / s)^T + (b - W (m / s)): X is never copied
         Wm, bm = _fold_standardization(Wm, bm, mean.to(W.device), scale.to(W.device).reciprocal())
     out = []
-    for s in range(0, X.shape[0], chunk):
-        xb = X[s : s + chunk].to(W.device, torch.float32)
+    for s in range(0, X.shape[0], chunk_rows):
+        xb = X[s : s + chunk_rows].to(W.device, torch.float32)
         out.append(torch.nn.functional.linear(xb, Wm, bm).view(-1, P, C))
     return torch.cat(out) if out else torch.empty(0, P, C, device=W.device)
 
@@ -289,19 +292,7 @@ def _train_adam(prob, W, b, batches, *, epochs, lr, average, best, progress, des
 # ----------------------------------------------------------------------------------------
 
 
-def train_softmax(*args, **kwargs) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """See :func:`_train_softmax` (this wrapper picks the thread count for the problem size)."""
-    if "verbose" in kwargs:
-        warnings.warn("train_softmax(verbose=...) is deprecated; use progress=", DeprecationWarning, stacklevel=2)
-        kwargs["progress"] = kwargs.pop("verbose")
-    X = args[0] if args else kwargs["X"]
-    P = kwargs.get("n_probes", 1)
-    bs = kwargs.get("batch_size", 256) if kwargs.get("solver", "adam") == "adam" else X.shape[0]
-    with few_threads(float(bs) * X.shape[1] * P * 17, threshold=2e8):
-        return _train_softmax(*args, **kwargs)
-
-
-def _train_softmax(
+def softmax_fit(
     X: torch.Tensor,
     y: torch.Tensor,
     n_classes: int,
@@ -347,6 +338,19 @@ def _train_softmax(
     (``max_iter`` iterations, strong-Wolfe line search), |w| smoothed as
     sqrt(w^2 + s^2) - s with ``s = l1_smoothing``; no early stopping.  Good for small problems.
     """
+    bs = batch_size if solver == "adam" else X.shape[0]
+    with few_threads(float(bs) * X.shape[1] * n_probes * 17, threshold=2e8):  # threads for the problem size
+        return _train_softmax_threaded(X, y, n_classes, n_probes=n_probes, rows=rows, mask=mask, mean=mean,
+                                       scale=scale, l1=l1, l2=l2, l2_squared=l2_squared, class_weight=class_weight,
+                                       X_dev=X_dev, y_dev=y_dev, epochs=epochs, batch_size=batch_size, lr=lr,
+                                       shuffle=shuffle, patience=patience, init=init, solver=solver,
+                                       average=average, max_iter=max_iter, l1_smoothing=l1_smoothing, seed=seed,
+                                       device=device, progress=progress, desc=desc)
+
+
+def _train_softmax_threaded(X, y, n_classes, *, n_probes, rows, mask, mean, scale, l1, l2, l2_squared, class_weight,
+                            X_dev, y_dev, epochs, batch_size, lr, shuffle, patience, init, solver, average, max_iter,
+                            l1_smoothing, seed, device, progress, desc):
     dev = resolve_device(device)
     if rows is not None:  # train on these rows of X (no copy of the training split)
         rows = torch.as_tensor(rows, dtype=torch.long)
@@ -370,7 +374,7 @@ def _train_softmax(
     return W_out, b_out, info
 
 
-def train_softmax_batches(
+def softmax_fit_batches(
     make_batches: Any,
     n_inputs: int,
     n_classes: int,
@@ -394,9 +398,9 @@ def train_softmax_batches(
     elsewhere (e.g. chunks read from disk).
 
     ``make_batches(gen)`` returns an object with ``steps_per_epoch`` and ``epoch()`` yielding ``(xb, yb)``;
-    ``gen`` is the generator :func:`train_softmax` seeds with ``seed``, already past the weight
+    ``gen`` is the generator :func:`softmax_fit` seeds with ``seed``, already past the weight
     initialization, so batches drawn from it in the same way give the same run.  Same loss, steps and
-    Polyak averaging as :func:`train_softmax`; no dev set.
+    Polyak averaging as :func:`softmax_fit`; no dev set.
     """
     dev = resolve_device(device)
     n_probes = max(torch.as_tensor(l1).numel(), torch.as_tensor(l2).numel())  # one probe per l1 (or l2) value
@@ -488,3 +492,126 @@ def _train_lbfgs(X, y, prob: _Problem, W, b, max_iter, smooth):
     opt.step(closure)
     W_out, b_out = prob.output(W, b)
     return W_out, b_out, {"epochs": 0, "evaluations": n_eval[0]}
+
+
+# ----------------------------------------------------------------------------------------
+# the training knobs of rankers.Linear, as one config
+# ----------------------------------------------------------------------------------------
+
+
+#: L-BFGS iterations of a ``SoftmaxTrainer`` fit (``solver="lbfgs"``)
+LBFGS_MAX_STEPS = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class SoftmaxTrainer(Config):
+    """How ``rankers.Linear`` trains its softmax probe (its ``trainer=``): solver, steps, batches, learning rate.
+
+    The defaults are the ``"fast"`` preset's: standardized inputs, Adam on shuffled mini-batches for the full
+    ``max_steps`` epochs (at least ``min_steps`` optimizer steps on small data), weights averaged over about one
+    epoch of steps (Polyak), and full-batch L-BFGS instead when X has at most ``lbfgs_below`` values
+    (``solver="auto"``). ``Linear.from_preset("neurox")`` / ``"antverg"`` set the published codes' trainers.
+
+    Parameters
+    ----------
+    max_steps : int
+        Adam: epochs (passes over the training rows).
+    min_steps : int
+        Adam: at least this many optimizer steps (more epochs, at most 200, on small data); 0 = off.
+    batch_size : int or "auto"
+        Rows per Adam step; ``"auto"``: about 1/80 of the training rows, 64 to 256.
+    lr : float or "auto"
+        Adam's learning rate; ``"auto"``: ``0.1 / sqrt(n_neurons)``.
+    standardize : bool
+        Train on standardized inputs (training-split statistics; weights on that scale).
+    shuffle : bool
+        Shuffle the rows every epoch.
+    average : bool
+        Polyak averaging of the weights over about one epoch of steps.
+    init : {"zeros", "torch"}
+        Initial weights: zeros, or ``nn.Linear``'s uniform draw.
+    solver : {"auto", "adam", "lbfgs"}
+        ``"auto"``: L-BFGS when the training rows hold at most ``lbfgs_below`` values, else Adam.
+    lbfgs_below : int
+        The size below which ``solver="auto"`` picks L-BFGS.
+    dev_size : float
+        The dev share for early stopping.
+    patience : int or None
+        Adam: None trains every epoch; an int stops early: keep the epoch with the best accuracy on a
+        ``dev_size`` split (by group) and stop after ``patience`` epochs without improvement (2 was the
+        old ``early_stopping=True``). L-BFGS (``LBFGS_MAX_STEPS`` iterations) never stops early.
+
+    Examples
+    --------
+    >>> from tl_neuronprobe.rankers import Linear, SoftmaxTrainer
+    >>> Linear(trainer=SoftmaxTrainer(solver="adam", max_steps=3)).trainer.max_steps
+    3
+    """
+
+    max_steps: int = 10
+    min_steps: int = 300
+    batch_size: "int | str" = "auto"
+    lr: "float | str" = "auto"
+    standardize: bool = True
+    shuffle: bool = True
+    average: bool = True
+    init: str = "zeros"
+    solver: str = "auto"
+    lbfgs_below: int = 2_000_000
+    dev_size: float = 0.1
+    patience: "int | None" = None
+
+    def validate(self) -> None:
+        if self.solver not in ("auto", "adam", "lbfgs"):
+            raise ValueError(f"solver must be 'auto', 'adam' or 'lbfgs', got {self.solver!r}")
+        if self.init not in ("zeros", "torch"):
+            raise ValueError(f"init must be 'zeros' or 'torch', got {self.init!r}")
+        if self.lr != "auto" and not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"lr must be > 0 or 'auto', got {self.lr!r}")
+        if self.batch_size != "auto" and not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise ValueError(f"batch_size must be an integer >= 1 or 'auto', got {self.batch_size!r}")
+        if not (isinstance(self.max_steps, int) and self.max_steps >= 1):
+            raise ValueError(f"max_steps must be an integer >= 1, got {self.max_steps!r}")
+        if int(self.min_steps) < 0 or (self.patience is not None and int(self.patience) < 1):
+            raise ValueError(f"min_steps must be >= 0 and patience >= 1 or None, got {self.min_steps!r}, "
+                             f"{self.patience!r}")
+
+    # -- what one fit uses -------------------------------------------------------------------
+    def split(self, y: np.ndarray, n_inputs: int, groups: Any, seed: int) -> tuple[str, np.ndarray, np.ndarray]:
+        """The solver, and the training and dev rows (a dev split only for early stopping with Adam)."""
+        tr, dv = np.arange(len(y)), np.array([], dtype=np.int64)
+        if self.patience is not None and self.dev_size and self.dev_size > 0:
+            tr, dv = split_indices(len(y), self.dev_size, groups=groups, y=y, seed=seed, min_train_per_class=1)
+        solver = self.solver
+        if solver == "auto":
+            solver = "lbfgs" if len(tr) * n_inputs <= self.lbfgs_below else "adam"
+        if solver == "lbfgs":  # no early stopping: train on everything
+            tr, dv = np.arange(len(y)), np.array([], dtype=np.int64)
+        return solver, tr, dv
+
+    def schedule(self, n_inputs: int, n_train: int) -> tuple[float, int, int]:
+        """``(lr, batch_size, epochs)`` for a problem size, "auto" values filled in."""
+        lr = 0.1 / np.sqrt(n_inputs) if self.lr == "auto" else self.lr  # logits move ~lr * sqrt(D) a step
+        batch_size = int(np.clip(round(n_train / 80), 64, 256)) if self.batch_size == "auto" else self.batch_size
+        steps_per_epoch = max(1, -(-n_train // batch_size))
+        return lr, batch_size, max(self.max_steps, min(200, -(-self.min_steps // steps_per_epoch)))
+
+    def fit(self, X: np.ndarray, y: np.ndarray, n_classes: int, l1s: list, l2s: list, *, groups: Any = None,
+            seed: int = 0, device: str = "cpu", progress: bool = False, desc: str = "linear"):
+        """Train one softmax probe per ``(l1s[p], l2s[p])`` on X (one weight matrix); returns
+        ``W [P, C, D], b [P, C], mean, scale, info`` (mean/scale None without standardization)."""
+        Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+        solver, tr, dv = self.split(y, Xt.shape[1], groups, seed)
+        rows = None if len(tr) == len(y) else torch.from_numpy(tr)  # the training rows, not copied
+        mean, scale = standardization(Xt, rows)[:2] if self.standardize else (None, None)
+        lr, batch_size, epochs = self.schedule(Xt.shape[1], len(tr))
+        dev_rows = torch.from_numpy(dv) if len(dv) else None
+        W, b, info = softmax_fit(
+            Xt.to(resolve_device(device)), yt, n_classes, n_probes=len(l1s), rows=rows, mean=mean, scale=scale,
+            l1=l1s, l2=l2s, X_dev=Xt[dev_rows] if dev_rows is not None else None,
+            y_dev=yt[dev_rows] if dev_rows is not None else None, epochs=epochs, batch_size=batch_size,
+            lr=lr, shuffle=self.shuffle, patience=self.patience,
+            init=self.init, solver=solver, average=self.average, max_iter=LBFGS_MAX_STEPS, seed=seed,
+            device=resolve_device(device), progress=progress, desc=desc,
+        )
+        return W, b, mean, scale, info

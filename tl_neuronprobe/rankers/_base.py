@@ -16,7 +16,7 @@ of different lengths raise; fewer than two classes, or a class with a single exa
 raise (naming the class); ``k`` larger than the number of neurons raises.  Constant
 neurons (no variance in the fitted data) get the worst score and go last, flagged in
 ``constant_``.  Duplicate neurons are ranked independently (equal scores, ties broken by
-index).  Everything random is seeded by ``seed`` (``random_state`` is its deprecated alias).
+index).  Everything random is seeded by ``seed``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..core.validation import check_groups, check_k
-from ..probes import checked_X, checked_y, renamed_param
+from ..probes import checked_X, checked_y
 
 __all__ = ["NeuronRanker"]
 
@@ -51,14 +51,14 @@ def order_from_scores(scores: np.ndarray, constant: np.ndarray | None = None) ->
 class NeuronRanker(SelectorMixin, BaseEstimator):
     """Base class: validation, ``order_``, ``scores_`` and the selector interface.
 
-    Subclasses list ``k``, ``seed`` and ``random_state`` (the deprecated alias of ``seed``)
-    among their parameters and implement ``_rank``, which sets ``scores_`` (and may set
-    ``per_class_`` and ``order_``); ``fit`` resolves the seed into ``seed_``.
+    Subclasses list ``k`` and ``seed`` among their parameters and implement ``_rank``, which sets
+    ``scores_`` (and may set ``per_class_`` and ``order_``); ``fit`` resolves the seed into ``seed_``, and
+    ``fit_chunks`` fits from row chunks through ``_fit_chunks`` where a ranker has one.
     """
 
     _min_class_count = 2
 
-    def __init__(self, k: int | None = None, seed: int = 0, random_state: int | None = None):
+    def __init__(self, k: int | None = None, seed: int = 0):
         self._store(locals())
 
     def _store(self, params: dict[str, Any]) -> None:
@@ -81,11 +81,44 @@ class NeuronRanker(SelectorMixin, BaseEstimator):
         y_enc, self.classes_ = checked_y(self, y, Xn.shape[0], min_count=self._min_class_count)
         groups = check_groups(groups, Xn.shape[0])
         check_k(self.k, Xn.shape[1])
-        self.seed_ = int(renamed_param(self, "seed", "random_state"))
+        self.seed_ = int(self.seed)
         self.constant_ = constant_columns(Xn)
         self.order_ = None
         self._rank(Xn, y_enc, groups)
         return self._finish()
+
+    def fit_chunks(self, chunks: Any, *, exact: bool = True, bins: int = 256) -> "NeuronRanker":
+        """Rank the neurons from row chunks (scikit-learn's ``partial_fit`` idea), never holding X.
+
+        ``chunks``: a :class:`~tl_neuronprobe.data.chunks.ActivationChunks` (saved activations read chunk by
+        chunk, the rows carrying its attribute); the fitted attributes are those ``fit(X, y, groups)`` gives
+        on those rows (``classes_`` the attribute's values, ``groups`` the sentence ids). Every fit starts
+        with one pass of per-class moments; each ranker then makes its own passes (``n_passes_`` counts them).
+        ``exact``/``bins``: MutualInformation and AveragePrecision only (see
+        :func:`~tl_neuronprobe.rankers.fit_out_of_core`).
+        """
+        from ._out_of_core import class_moments  # reads through data.chunks
+        if chunks.y is None:
+            raise ValueError("fit_chunks needs an attribute (chunks with labels): the words carrying it are the "
+                             "rows ranked")
+        if chunks.n_rows < 2:
+            raise ValueError(f"need at least 2 words carrying {chunks.attribute!r}, got {chunks.n_rows}")
+        labels = np.asarray(chunks.classes, dtype=object)[chunks.y].astype(str)
+        y, self.classes_ = checked_y(self, labels, chunks.n_rows, min_count=self._min_class_count)
+        check_k(self.k, chunks.n_neurons)
+        self.n_features_in_ = chunks.n_neurons
+        self.seed_ = int(self.seed)
+        moments = class_moments(chunks, y, len(self.classes_))
+        self.constant_ = moments.constant()
+        self.order_ = None
+        self.n_passes_ = 1  # the moments
+        self._fit_chunks(chunks, y, moments, {"exact": bool(exact), "bins": int(bins)})
+        self.chunk_rows_ = chunks.chunk_rows
+        return self._finish()
+
+    def _fit_chunks(self, chunks: Any, y: np.ndarray, moments: Any, opts: dict) -> None:
+        """Set ``scores_`` (and ``per_class_``/``order_``) from ``chunks`` after the moments pass."""
+        raise TypeError(f"{type(self).__name__} has no chunked fit; fit it in memory")
 
     def _finish(self) -> "NeuronRanker":
         """``order_`` from ``scores_`` (unless ``_rank`` set it); constant neurons score ``-inf``."""

@@ -5,6 +5,7 @@ The numerics of one greedy step are in ``_greedy_scan.py``; the probe in ``probe
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -13,12 +14,51 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from ..core.validation import check_k, few_threads, split_indices, to_numpy
-from ..probes import GaussianProbe, renamed_param
+from ..core.config import Config
+from ..probes import GaussianProbe
 from ._base import NeuronRanker, constant_columns, order_from_scores
 from ._crossfit import SingleNeuronCV, crossfit_folds
 from ._greedy_scan import GreedyScan
+from ._out_of_core_probes import ClassScatter, rows_in_memory
 
-__all__ = ["Gaussian"]
+__all__ = ["Gaussian", "GaussianScan"]
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianScan(Config):
+    """How :class:`Gaussian`'s greedy scan computes (not what it selects): its ``scan=``.
+
+    Parameters
+    ----------
+    refine : int
+        Best candidates of each float32 scan re-scored exactly before choosing.
+    candidates_per_block : int
+        Candidate neurons scanned together (stored contiguously).
+    max_memory_gb : float
+        Memory the scan may keep between steps (above it, it recomputes).
+    n_threads : int or None
+        CPU threads of the scan (1: it is memory-bound; None keeps torch's setting).
+    dtype : str
+        Precision of the probe and of the exact re-scoring.
+
+    Examples
+    --------
+    >>> GaussianScan(candidates_per_block=8).refine
+    8
+    """
+
+    refine: int = 8
+    candidates_per_block: int = 32
+    max_memory_gb: float = 1.5
+    n_threads: "int | None" = 1
+    dtype: str = "float64"
+
+    def validate(self) -> None:
+        if int(self.refine) < 1 or int(self.candidates_per_block) < 1:
+            raise ValueError(f"refine and candidates_per_block must be >= 1, got {self.refine!r}, "
+                             f"{self.candidates_per_block!r}")
+        if self.dtype not in ("float64", "float32"):
+            raise ValueError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
 
 
 class Gaussian(NeuronRanker):
@@ -36,8 +76,8 @@ class Gaussian(NeuronRanker):
     point's conditional mean are kept up to date by rank-1 (Schur complement) updates, so
     one step scores all candidates for all classes at once in O(C * N_dev * D), instead of
     building C * D multivariate normals.  The scan runs in float32 over blocks of
-    ``chunk_size`` candidates stored contiguously (``[block, class, point, candidate]``), so
-    every elementwise pass streams memory once; the best ``refine`` candidates are re-scored
+    ``scan.candidates_per_block`` candidates stored contiguously (``[block, class, point, candidate]``), so
+    every elementwise pass streams memory once; the best ``scan.refine`` candidates are re-scored
     exactly in float64 before choosing.
 
     Covariances are the NIW posterior mean (``estimate="mean"``, the default), which does
@@ -48,7 +88,7 @@ class Gaussian(NeuronRanker):
 
     Stopping: after the first pick, greedy selection stops when the best candidate raises the
     dev MI by ``min_gain`` bits or less (default 0: it adds nothing); ``n_selected_`` says
-    how many picks were made (at most ``max_features``) and ``mi_`` has one entry per pick.
+    how many picks were made (at most ``max_k``) and ``mi_`` has one entry per pick.
     Past that point the candidates' gains are ties or noise, and ranking them greedily would
     fill the order by index.  ``min_gain=None`` never stops (the published loop).
 
@@ -74,18 +114,34 @@ class Gaussian(NeuronRanker):
     ``order_``: the greedily selected neurons first (``selected_``), then the rest by their
     single-neuron MI (``scores_``, mean log p(z | h_j) in nats: -H(Z | h_j)).
 
-    On CPU the scan runs on ``n_threads`` threads (default 1: it is memory-bound, and on a
-    busy machine multi-threaded small ops stall; ``None`` keeps torch's setting).
+    On CPU the scan runs on ``scan.n_threads`` threads (default 1: it is memory-bound, and on a
+    busy machine multi-threaded small ops stall; ``None`` keeps torch's setting); ``scan`` (a
+    :class:`GaussianScan`, None = its defaults) holds the other compute knobs. ``nu0``: the NIW prior's
+    degrees of freedom (None: D + 2), see :class:`~tl_neuronprobe.probes.GaussianProbe`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 400)
+    >>> X = rng.normal(size=(400, 10)).astype("float32"); X[:, 3] += 3 * y
+    >>> int(Gaussian(max_k=2, cv=None).fit(X, y).order_[0])
+    3
     """
 
     def __init__(
-        self, k: int | None = None, max_features: int = 50, dev_size: float = 0.1, kappa0: float = 0.01,
-        nu0: float | None = None, refine: int = 8, chunk_size: int = 32, max_memory_gb: float = 1.5,
-        dtype: str | torch.dtype = "float64", n_threads: int | None = 1, device: str = "cpu", seed: int = 0,
-        progress: bool = False, random_state: int | None = None, verbose: bool | None = None,
-        estimate: str = "mean", min_gain: float | None = 0.0, prior_mix: float = 0.01, cv: int | None = 10,
+        self, k: int | None = None, max_k: int = 50, dev_size: float = 0.1, cv: int | None = 10,
+        estimate: str = "mean", nu0: float | None = None, min_gain: float | None = 0.0, prior_mix: float = 0.01,
+        scan: "GaussianScan | None" = None, device: str = "cpu", seed: int = 0, progress: bool = False,
     ):
         self._store(locals())
+
+    def _scan(self) -> GaussianScan:
+        if self.scan is None:
+            return GaussianScan()
+        if isinstance(self.scan, dict):
+            return Config.from_dict({"type": "GaussianScan", **self.scan})
+        return self.scan
 
     @classmethod
     def from_preset(cls, name: str, **params: Any) -> "Gaussian":
@@ -107,6 +163,27 @@ class Gaussian(NeuronRanker):
             single = self._crossfit_scores(lambda: ((b, X[b]) for b in blocks), y, groups, X.shape[1])
         self._select(X[dv], y[dv], ~constant_columns(X[tr]) & ~self.constant_, single)
 
+    def _fit_chunks(self, chunks, y, moments, opts) -> None:
+        """Per-class scatter of the training split in one pass, the dev split in memory, the same greedy steps."""
+        tr, dv = split_indices(len(y), self.dev_size, groups=chunks.groups, y=y, seed=self.seed_,
+                               min_train_per_class=2)
+        self.train_index_, self.dev_index_ = tr, dv
+        acc = ClassScatter(len(self.classes_), chunks.n_neurons)
+        for pos, X in chunks.iter(tr):
+            acc.update(X, y[pos])
+        self.probe_ = self._new_probe()
+        present = acc.count > 0
+        self.probe_.fit_moments(self.classes_[present], acc.count[present], acc.mean[present],
+                                acc.scatter[present], acc.variance())
+        avail = ~(acc.max - acc.min == 0).numpy() & ~self.constant_
+        single = None
+        if self.cv is not None:  # two more passes over every row: the fold sums, then the scores
+            every = np.arange(len(y))
+            single = self._crossfit_scores(lambda: chunks.iter(every), y, chunks.groups, chunks.n_neurons)
+            self.n_passes_ += 2
+        self._select(rows_in_memory(chunks, dv), y[dv], avail, single)
+        self.n_passes_ += 2
+
     def _crossfit_scores(self, pieces, y: np.ndarray, groups, n_neurons: int) -> np.ndarray:
         """Cross-fitted single-neuron scores over all rows; ``pieces()`` yields ``(row positions, rows)`` (two
         passes: the fold sums, then the scores)."""
@@ -124,18 +201,17 @@ class Gaussian(NeuronRanker):
 
     def _new_probe(self) -> GaussianProbe:
         """The unfitted probe with this ranker's prior and estimate (also used out of core)."""
-        return GaussianProbe(kappa0=self.kappa0, nu0=self.nu0, dtype=self.dtype, device=self.device,
-                             estimate=self.estimate)
+        return GaussianProbe(nu0=self.nu0, dtype=self._scan().dtype, device=self.device, estimate=self.estimate)
 
     def _select(self, Xdev: np.ndarray, ydev: np.ndarray, avail: np.ndarray, single: "np.ndarray | None" = None) -> None:
         """The greedy selection with the fitted ``probe_`` on the dev rows; sets the order and scores.  With
         ``single`` (cross-fitted single-neuron scores) the first pick is their best and they are ``scores_``."""
-        m = min(int(self.max_features), int(avail.sum()))
+        m = min(int(self.max_k), int(avail.sum()))
         if m < 1:
             raise ValueError("every neuron is constant on the training split; nothing to rank")
         flush = torch.set_flush_denormal(True)  # exp of very negative numbers: no slow denormals
         try:
-            with few_threads(float(len(self.classes_)) * len(ydev) * Xdev.shape[1], n_threads=self.n_threads):
+            with few_threads(float(len(self.classes_)) * len(ydev) * Xdev.shape[1], n_threads=self._scan().n_threads):
                 selected, mi, single = self._greedy(Xdev, ydev, m, avail, single)
         finally:
             if flush:
@@ -151,8 +227,9 @@ class Gaussian(NeuronRanker):
     def _greedy(self, Xdev: np.ndarray, ydev: np.ndarray, m: int, avail: np.ndarray, single=None):
         """Up to ``m`` greedy steps, stopping (after the first) when the best gain is at most ``min_gain``
         bits; returns the picks, the dev MI after each, and the single-neuron scores."""
-        scan = GreedyScan(self.probe_, Xdev, ydev, avail, self.chunk_size, self.max_memory_gb, self.prior_mix)
-        progress = renamed_param(self, "progress", "verbose")
+        cfg = self._scan()
+        scan = GreedyScan(self.probe_, Xdev, ydev, avail, cfg.candidates_per_block, cfg.max_memory_gb, self.prior_mix)
+        progress = self.progress
         selected, mis = [], []
         for step in tqdm(range(m), desc="gaussian greedy", disable=not progress):
             if step == 0 and single is not None:
@@ -161,7 +238,7 @@ class Gaussian(NeuronRanker):
                 selected.append(j)
                 continue
             obj = scan.scan()
-            j, cands, exact = scan.choose(obj, self.refine)
+            j, cands, exact = scan.choose(obj, cfg.refine)
             if step == 0:  # the first scan scores every neuron alone; its re-scored ones exactly
                 single = obj.double().cpu().numpy()
                 single[cands.cpu().numpy()] = exact.cpu().numpy()

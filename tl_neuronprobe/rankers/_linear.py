@@ -5,7 +5,7 @@ weight-mass ordering; the searches over them live in ``_linear_search.py``.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import sklearn
@@ -13,21 +13,23 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
-from ..core.validation import split_indices, resolve_device, to_numpy
-from ..probes import LogisticProbes, checked_X, renamed_param, softmax_logits, standardization, train_softmax
+from ..core.config import Config
+from ..core.validation import to_numpy
+from ..probes import SoftmaxTrainer, checked_X, softmax_fit, softmax_logits, standardization
 from ._base import NeuronRanker, order_from_scores
 from ._forward import evenly_spaced, forward_selection
-from ._linear_search import LambdaSearch, MinimalSubset, minimal_subset, search_lambdas
+from ._out_of_core_probes import (REFINE_FLOOR_BYTES, chunk_columns, chunk_mean_abs_deviation, refine_limits,
+                                  rows_in_memory, train_chunks)
 
 __all__ = ["Linear", "L1", "weight_mass_order"]
 
 
-def weight_mass_order(W: Any, steps: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def weight_mass_order(W: Any, n_steps: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Weight-mass ordering of Dalvi et al. (2019) / Durrani et al. (2020).
 
     For class c, sort |W_c,i| descending and take the smallest prefix whose cumulative sum
     reaches p * sum_i |W_c,i| (at least one neuron); the top set at p is the union over
-    classes.  p sweeps 0, 1/steps, ..., 1 and neurons are appended as they enter.  Ties
+    classes.  p sweeps 0, 1/n_steps, ..., 1 and neurons are appended as they enter.  Ties
     within one step (the toolkit leaves them in set-iteration order) are broken by the
     neuron's total absolute weight over classes, then by index: the first step alone adds
     one neuron per class and the next ones add hundreds, so this decides the small-k sets.
@@ -36,7 +38,7 @@ def weight_mass_order(W: Any, steps: int = 100) -> tuple[np.ndarray, np.ndarray,
     everywhere come last.
 
     Returns ``(order, entry_step, share, score)``: ``share [C, D]`` is |W_c,i| / sum_i |W_c,i|,
-    ``entry_step [D]`` the step at which each neuron enters (``steps + 1`` = never), and
+    ``entry_step [D]`` the step at which each neuron enters (``n_steps + 1`` = never), and
     ``score`` a number whose descending order is ``order``.
     """
     A = np.abs(to_numpy(W).astype(np.float64))
@@ -48,36 +50,26 @@ def weight_mass_order(W: Any, steps: int = 100) -> tuple[np.ndarray, np.ndarray,
     idx = np.argsort(-share, axis=1, kind="stable")
     srt = np.take_along_axis(share, idx, axis=1)
     before = np.cumsum(srt, axis=1) - srt  # class mass strictly ahead of each neuron
-    step_sorted = np.floor(before * steps + 1e-9).astype(np.int64) + 1
+    step_sorted = np.floor(before * n_steps + 1e-9).astype(np.int64) + 1
     step_sorted[:, 0] = 0
     # never reached: all the mass is already ahead of it (zero weights)
-    step_sorted[(before >= 1 - 1e-9) | (srt <= 0)] = steps + 1
-    step_sorted[tot[:, 0] <= 0, :] = steps + 1
-    step_sorted = np.minimum(step_sorted, steps + 1)
-    entry = np.full((C, D), steps + 1, dtype=np.int64)
+    step_sorted[(before >= 1 - 1e-9) | (srt <= 0)] = n_steps + 1
+    step_sorted[tot[:, 0] <= 0, :] = n_steps + 1
+    step_sorted = np.minimum(step_sorted, n_steps + 1)
+    entry = np.full((C, D), n_steps + 1, dtype=np.int64)
     np.put_along_axis(entry, idx, step_sorted, axis=1)
     entry_step = entry.min(0)
     total = A.sum(0)
     tie = total / total.max() if total.max() > 0 else total  # in [0, 1]
     order = np.lexsort((np.arange(D), -tie, entry_step)).astype(np.int64)
-    score = (steps + 1 - entry_step) + 0.5 * tie
+    score = (n_steps + 1 - entry_step) + 0.5 * tie
     return order, entry_step, share, score
 
 
-_PRESETS = {
-    # cleaner default: standardized inputs, shuffled batches, the full epochs (no early stopping)
-    # l2 = 0.1 (Fan et al. 2023's value): the L2 part of the elastic net gives correlated neurons
-    # similar weights, which makes the weight-mass ranking stable across seeds (docs/rankers.md)
-    "fast": dict(l1=1e-3, l2=0.1, standardize=True, lr="auto", batch_size="auto", epochs=10, shuffle=True, early_stopping=False,
-                 init="zeros", min_steps=300, solver="auto", average=True, mass="contribution", ranking_l1=3e-3,
-                 refine_k=200),
-    # NeuroX toolkit: 10 epochs, batch 32, Adam 1e-3, no shuffling, no standardization, mass of |W|
-    "neurox": dict(l1=1e-3, l2=1e-3, standardize=False, lr=1e-3, batch_size=32, epochs=10, shuffle=False, early_stopping=False,
-                   init="torch", min_steps=0, solver="adam", mass="weight", ranking_l1=None, refine_k=0),
-    # Antverg & Belinkov's code: Adam 1e-2, batch 32, 10 epochs
-    "antverg": dict(l1=1e-3, l2=1e-2, standardize=False, lr=1e-2, batch_size=32, epochs=10, shuffle=True, early_stopping=False,
-                    init="torch", min_steps=0, solver="adam", mass="weight", ranking_l1=None, refine_k=0),
-}
+#: the weight-mass ordering's steps (p = 0, 1/100, ..., 1)
+MASS_STEPS = 100
+#: forward selection (``refine_k``) looks among this many neurons of the weight-mass ordering
+REFINE_CANDIDATES = 1000
 
 #: forward selection (``refine_k``) looks at most at this many evenly spaced training rows
 REFINE_ROWS = 50_000
@@ -134,30 +126,30 @@ class Linear(_ProbeMixin, NeuronRanker):
     neurons ordered by per-class weight mass (:func:`weight_mass_order`,
     ``ordering="mass"``) or by mean |weight| over classes (``ordering="mean_abs"``, Antverg &
     Belinkov's code).  Both orders are always stored (``order_mass_``, ``order_mean_abs_``).
-    ``l1``/``l2`` default to the preset's: ``1e-3``/``0.1`` for ``"fast"`` (the l2 of Fan et al.
+    ``l1``/``l2`` default to ``1e-3``/``0.1`` (``l1=None`` is ``1e-3``; the l2 of Fan et al.
     2023: the L2 part gives correlated neurons similar weights, so the ranking no longer
-    depends on the seed's shuffling; figures in docs/rankers.md), ``1e-3``/``1e-3`` for
-    ``"neurox"`` (the toolkit's demo), ``1e-3``/``1e-2`` for ``"antverg"``; the values used are
+    depends on the seed's shuffling; figures in docs/rankers.md); ``Linear.from_preset("neurox")`` uses
+    ``1e-3``/``1e-3`` (the toolkit's demo), ``"antverg"`` ``1e-3``/``1e-2``; the values used are
     ``l1_``/``l2_``.
 
-    ``mass="contribution"`` (the ``"fast"`` preset's) measures a neuron's weight for class c by its
+    ``mass="contribution"`` (the default) measures a neuron's weight for class c by its
     typical contribution to the class's logit, ``|W_c,i| * mean|x_i - mean_i|`` on the scale the probe
     sees (``contribution_scale_`` holds the second factor), before the weight-mass (or mean) ordering;
     ``mass="weight"`` (the ``"neurox"``/``"antverg"`` presets') uses ``|W_c,i|`` as published. On
     standardized inputs a neuron that fires rarely but hugely gets weights as large as a broadly
     informative one while contributing to few words (measured on real English in docs/rankers.md).
 
-    ``ranking_l1`` (``3e-3`` in the ``"fast"`` preset, ``l1`` in the others and whenever ``l1`` is given; pass
+    ``ranking_l1`` (None: ``3e-3`` while ``l1`` is None, else ``l1``'s value; pass
     ``l1``'s value to rank by the reported probe) orders the neurons by a
     second, sparser probe trained jointly with the reported one (the same mini-batches, one weight matrix
     ``[2C, D]``, so one pass over the data): a stronger L1 concentrates each class's mass on fewer
     neurons, which ranks better at small k, while the reported probe (``coef_``, ``score``) keeps ``l1``
     and its accuracy. ``ranking_coef_`` holds the ranking probe's weights (``coef_`` when they are the same).
 
-    ``refine_k`` (``200`` in the ``"fast"`` preset, ``0`` = off in the others) orders the first ``refine_k``
+    ``refine_k`` (``200``; ``0`` = off, as in the published presets) orders the first ``refine_k``
     neurons by forward selection (:func:`~tl_neuronprobe.rankers.forward_selection`: greedy least squares on
     the class indicators, over at most 50,000 evenly spaced training rows) among the top
-    ``refine_candidates`` (1,000) of the weight-mass ordering; it stops early when a step no longer beats
+    1,000 (``REFINE_CANDIDATES``) of the weight-mass ordering; it stops early when a step no longer beats
     chance or no longer helps accuracy on a held-out fifth of the training groups, and the rest keep their
     mass order. Forward selection sees each candidate standardized and clipped at ``refine_clip`` (3)
     standard deviations (``None``: raw): least squares would otherwise count against a neuron every unit it
@@ -168,22 +160,22 @@ class Linear(_ProbeMixin, NeuronRanker):
     held-out real English this raised a fresh probe's accuracy on the top 5-20 by 1-10 points
     (docs/rankers-real.md); ``order_mass_`` keeps LCA's own ordering and ``forward_`` the refined head.
 
-    ``preset="fast"`` (default) trains on standardized inputs (weights are then comparable
+    ``trainer`` (a :class:`~tl_neuronprobe.probes.SoftmaxTrainer`; None = its defaults) says how the probe is
+    trained. The default trains on standardized inputs (weights are then comparable
     across neurons of different scale) with Adam on shuffled mini-batches for the full 10
-    epochs (at least ``300`` optimizer steps on small data).  It does not stop early on dev
+    epochs (``max_steps``; at least ``min_steps=300`` optimizer steps on small data).  It does not stop early on dev
     accuracy: accuracy plateaus long before the L1 term has pushed the weights of unneeded
-    neurons down, and the ranking needs that (``early_stopping=True`` keeps the epoch with
+    neurons down, and the ranking needs that (``SoftmaxTrainer(patience=2)`` keeps the epoch with
     the best accuracy on a ``dev_size`` split instead, by group if ``groups`` is given).  Its
     learning rate is ``0.1 / sqrt(n_neurons)`` (2.6e-3 for 1,536 neurons, 1e-3 for 9,216: Adam
     moves every weight by about lr per step, so the logits move by about lr * sqrt(D)), its
     batch about 1/80 of the training words (64 to 256), and the weights are averaged over
     about one epoch of steps (Polyak averaging, which smooths Adam's noise).  Problems with
     at most ``lbfgs_below`` values in X (``solver="auto"``) are instead solved to convergence
-    with full-batch L-BFGS (|w| smoothed, see :func:`~tl_neuronprobe.probes.train_softmax`),
-    which is faster and exact there.  ``preset="neurox"`` reproduces the toolkit (raw inputs, Adam 1e-3,
-    batch 32, 10 epochs, no shuffling, no dev split); ``"antverg"`` Antverg & Belinkov's
-    settings.  ``epochs``, ``batch_size``, ``lr``, ``standardize`` and ``early_stopping``
-    override the preset.
+    with full-batch L-BFGS (|w| smoothed as sqrt(w^2 + 1e-6) - 1e-3), which is faster and exact there.
+    ``Linear.from_preset("neurox")`` reproduces the toolkit (raw inputs, Adam 1e-3, batch 32, 10 epochs, no
+    shuffling, no dev split); ``"antverg"`` Antverg & Belinkov's settings. ``device``: where the probe trains;
+    ``progress``: a progress bar. The lambda search of Durrani et al. is :class:`LinearCV`.
 
     Fitted: ``coef_ [C, D]`` (on the standardized scale when standardized), ``intercept_``, ``ranking_coef_``,
     ``ranking_l1_``,
@@ -191,75 +183,84 @@ class Linear(_ProbeMixin, NeuronRanker):
     neuron's share of its class's weight, or contribution, mass), ``order_mean_abs_``, ``mean_abs_``,
     ``contribution_scale_`` (None with ``mass="weight"``), ``forward_`` (the neurons forward selection
     ordered, first ones of ``order_``; empty when ``refine_k=0``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 400)
+    >>> X = rng.normal(size=(400, 20)).astype("float32"); X[:, 7] += 3 * y
+    >>> int(Linear(seed=0).fit(X, y).order_[0])
+    7
     """
 
+    #: each preset's constructor parameters (JSON-able: the trainer as ``SoftmaxTrainer.to_dict()``); see
+    #: :meth:`from_preset`
+    PRESETS: dict[str, dict[str, Any]] = {
+        # cleaner default: standardized inputs, shuffled batches, the full epochs (no early stopping); l2 = 0.1
+        # (Fan et al. 2023's value): the L2 part of the elastic net gives correlated neurons similar weights,
+        # which makes the weight-mass ranking stable across seeds (docs/rankers.md)
+        "fast": {},
+        # NeuroX toolkit: 10 epochs, batch 32, Adam 1e-3, no shuffling, no standardization, mass of |W|
+        "neurox": dict(l1=1e-3, l2=1e-3, mass="weight", refine_k=0, trainer=SoftmaxTrainer(
+            max_steps=10, min_steps=0, batch_size=32, lr=1e-3, standardize=False, shuffle=False, average=False,
+            init="torch", solver="adam").to_dict()),
+        # Antverg & Belinkov's code: Adam 1e-2, batch 32, 10 epochs
+        "antverg": dict(l1=1e-3, l2=1e-2, mass="weight", refine_k=0, trainer=SoftmaxTrainer(
+            max_steps=10, min_steps=0, batch_size=32, lr=1e-2, standardize=False, shuffle=True, average=False,
+            init="torch", solver="adam").to_dict()),
+    }
+
     def __init__(
-        self, k: int | None = None, l1: float | None = None, l2: float | None = None, ordering: str = "mass",
-        mass_steps: int = 100, preset: str = "fast", mass: str | None = None, ranking_l1: float | None = None,
-        refine_k: int | None = None, refine_candidates: int = 1000, refine_clip: float | None = 3.0,
-        epochs: int | None = None, batch_size: int | None = None,
-        lr: float | None = None, standardize: bool | None = None, early_stopping: bool | None = None,
-        dev_size: float = 0.1, patience: int = 2, solver: str | None = None, max_iter: int = 100,
-        lbfgs_below: int = 2_000_000, device: str = "cpu", seed: int = 0, progress: bool = False,
-        random_state: int | None = None, verbose: bool | None = None,
+        self, k: int | None = None, l1: float | None = None, l2: float = 0.1, ranking_l1: float | None = None,
+        ordering: str = "mass", mass: str = "contribution", refine_k: int = 200, refine_clip: float | None = 3.0,
+        trainer: "SoftmaxTrainer | None" = None, device: str = "cpu", seed: int = 0, progress: bool = False,
     ):
         self._store(locals())
 
+    @classmethod
+    def from_preset(cls, name: str, **params: Any) -> "Linear":
+        """A ``Linear`` with a preset's parameters (:attr:`PRESETS`); ``params`` override them.
+
+        ``"fast"`` is ``Linear()``; ``"neurox"`` the NeuroX toolkit (raw inputs, Adam 1e-3, batch 32, 10 epochs,
+        no shuffling, ``l2=1e-3``, mass of ``|W|``, no forward selection); ``"antverg"`` Antverg & Belinkov's
+        settings (Adam 1e-2, shuffled, ``l2=1e-2``).
+
+        Examples
+        --------
+        >>> Linear.from_preset("neurox").trainer.lr
+        0.001
+        """
+        if name not in cls.PRESETS:
+            raise ValueError(f"unknown Linear preset {name!r}; use one of {sorted(cls.PRESETS)}")
+        merged = {**cls.PRESETS[name], **params}
+        if isinstance(merged.get("trainer"), dict):
+            merged["trainer"] = Config.from_dict(merged["trainer"])
+        return cls(**merged)
+
     # -- training --------------------------------------------------------------------------
+    def _trainer(self) -> SoftmaxTrainer:
+        """``trainer`` as a :class:`SoftmaxTrainer` (None: the default; a dict: as ``to_dict`` wrote it)."""
+        t = self.trainer
+        if t is None:
+            return SoftmaxTrainer()
+        if isinstance(t, dict):
+            t = Config.from_dict({"type": "SoftmaxTrainer", **t})
+        if not isinstance(t, SoftmaxTrainer):
+            raise TypeError(f"trainer must be a SoftmaxTrainer, got {type(t).__name__}")
+        return t
+
     def _settings(self) -> dict:
-        if self.preset not in _PRESETS:
-            raise ValueError(f"preset must be one of {sorted(_PRESETS)}, got {self.preset!r}")
-        s = dict(_PRESETS[self.preset])
-        for name in ("l1", "l2", "epochs", "batch_size", "lr", "standardize", "solver", "early_stopping", "mass",
-                     "ranking_l1", "refine_k"):
-            v = getattr(self, name)
-            if v is not None:
-                s[name] = v
-        if self.l1 is not None and self.ranking_l1 is None:  # a chosen l1 ranks by its own probe
-            s["ranking_l1"] = None
-        return s
-
-    def _split(self, s: dict, y: np.ndarray, n_neurons: int, groups, seed: int):
-        """The solver, and the training and dev rows (a dev split only for early stopping with Adam)."""
-        tr, dv = np.arange(len(y)), np.array([], dtype=np.int64)
-        if s["early_stopping"] and self.dev_size and self.dev_size > 0:
-            tr, dv = split_indices(len(y), self.dev_size, groups=groups, y=y, seed=seed, min_train_per_class=1)
-        solver = s["solver"]
-        if solver == "auto":
-            solver = "lbfgs" if len(tr) * n_neurons <= self.lbfgs_below else "adam"
-        if solver == "lbfgs":  # no early stopping: train on everything
-            tr, dv = np.arange(len(y)), np.array([], dtype=np.int64)
-        return solver, tr, dv
-
-    @staticmethod
-    def _resolve_auto(s: dict, n_neurons: int, n_train: int) -> int:
-        """Fill the "auto" learning rate and batch size of settings ``s``; returns the epochs to run."""
-        if s["lr"] == "auto":  # Adam moves every weight ~lr per step; the logits move ~lr * sqrt(D)
-            s["lr"] = 0.1 / np.sqrt(n_neurons)
-        if s["batch_size"] == "auto":  # about 80 steps per epoch, batches of 64 to 256
-            s["batch_size"] = int(np.clip(round(n_train / 80), 64, 256))
-        steps_per_epoch = max(1, -(-n_train // s["batch_size"]))
-        return max(s["epochs"], min(200, -(-s["min_steps"] // steps_per_epoch)))
+        """The penalties and orderings of this fit: ``l1`` None is 1e-3 ranked by a 3e-3 probe (``ranking_l1``)."""
+        return {"l1": 1e-3 if self.l1 is None else self.l1, "l2": self.l2, "mass": self.mass,
+                "refine_k": self.refine_k,
+                "ranking_l1": self.ranking_l1 if self.ranking_l1 is not None else (3e-3 if self.l1 is None else None)}
 
     def _train(self, X: np.ndarray, y: np.ndarray, n_classes: int, groups, l1s, l2s, seed: int, progress: bool,
                desc: str = "linear"):
         """Train one probe per (l1, l2) pair; returns W [P, C, D], b [P, C], mean, scale, info."""
-        s = self._settings()
-        Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-        solver, tr, dv = self._split(s, y, Xt.shape[1], groups, seed)
-        rows = None if len(tr) == len(y) else torch.from_numpy(tr)  # the training rows, not copied
-        mean, scale = standardization(Xt, rows)[:2] if s["standardize"] else (None, None)
-        epochs = self._resolve_auto(s, Xt.shape[1], len(tr))
-        dev_rows = torch.from_numpy(dv) if len(dv) else None
-        W, b, info = train_softmax(
-            Xt.to(resolve_device(self.device)), yt, n_classes, n_probes=len(l1s), rows=rows, mean=mean, scale=scale,
-            l1=l1s, l2=l2s, X_dev=Xt[dev_rows] if dev_rows is not None else None,
-            y_dev=yt[dev_rows] if dev_rows is not None else None, epochs=epochs, batch_size=s["batch_size"],
-            lr=s["lr"], shuffle=s["shuffle"], patience=self.patience if s["early_stopping"] else None,
-            init=s["init"], solver=solver, average=s.get("average", False), max_iter=self.max_iter, seed=seed,
-            device=resolve_device(self.device), progress=progress, desc=desc,
-        )
-        return W, b, mean, scale, info
+        return self._trainer().fit(X, y, n_classes, l1s, l2s, groups=groups, seed=seed, device=self.device,
+                                   progress=progress, desc=desc)
 
     def _checked_settings(self) -> dict:
         if self.ordering not in ("mass", "mean_abs"):
@@ -267,30 +268,57 @@ class Linear(_ProbeMixin, NeuronRanker):
         s = self._settings()
         if s["mass"] not in ("contribution", "weight"):
             raise ValueError(f"mass must be 'contribution' or 'weight', got {s['mass']!r}")
-        if int(s.get("refine_k") or 0) < 0 or self.refine_candidates < 1:
-            raise ValueError(f"refine_k must be >= 0 and refine_candidates >= 1, got {s.get('refine_k')!r} and "
-                             f"{self.refine_candidates!r}")
+        if int(s.get("refine_k") or 0) < 0:
+            raise ValueError(f"refine_k must be >= 0, got {s.get('refine_k')!r}")
         if self.refine_clip is not None and not float(self.refine_clip) > 0:
             raise ValueError(f"refine_clip must be > 0 or None, got {self.refine_clip!r}")
         return s
 
     def _rank(self, X, y, groups):
         s = self._checked_settings()
-        progress = renamed_param(self, "progress", "verbose")
-        solver, train_rows, _ = self._split(s, y, X.shape[1], groups, self.seed_)
+        trainer = self._trainer()
+        solver, train_rows, _ = trainer.split(y, X.shape[1], groups, self.seed_)
         C, lbfgs = len(self.classes_), solver == "lbfgs"
         wanted = self._l1s(s)
         l1s = wanted if not lbfgs else wanted[:1]  # Adam: both probes in one weight matrix, one pass
-        W, b, mean, scale, info = self._train(X, y, C, groups, l1s, [s["l2"]] * len(l1s), self.seed_, progress)
+        W, b, mean, scale, info = self._train(X, y, C, groups, l1s, [s["l2"]] * len(l1s), self.seed_, self.progress)
         if len(l1s) < len(wanted):  # L-BFGS's line search would couple two probes: solve each alone
-            W = torch.cat([W, self._train(X, y, C, groups, wanted[1:], [s["l2"]], self.seed_, progress)[0]])
+            W = torch.cat([W, self._train(X, y, C, groups, wanted[1:], [s["l2"]], self.seed_, self.progress)[0]])
         mad = mean_abs_deviation(torch.from_numpy(X), mean) if s["mass"] == "contribution" else None
         self._adopt(s, W, b, mean, scale, info, mad)
         self._refine(s, y, train_rows, lambda rows, neurons: _gather(X, rows, neurons), groups)
 
+    def _fit_chunks(self, chunks, y, moments, opts) -> None:
+        """Adam on mini-batches drawn chunk by chunk (one chunk holding every row: the in-memory fit, bit for
+        bit); L-BFGS or a dev split read the rows into memory."""
+        s = self._checked_settings()
+        trainer = self._trainer()
+        solver, tr, dv = trainer.split(y, chunks.n_neurons, chunks.groups, self.seed_)
+        if solver == "lbfgs" or len(dv):  # full-batch L-BFGS (<= lbfgs_below values) or a dev split: in memory
+            if len(dv) and len(dv) > chunks.chunk_rows:
+                raise ValueError(f"early stopping out of core holds the dev split in memory: {len(dv)} rows exceed "
+                                 f"the chunk of {chunks.chunk_rows}; raise chunk_bytes or use patience=None")
+            if solver == "lbfgs" or len(tr) <= chunks.chunk_rows:
+                self._rank(rows_in_memory(chunks, np.arange(chunks.n_rows)), y, chunks.groups)
+                return
+            raise ValueError("early stopping out of core is supported only when the training split fits one chunk")
+        lr, batch_size, epochs = trainer.schedule(chunks.n_neurons, len(tr))
+        l1s = self._l1s(s)  # the reported probe, then the sparser ranking probe (one weight matrix)
+        W, b, mean, scale, info = train_chunks(
+            chunks, y, tr, len(self.classes_), standardize=trainer.standardize, batch_size=batch_size,
+            shuffle=trainer.shuffle, seed=self.seed_, device=self.device, l1=l1s, l2=[s["l2"]] * len(l1s),
+            epochs=epochs, lr=lr, init=trainer.init, average=trainer.average, progress=self.progress, desc="linear")
+        mad = chunk_mean_abs_deviation(chunks, mean) if s["mass"] == "contribution" else None
+        self._adopt(s, W, b, mean, scale, info, mad)
+        budget = max(chunks.chunk_rows * chunks.n_neurons * 4, REFINE_FLOOR_BYTES)  # the chunk budget, bytes
+        candidates, max_rows = refine_limits(budget, chunks.n_neurons, REFINE_CANDIDATES, s.get("refine_k") or 0)
+        read = self._refine(s, y, tr, lambda rows, neurons: chunk_columns(chunks, rows, neurons), chunks.groups,
+                            max_rows, candidates)
+        self.n_passes_ += int(trainer.standardize) + info["epochs"] + int(mad is not None) + int(read)
+
     def _refine(self, s: dict, y: np.ndarray, train_rows: np.ndarray, columns, groups=None,
                 max_rows: int = REFINE_ROWS, max_candidates: "int | None" = None) -> bool:
-        """Order the head of ``order_`` by forward selection (``refine_k``) among its top ``refine_candidates``
+        """Order the head of ``order_`` by forward selection (``refine_k``) among its top ``REFINE_CANDIDATES``
         (at most ``max_candidates``), on at most ``max_rows`` evenly spaced training rows;
         ``columns(rows, neurons)`` returns those activations, ``[len(rows), len(neurons)]``. Returns whether
         it read them (a pass over the rows out of core, even when forward selection then takes nothing)."""
@@ -298,7 +326,7 @@ class Linear(_ProbeMixin, NeuronRanker):
         self.forward_ = np.array([], dtype=np.int64)
         if k == 0:
             return False
-        candidates = self.order_[:min(self.refine_candidates, max_candidates or self.refine_candidates)]
+        candidates = self.order_[:min(REFINE_CANDIDATES, max_candidates or REFINE_CANDIDATES)]
         candidates = candidates[~self.constant_[candidates]]  # constant_ is a mask
         if len(candidates) == 0:
             return False
@@ -355,7 +383,7 @@ class Linear(_ProbeMixin, NeuronRanker):
         contribution = getattr(self, "contribution_scale_", None)
         R = self.ranking_coef_
         A = np.abs(R) if contribution is None else np.abs(R) * contribution[None, :]
-        order, entry, share, mass_score = weight_mass_order(A, self.mass_steps)
+        order, entry, share, mass_score = weight_mass_order(A, MASS_STEPS)
         mean_abs = A.mean(0)
         self.entry_step_ = entry
         self.per_class_ = share
@@ -377,28 +405,6 @@ class Linear(_ProbeMixin, NeuronRanker):
         with torch.no_grad():
             return softmax_logits(torch.from_numpy(Xn), W, b, self._mean, self._scale)[:, 0].numpy()
 
-    # -- Durrani et al.'s searches (separate results; this ranker is left as it is) ---------------
-    def search_lambdas(self, X: Any, y: Any, grid: Sequence[tuple[float, float]] | None = None,
-                       tolerance: float = 0.01, test_size: float = 0.2, groups: Any = None,
-                       refit: bool = True) -> LambdaSearch:
-        """Grid search over (l1, l2), :func:`search_lambdas` with this ranker's settings.
-
-        Returns a :class:`LambdaSearch`; records the choice as ``best_l1_``/``best_l2_`` (and
-        the table as ``lambda_search_``) but changes neither ``l1``/``l2`` nor the fit of this
-        ranker: with ``refit`` the result holds a fresh ranker fitted with the chosen penalties.
-        """
-        res = search_lambdas(self, X, y, grid=grid, tolerance=tolerance, test_size=test_size, groups=groups,
-                             refit=refit)
-        self.best_l1_, self.best_l2_, self.lambda_search_ = res.l1, res.l2, res.table
-        return res
-
-    def minimal_subset(self, X: Any, y: Any, delta: float = 0.01, ks: Sequence[int] | None = None,
-                       test_size: float = 0.2, groups: Any = None,
-                       probe: LogisticProbes | None = None) -> MinimalSubset:
-        """The fewest top neurons within ``delta`` of the oracle accuracy, :func:`minimal_subset`
-        with this ranker's settings (ranked by a fresh copy; this ranker is left as it is)."""
-        return minimal_subset(self, X, y, delta=delta, ks=ks, test_size=test_size, groups=groups, probe=probe)
-
 
 class L1(_ProbeMixin, NeuronRanker):
     """L1-regularized logistic regression (Gurnee et al.: C = 0.1, balanced classes).
@@ -406,11 +412,12 @@ class L1(_ProbeMixin, NeuronRanker):
     Neurons are scored by the summed |coefficient| over classes on standardized inputs.
     ``backend="torch"`` (default, fast) minimizes sklearn's objective divided by C * N,
     i.e. balanced mean cross-entropy + ``|W|_1 / (C * N)``, with Adam; ``"sklearn"`` uses
-    ``LogisticRegression(l1_ratio=1, solver="saga")``.
+    ``LogisticRegression(l1_ratio=1, solver="saga")``. ``max_steps``: the torch backend's epochs;
+    ``saga_max_steps``: saga's iterations.
     """
 
-    def __init__(self, k: int | None = None, C: float = 0.1, backend: str = "torch", epochs: int = 20,
-                 max_iter: int = 200, device: str = "cpu", seed: int = 0, random_state: int | None = None):
+    def __init__(self, k: int | None = None, C: float = 0.1, backend: str = "torch", max_steps: int = 20,
+                 saga_max_steps: int = 200, device: str = "cpu", seed: int = 0):
         self._store(locals())
 
     def _rank(self, X, y, groups):
@@ -421,10 +428,10 @@ class L1(_ProbeMixin, NeuronRanker):
             self.coef_, self.intercept_ = self._saga(((Xt - mean) / scale).numpy(), y, C)
         elif self.backend == "torch":
             cw = len(y) / (C * np.bincount(y, minlength=C))  # balanced classes
-            W, b, info = train_softmax(
+            W, b, info = softmax_fit(
                 Xt, torch.from_numpy(y), C, mean=mean, scale=scale,
                 l1=1.0 / (self.C * len(y)), class_weight=torch.as_tensor(cw, dtype=torch.float32),
-                epochs=self.epochs, batch_size=256, lr=3e-3, patience=None,
+                epochs=self.max_steps, batch_size=256, lr=3e-3, patience=None,
                 seed=self.seed_, device=self.device,
             )
             self.coef_ = W[0].cpu().numpy()
@@ -436,10 +443,26 @@ class L1(_ProbeMixin, NeuronRanker):
         self.per_class_ = np.abs(self.coef_)
         self.scores_ = np.abs(self.coef_).sum(0)
 
+    def _fit_chunks(self, chunks, y, moments, opts) -> None:
+        if self.backend != "torch":
+            raise ValueError(f"L1(backend={self.backend!r}) needs X in memory; out of core use backend='torch'")
+        C, N = len(self.classes_), chunks.n_rows
+        cw = N / (C * np.bincount(y, minlength=C))  # balanced classes
+        W, b, mean, scale, info = train_chunks(
+            chunks, y, np.arange(N), C, standardize=True, batch_size=256, shuffle=True, seed=self.seed_,
+            device=self.device, l1=1.0 / (self.C * N), class_weight=torch.as_tensor(cw, dtype=torch.float32),
+            epochs=self.max_steps, lr=3e-3)
+        self.coef_, self.intercept_ = W[0].cpu().numpy(), b[0].cpu().numpy()
+        self.n_iter_ = info["epochs"]
+        self.n_passes_ += 1 + info["epochs"]
+        self._mean, self._scale = mean, scale
+        self.per_class_ = np.abs(self.coef_)
+        self.scores_ = np.abs(self.coef_).sum(0)
+
     def _saga(self, Z: np.ndarray, y: np.ndarray, C: int) -> tuple[np.ndarray, np.ndarray]:
         """scikit-learn's saga on standardized inputs; a binary fit's one row becomes two."""
         clf = LogisticRegression(C=self.C, l1_ratio=1.0, solver="saga", class_weight="balanced",
-                                 max_iter=self.max_iter, random_state=self.seed_, **_L1_PENALTY)
+                                 max_iter=self.saga_max_steps, random_state=self.seed_, **_L1_PENALTY)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             clf.fit(Z, y)

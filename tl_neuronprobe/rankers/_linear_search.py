@@ -1,7 +1,8 @@
-"""Durrani et al.'s searches around a ``Linear`` ranker: the (l1, l2) grid and the minimal subset.
+"""Durrani et al.'s searches around a ``Linear`` ranker: the (l1, l2) grid (``LinearCV``, an estimator of
+its own, like scikit-learn's ``LogisticRegressionCV``) and the minimal subset (a result object).
 
-Both return a result object and leave the ranker they are given as it is (its parameters and its
-fit); what they fit is a fresh copy (``sklearn.base.clone``).  Not the ranker itself.
+Neither changes the ranker it is given (its parameters or its fit); what they fit is a fresh copy
+(``sklearn.base.clone``).  Not the ranker itself.
 """
 
 from __future__ import annotations
@@ -13,24 +14,15 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import clone
+from sklearn.utils.validation import check_is_fitted
 
 from ..core.validation import check_groups, check_k, check_X, check_y, split_indices
-from ..probes import LogisticProbes, renamed_param, softmax_logits
+from ..probes import LogisticProbes, softmax_logits
+from ._base import NeuronRanker
 
-__all__ = ["LambdaSearch", "MinimalSubset", "search_lambdas", "minimal_subset"]
+__all__ = ["LinearCV", "MinimalSubset", "minimal_subset"]
 
 DEFAULT_LAMBDAS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
-
-
-@dataclass
-class LambdaSearch:
-    """Result of :func:`search_lambdas`: the chosen penalties, one row per setting
-    (``l1, l2, accuracy, chosen``) and, with ``refit``, a ranker fitted with the choice."""
-
-    l1: float
-    l2: float
-    table: pd.DataFrame = field(repr=False)
-    ranker: Any = field(default=None, repr=False)
 
 
 @dataclass
@@ -51,7 +43,7 @@ def _split(ranker, X: Any, y: Any, groups: Any, test_size: float):
     Xn = check_X(X)
     y_enc, classes = check_y(y, Xn.shape[0])
     groups = check_groups(groups, Xn.shape[0])
-    seed = int(renamed_param(ranker, "seed", "random_state"))
+    seed = int(ranker.seed)
     tr, te = split_indices(len(y_enc), test_size, groups=groups, y=y_enc, seed=seed, min_train_per_class=2)
     return Xn, y_enc, classes, groups, tr, te, seed
 
@@ -66,29 +58,82 @@ def _choose(grid: list[tuple[float, float]], acc: np.ndarray, tolerance: float) 
     return table
 
 
-def search_lambdas(ranker, X: Any, y: Any, grid: Sequence[tuple[float, float]] | None = None,
-                   tolerance: float = 0.01, test_size: float = 0.2, groups: Any = None,
-                   refit: bool = True) -> LambdaSearch:
-    """Grid search over (l1, l2) for a ``Linear`` ranker: keep the most regularized setting whose
-    held-out accuracy stays within ``tolerance`` of the unregularized probe (Durrani et al. 2020).
+class LinearCV(NeuronRanker):
+    """A ``Linear`` ranker whose (l1, l2) is chosen by Durrani et al. (2020)'s grid search, like
+    scikit-learn's ``LogisticRegressionCV``.
 
-    All settings are trained at once (one weight matrix) with the ranker's other settings.
+    ``fit`` trains one probe per ``grid`` setting at once (one weight matrix, ``estimator``'s trainer) on a
+    seeded training split (by group), keeps the most regularized setting whose held-out accuracy stays within
+    ``tolerance`` of the unregularized probe's, then fits a copy of ``estimator`` with it on every row.
+    ``estimator`` itself is left as it is.
+
+    Parameters
+    ----------
+    estimator : Linear, optional
+        The ranker whose penalties are searched (default ``Linear()``).
+    grid : sequence of (l1, l2), optional
+        The settings tried (default every pair of 0, 1e-5, ..., 1e-1); (0, 0) is always added.
+    tolerance : float
+        Accuracy the chosen setting may lose against the unregularized probe.
+    test_size : float
+        The held-out share.
+    k : int, optional
+        The selector's number of neurons (``transform``), as every ranker's.
+    seed : int
+        The split and the grid's training.
+
+    Attributes
+    ----------
+    l1_, l2_ : the chosen penalties; ``cv_results_`` (``l1, l2, accuracy, chosen``, one row per setting);
+    ``estimator_`` (the fitted ``Linear``); ``order_``, ``scores_``, ``per_class_`` (its).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tl_neuronprobe.rankers import Linear, LinearCV
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 400)
+    >>> X = rng.normal(size=(400, 20)).astype("float32"); X[:, 7] += 3 * y
+    >>> cv = LinearCV(Linear(refine_k=0), grid=[(1e-3, 0.0), (1e-2, 1e-2)]).fit(X, y)
+    >>> int(cv.order_[0]), cv.estimator_.l1 == cv.l1_
+    (7, True)
     """
-    Xn, y_enc, classes, groups, tr, te, seed = _split(ranker, X, y, groups, test_size)
-    grid = [(float(a), float(b)) for a, b in (grid or [(a, b) for a in DEFAULT_LAMBDAS for b in DEFAULT_LAMBDAS])]
-    if (0.0, 0.0) not in grid:
-        grid = [(0.0, 0.0)] + grid
-    W, b, mean, scale, _ = ranker._train(
-        Xn[tr], y_enc[tr], len(classes), None if groups is None else groups[tr],
-        [g[0] for g in grid], [g[1] for g in grid], seed, False, desc="lambda grid",
-    )
-    with torch.no_grad():
-        logit = softmax_logits(torch.from_numpy(Xn[te]), W, b, mean, scale)
-    table = _choose(grid, (logit.argmax(-1).numpy() == y_enc[te][:, None]).mean(0), tolerance)
-    chosen = table[table.chosen].iloc[0]
-    l1, l2 = float(chosen.l1), float(chosen.l2)
-    fitted = clone(ranker).set_params(l1=l1, l2=l2).fit(Xn, classes[y_enc], groups=groups) if refit else None
-    return LambdaSearch(l1=l1, l2=l2, table=table, ranker=fitted)
+
+    def __init__(self, estimator: Any = None, grid: Sequence[tuple[float, float]] | None = None,
+                 tolerance: float = 0.01, test_size: float = 0.2, k: int | None = None, seed: int = 0):
+        self._store(locals())
+
+    def _rank(self, X, y, groups):
+        from ._linear import Linear
+        estimator = Linear() if self.estimator is None else self.estimator
+        tr, te = split_indices(len(y), self.test_size, groups=groups, y=y, seed=self.seed_, min_train_per_class=2)
+        grid = [(float(a), float(b)) for a, b in (self.grid or [(a, b) for a in DEFAULT_LAMBDAS
+                                                                 for b in DEFAULT_LAMBDAS])]
+        if (0.0, 0.0) not in grid:
+            grid = [(0.0, 0.0)] + grid
+        W, b, mean, scale, _ = estimator._train(
+            X[tr], y[tr], len(self.classes_), None if groups is None else groups[tr],
+            [g[0] for g in grid], [g[1] for g in grid], self.seed_, False, desc="lambda grid",
+        )
+        with torch.no_grad():
+            logit = softmax_logits(torch.from_numpy(X[te]), W, b, mean, scale)
+        self.cv_results_ = _choose(grid, (logit.argmax(-1).numpy() == y[te][:, None]).mean(0), self.tolerance)
+        chosen = self.cv_results_[self.cv_results_.chosen].iloc[0]
+        self.l1_, self.l2_ = float(chosen.l1), float(chosen.l2)
+        self.estimator_ = clone(estimator).set_params(l1=self.l1_, l2=self.l2_).fit(X, self.classes_[y],
+                                                                                    groups=groups)
+        self.order_, self.scores_ = self.estimator_.order_.copy(), self.estimator_.scores_.copy()
+        self.per_class_ = self.estimator_.per_class_
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Logits of the fitted ``estimator_``, ``[N, C]``."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.decision_function(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Labels predicted by the fitted ``estimator_``."""
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict(X)
 
 
 def _bisect(results: dict[int, float], evaluate, ks: list[int], target: float) -> int:

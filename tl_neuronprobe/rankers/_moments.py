@@ -26,8 +26,8 @@ def _block_rows(n_neurons: int) -> int:
 class ClassMoments:
     """Per-class ``count [C]``, ``mean [C, D]``, ``m2 [C, D]`` (sum of squared deviations), ``min``/``max [D]``."""
 
-    def __init__(self, n_classes: int, n_neurons: int):
-        C, D = int(n_classes), int(n_neurons)
+    def __init__(self, n_classes: int, width: int):
+        C, D = int(n_classes), int(width)
         self.count = torch.zeros(C, dtype=torch.float64)
         self.mean = torch.zeros(C, D, dtype=torch.float64)
         self.m2 = torch.zeros(C, D, dtype=torch.float64)

@@ -22,16 +22,19 @@ RANKERS: dict[str, type[NeuronRanker]] = {
     "average_precision": AveragePrecision,
     "random": Random,
 }
-_ALIASES = {"meandifference": "mean_difference", "mean_diff": "mean_difference", "f": "f_statistic",
-            "fstatistic": "f_statistic", "anova": "f_statistic", "mi": "mutual_information",
-            "mutualinformation": "mutual_information", "ap": "average_precision",
-            "averageprecision": "average_precision", "iou": "average_precision"}
+
 
 
 def make_ranker(name: str, **params: Any) -> NeuronRanker:
-    """A ranker from its name (``"linear"``, ``"gaussian"``, ``"probeless"``, ...)."""
+    """A ranker from its name, one of :data:`RANKERS` (``"linear"``, ``"gaussian"``, ``"probeless"``, ...), with
+    ``params`` as its constructor's.
+
+    Examples
+    --------
+    >>> make_ranker("mean_difference", k=5)
+    MeanDifference(k=5)
+    """
     key = name.strip().lower().replace("-", "_")
-    key = _ALIASES.get(key.replace("_", ""), _ALIASES.get(key, key))
     if key not in RANKERS:
         raise ValueError(f"unknown ranker {name!r}; choose from {sorted(RANKERS)}")
     return RANKERS[key](**params)

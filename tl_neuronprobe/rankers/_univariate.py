@@ -15,7 +15,8 @@ import torch
 from sklearn.feature_selection import mutual_info_classif
 
 from ._base import NeuronRanker
-from ._moments import BinCounts, ClassMoments, binned_mutual_information, quantile_edges
+from ._moments import BinCounts, ClassMoments, binned_mutual_information, histogram_average_precision, quantile_edges
+from ._out_of_core import bin_counts, column_sweep, edges_from_sample, gathered_columns
 
 __all__ = ["Probeless", "MeanDifference", "FStatistic", "MutualInformation", "AveragePrecision", "Random"]
 
@@ -39,12 +40,14 @@ class Probeless(NeuronRanker):
     classes both are in the one pair and the first is named. One pass over the data, no probe.
     """
 
-    def __init__(self, k: int | None = None, pair_weight: str = "frequency", seed: int = 0,
-                 random_state: int | None = None):
+    def __init__(self, k: int | None = None, pair_weight: str = "frequency", seed: int = 0):
         self._store(locals())
 
     def _rank(self, X, y, groups):
         self._from_moments(ClassMoments.from_array(X, y, len(self.classes_)))
+
+    def _fit_chunks(self, chunks, y, moments, opts) -> None:
+        self._from_moments(moments)  # the in-memory fit uses the same moments
 
     def _from_moments(self, m: ClassMoments) -> None:
         if self.pair_weight not in ("frequency", "uniform"):
@@ -75,12 +78,14 @@ class MeanDifference(NeuronRanker):
     neuron's standard deviation (the published default is raw activations).
     """
 
-    def __init__(self, k: int | None = None, standardize: bool = False, seed: int = 0,
-                 random_state: int | None = None):
+    def __init__(self, k: int | None = None, standardize: bool = False, seed: int = 0):
         self._store(locals())
 
     def _rank(self, X, y, groups):
         self._from_moments(ClassMoments.from_array(X, y, len(self.classes_)))
+
+    def _fit_chunks(self, chunks, y, moments, opts) -> None:
+        self._from_moments(moments)  # the in-memory fit uses the same moments
 
     def _from_moments(self, m: ClassMoments) -> None:
         sums = m.sums()
@@ -100,6 +105,9 @@ class FStatistic(NeuronRanker):
     def _rank(self, X, y, groups):
         self._from_moments(ClassMoments.from_array(X, y, len(self.classes_)))
 
+    def _fit_chunks(self, chunks, y, moments, opts) -> None:
+        self._from_moments(moments)  # the in-memory fit uses the same moments
+
     def _from_moments(self, m: ClassMoments) -> None:
         C, N = m.count.shape[0], m.n
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -117,8 +125,7 @@ class MutualInformation(NeuronRanker):
     (Gurnee et al.'s choice; slow on thousands of neurons).
     """
 
-    def __init__(self, k: int | None = None, n_bins: int = 16, estimator: str = "binned", seed: int = 0,
-                 random_state: int | None = None):
+    def __init__(self, k: int | None = None, n_bins: int = 16, estimator: str = "binned", seed: int = 0):
         self._store(locals())
 
     def _check_estimator(self) -> None:
@@ -133,6 +140,28 @@ class MutualInformation(NeuronRanker):
         counts = BinCounts(quantile_edges(X, int(self.n_bins)), len(self.classes_))
         counts.update(X, y)
         self._from_counts(counts.table())
+
+    def _fit_chunks(self, chunks, y, moments, opts) -> None:
+        self._check_estimator()
+        if self.estimator != "binned":
+            raise ValueError("MutualInformation(estimator='sklearn') (k-NN) needs X in memory; out of core use "
+                             "estimator='binned'")
+        C, B = len(self.classes_), int(self.n_bins)
+        if opts["exact"]:  # every neuron's MI depends on its column alone: exact, block by block
+            self.edge_rows_ = chunks.n_rows
+            counts = torch.zeros(C, B, chunks.n_neurons, dtype=torch.float64)  # neurons last, for the gather
+            done = np.zeros(chunks.n_neurons, dtype=bool)
+            for cols, block, temp_cols in column_sweep(self, chunks, 16):
+                part = BinCounts(quantile_edges(block, B, block=temp_cols), C)
+                part.update(block, y)
+                counts[:, :, cols] = part.table().transpose(1, 2)
+                done[cols] = True
+            counts = gathered_columns(counts, done).transpose(1, 2)
+        else:
+            edges, self.edge_rows_ = edges_from_sample(chunks, B)
+            counts = bin_counts(chunks, y, edges, C)
+            self.n_passes_ += 2
+        self._from_counts(counts)
 
     def _from_counts(self, counts) -> None:
         self.scores_ = binned_mutual_information(counts)
@@ -176,8 +205,7 @@ class AveragePrecision(NeuronRanker):
     more classes: the maximum over classes.
     """
 
-    def __init__(self, k: int | None = None, direction: str = "both", seed: int = 0,
-                 random_state: int | None = None):
+    def __init__(self, k: int | None = None, direction: str = "both", seed: int = 0):
         self._store(locals())
 
     def _rank(self, X, y, groups):
@@ -194,9 +222,41 @@ class AveragePrecision(NeuronRanker):
         self.per_class_ = (ap - prev[:, None]).numpy()
         self.scores_ = self.per_class_[1] if C == 2 else self.per_class_.max(0)
 
+    def _fit_chunks(self, chunks, y, moments, opts) -> None:
+        if self.direction not in ("both", "positive"):
+            raise ValueError(f"direction must be 'both' or 'positive', got {self.direction!r}")
+        C = len(self.classes_)
+        if opts["exact"]:
+            ap = torch.zeros(C, chunks.n_neurons, dtype=torch.float64)
+            done = np.zeros(chunks.n_neurons, dtype=bool)
+            yt = torch.from_numpy(y)
+            for cols, block, temp_cols in column_sweep(self, chunks, 128):  # sort, tie ends, cumsums: < 128 B
+                ap[:, cols] = _average_precision(block, yt, C, chunk=temp_cols)
+                if self.direction == "both":
+                    neg = _average_precision(block, yt, C, chunk=temp_cols, descending=False)
+                    ap[:, cols] = torch.maximum(ap[:, cols], neg)
+                done[cols] = True
+            ap = gathered_columns(ap, done)
+            self.bins_ = None
+        else:
+            edges, m = edges_from_sample(chunks, opts["bins"])
+            counts = bin_counts(chunks, y, edges, C)
+            self.n_passes_ += 2
+            ap = histogram_average_precision(counts, descending=True)
+            if self.direction == "both":
+                ap = torch.maximum(ap, histogram_average_precision(counts, descending=False))
+            self.bins_ = opts["bins"]
+        prev = moments.count / moments.n
+        self.average_precision_ = ap.numpy()
+        self.per_class_ = (ap - prev[:, None]).numpy()
+        self.scores_ = self.per_class_[1] if C == 2 else self.per_class_.max(0)
+
 
 class Random(NeuronRanker):
     """A seeded random ranking: the baseline every ranking should beat."""
+
+    def _fit_chunks(self, chunks, y, moments, opts) -> None:
+        self._rank(np.empty((0, chunks.n_neurons), dtype=np.float32), y[:0], None)
 
     def _rank(self, X, y, groups):
         rng = np.random.default_rng(self.seed_)

@@ -1,6 +1,6 @@
 """A neuron browser: every analysis of a run as one static HTML site (overview and neuron pages), opened from disk.
 
-``tnp.report(results, out)`` takes a results folder (as ``tl-neuronprobe demo`` writes it) or result objects;
+``tnp.report(results, out_dir)`` takes a results folder (as ``tl-neuronprobe demo`` writes it) or result objects;
 ``run_report(results_dir, out_dir)`` is what the ``tl-neuronprobe report`` command calls.
 """
 

@@ -4,6 +4,10 @@ A results folder holds ``activations/`` (safetensors + meta), ``layer_stats.csv`
 ``encoded/`` (``encoded_{attr}.csv``/``.png``, ``encoded_{attr}_top_neurons.csv``, ``encoded_summary.json``),
 ``used/`` (``used_{model}_{attr}.csv``/``.png``, ``compare_{model}_{attr}.csv``/``.png``/``.txt``,
 ``used_{model}_{attr}_top_neurons.csv``), ``textualize/textualize.csv`` and optionally ``descriptions.csv``.
+
+Each result says what it is (its ``kind``: ``EncodedResult`` "encoded", ``UsedResult`` "used", ``Comparison``
+"compare", or ``attrs["tnp_kind"]`` on a marked table) and which attribute it is about; a report never guesses a
+table's kind from its columns, and a key in a mapping only names the model (``"model/..."``).
 """
 
 from __future__ import annotations
@@ -17,27 +21,15 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from ..data.activations import META_FILE, TENSOR_FILE, Activations
-from ..evaluation.results import attribute_of, kind_of, load_table
+from ..evaluation.results import KINDS, attribute_of, kind_of, load_result, load_table
 
-__all__ = ["ReportData", "UsedResult", "collect", "is_activations_folder"]
-
-#: the fallback for tables that do not say what they are (``attrs["tnp_kind"]``, see
-#: :mod:`tl_neuronprobe.evaluation.results`): CSVs written before the marks, read with ``pd.read_csv``. The
-#: first kind whose columns a table has is its guessed kind; a marked table is never guessed.
-_KINDS = (
-    ("encoded", {"ranking", "probe", "selection", "k", "accuracy"}),
-    ("used", {"ranking", "selection", "k", "metric", "value"}),
-    ("textualize", {"neuron", "text", "activation", "corpus_max"}),
-    ("descriptions", {"neuron", "description"}),
-    ("layer_stats", {"site", "layer", "mean", "std"}),
-    ("top_neurons", {"ranking", "rank", "neuron"}),
-    ("compare", {"k", "best_encoded", "best_used"}),
-)
+__all__ = ["ReportData", "UsedSection", "collect", "is_activations_folder"]
 
 
 @dataclass
-class UsedResult:
-    """Encoded versus used for one (model, attribute): the tables, the plain-English summary and figures."""
+class UsedSection:
+    """The report's section for one (model, attribute): the used table, the comparison's per-k table and
+    plain-English summary, the top neurons intervened on and the figures."""
 
     model: str
     attribute: str
@@ -60,7 +52,7 @@ class ReportData:
     encoded: dict[str, pd.DataFrame] = field(default_factory=dict)
     top_neurons: dict[str, pd.DataFrame] = field(default_factory=dict)
     orders: dict[str, dict[str, list[str]]] = field(default_factory=dict)
-    used: list[UsedResult] = field(default_factory=list)
+    used: list[UsedSection] = field(default_factory=list)
     textualize: pd.DataFrame | None = None
     descriptions: pd.DataFrame | None = None
     images: dict[str, Path] = field(default_factory=dict)
@@ -80,8 +72,8 @@ def collect(results: Any) -> ReportData:
     items: Iterable[tuple[str | None, Any]]
     if isinstance(results, (Mapping, list, tuple)) and not results:
         raise ValueError(f"no results to report: got an empty {type(results).__name__}; pass a results folder, "
-                         "or result objects (Activations, evaluate_encoded / evaluate_used tables, "
-                         "compare_encoded_used results, ...)")
+                         "or result objects (Activations, EncodedResult, UsedResult, Comparison, TextualizeResult, "
+                         "Descriptions, ...)")
     if isinstance(results, Mapping):
         items = [(str(k), v) for k, v in results.items()]
     elif isinstance(results, (list, tuple)):
@@ -112,12 +104,17 @@ def _used_neurons_from_orders(data: ReportData) -> None:
 
 # ------------------------------------------------------------------------------------------------ folders
 def _read_csv(path: Path) -> pd.DataFrame | None:
-    return _glossary(pd.read_csv(path)) if path.exists() else None
+    return pd.read_csv(path) if path.exists() else None
 
 
-def _glossary(table: pd.DataFrame) -> pd.DataFrame:
-    """Tables written before the glossary named the ordering column ``ranker``; it is ``ranking`` now."""
-    return table.rename(columns={"ranker": "ranking"}) if "ranker" in table and "ranking" not in table else table
+def _load(path: Path) -> tuple[pd.DataFrame, str | None, dict]:
+    """A saved result's table, attribute and rankings (a CSV without a result kind: its table and marks)."""
+    try:
+        result = load_result(path)
+    except ValueError:
+        table = load_table(path)
+        return table, attribute_of(table), {}
+    return result.table, result.attribute or attribute_of(result.table), result.rankings
 
 
 def _read_folder(root: Path, data: ReportData) -> None:
@@ -158,8 +155,11 @@ def _read_encoded(folder: Path, data: ReportData) -> None:
         attr = m.group(1)
         if any(attr.endswith(s) for s in ("_top_neurons", "_layers", "_agreement")):
             continue
-        table = _glossary(load_table(csv))
-        data.encoded[attribute_of(table) or attr] = table
+        table, attribute, rankings = _load(csv)
+        attribute = attribute or attr
+        data.encoded[attribute] = table
+        if rankings:
+            data.orders[attribute] = {r: [str(n) for n in o] for r, o in rankings.items()}
         top = _read_csv(folder / f"encoded_{attr}_top_neurons.csv")
         if top is not None:
             data.top_neurons[attr] = top
@@ -175,12 +175,12 @@ def _read_used(folder: Path, data: ReportData) -> None:
             continue
         stem = csv.stem[len("used_"):]
         model, _, attr = stem.rpartition("_")
-        used = _glossary(load_table(csv))
-        attr = attribute_of(used) or attr  # the file name splits at the last "_": wrong for "Number_Type"
+        used, attribute, _ = _load(csv)
+        attr = attribute or attr  # the file name splits at the last "_": wrong for "Number_Type"
         if attr in stem and stem.endswith(attr):
             model = stem[: -len(attr)].rstrip("_")
         per_k = folder / f"compare_{stem}.csv"
-        res = UsedResult(model=model or "model", attribute=attr, used=used,
+        res = UsedSection(model=model or "model", attribute=attr, used=used,
                          per_k=load_table(per_k) if per_k.exists() else None,
                          top_neurons=_read_csv(folder / f"used_{stem}_top_neurons.csv"))
         txt = folder / f"compare_{stem}.txt"
@@ -199,29 +199,41 @@ def _check_descriptions(table: pd.DataFrame, where: Any) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------------ objects
-def _kind(table: pd.DataFrame) -> str | None:
-    cols = set(table.columns)
-    return next((kind for kind, need in _KINDS if need <= cols), None)
+def _result_kind(obj: Any) -> str | None:
+    """The kind a result object says it is: a typed result's ``kind``, a marked table's ``attrs["tnp_kind"]``."""
+    if isinstance(obj, pd.DataFrame):
+        return kind_of(obj)
+    kind = getattr(obj, "kind", None)
+    return kind if isinstance(kind, str) and kind in KINDS and hasattr(obj, "table") else None
 
 
 def _add_object(data: ReportData, name: str | None, obj: Any) -> None:
-    """Route one result object to its place in ``data``; an unknown object is an error naming its type."""
+    """Route one result object to its place in ``data`` by what it says it is; anything else is an error naming
+    its type."""
+    from ..descriptions import Descriptions
+    from ..textualization import TextualizeResult
+
     if isinstance(obj, (str, Path)):
         _read_folder(Path(obj), data)
     elif isinstance(obj, Activations):
         data.acts = obj
-    elif isinstance(obj, pd.DataFrame):
-        _add_table(data, name, obj)
-    elif hasattr(obj, "per_k") and hasattr(obj, "summary"):  # compare_encoded_used's EncodedUsed
-        _add_comparison(data, name, obj)
-    elif hasattr(obj, "table") and hasattr(obj, "win_rate"):  # textualize's TextualizeResult
+    elif isinstance(obj, TextualizeResult):
         data.textualize = obj.table
+    elif isinstance(obj, Descriptions):
+        table = obj.table
+        data.descriptions = _check_descriptions(table[table["end"] == "top"] if "end" in table else table, name)
+    elif _result_kind(obj) is not None:
+        _add_result(data, name, obj, _result_kind(obj))
+    elif isinstance(obj, pd.DataFrame):
+        raise ValueError(f"table {name or ''} with columns {list(obj.columns)} does not say what it is (no "
+                         "attrs['tnp_kind']): pass the result object itself (EncodedResult, UsedResult, Comparison, "
+                         "...), or read a saved one with load_result")
     elif isinstance(obj, Mapping):
         data.settings.update({str(k): v for k, v in obj.items()})
     else:
         raise TypeError(f"cannot add {type(obj).__name__} {'(' + name + ') ' if name else ''}to a report; expected "
-                        "Activations, a results folder, an encoded/used/textualize/descriptions table, a "
-                        "compare_encoded_used or textualize result, or a dict of settings")
+                        "Activations, a results folder, an EncodedResult, UsedResult, Comparison, TextualizeResult "
+                        "or Descriptions, a marked table, or a dict of settings")
 
 
 def _model_of(name: str | None) -> str:
@@ -229,80 +241,58 @@ def _model_of(name: str | None) -> str:
     return (name or "model").split("/", 1)[0]
 
 
-def _attribute_of(table: "pd.DataFrame | None", name: str | None, what: str) -> str:
-    """The attribute a result says it is about; for an unmarked table without an ``attribute`` column, the word
-    after ``/`` in its key. None of these: a ValueError naming the key."""
-    attr = attribute_of(table) if table is not None else None
-    if attr is None and name and "/" in name and name.split("/", 1)[1].split():
-        attr = name.split("/", 1)[1].split()[0]
+def _attribute(obj: Any, name: str | None, what: str) -> str:
+    """The attribute a result says it is about (its ``attribute``, else its table's mark); none: a ValueError
+    naming the key (never a guess from the key or from which entry came first)."""
+    if isinstance(obj, pd.DataFrame):
+        attr, tables = None, (obj,)
+    else:
+        attr, tables = getattr(obj, "attribute", None), (getattr(obj, "table", None), getattr(obj, "per_k", None))
+    for table in tables:
+        if attr is None and isinstance(table, pd.DataFrame):
+            attr = attribute_of(table)
     if attr is None:
-        raise ValueError(f"the {what} {name or ''} does not say which attribute it is about (no "
-                         "attrs['attribute'], no attribute column); key it 'model/attribute'")
-    return attr
+        raise ValueError(f"the {what} {name or ''} does not say which attribute it is about (no attribute, no "
+                         "attrs['attribute'], no attribute column)")
+    return str(attr)
 
 
-def _table_kind(table: pd.DataFrame, name: str | None) -> str:
-    """The kind a table says it is (``attrs["tnp_kind"]``); unmarked tables: guessed from the columns."""
-    kind = kind_of(table)
-    if kind is not None:
-        return kind
-    kind = _kind(table)
-    if kind is None:
-        raise ValueError(f"table {name or ''} with columns {list(table.columns)} is not a known result table "
-                         f"({', '.join(k for k, _ in _KINDS)}) and has no attrs['tnp_kind']")
-    return kind
-
-
-def _add_table(data: ReportData, name: str | None, table: pd.DataFrame) -> None:
-    attrs, table = table.attrs, _glossary(table)
-    table.attrs = attrs
-    kind = _table_kind(table, name)
+def _add_result(data: ReportData, name: str | None, obj: Any, kind: str) -> None:
+    table = obj if isinstance(obj, pd.DataFrame) else obj.table
     if kind == "encoded":
-        attr = attribute_of(table) or (name or "attribute")
+        attr = _attribute(obj, name, "encoded result")
         data.encoded[attr] = table
-        orders, neurons = table.attrs.get("orders"), table.attrs.get("neurons")
-        if orders is not None and neurons:
-            data.orders[attr] = {r: [str(neurons[j]) for j in o] for r, o in orders.items()}
+        rankings = None if isinstance(obj, pd.DataFrame) else getattr(obj, "rankings", None)
+        if rankings:
+            data.orders[attr] = {r: [str(n) for n in o] for r, o in rankings.items()}
             data.top_neurons[attr] = pd.DataFrame(
                 [dict(ranking=r, rank=i + 1, neuron=n) for r, o in data.orders[attr].items() for i, n in
                  enumerate(o[:10])])
     elif kind == "used":
-        _used_slot(data, _model_of(name), _attribute_of(table, name, "used table")).used = table
+        _used_slot(data, _model_of(name), _attribute(obj, name, "used result")).used = table
+    elif kind == "compare" and hasattr(obj, "per_k"):
+        slot = _used_slot(data, _model_of(name), _attribute(obj, name, "comparison"))
+        slot.per_k, slot.summary = obj.per_k, str(obj.summary)
+    elif kind == "compare":
+        raise ValueError(f"table {name or ''} is a comparison's per-(ranking, k) table; pass the Comparison itself")
+    elif kind == "compare_per_k":
+        _used_slot(data, _model_of(name), _attribute(obj, name, "comparison table")).per_k = table
     elif kind == "textualize":
         data.textualize = table
     elif kind == "descriptions":
         data.descriptions = _check_descriptions(table, name or "table")
     elif kind == "layer_stats":
         data.layer_stats = table
-    elif kind in ("compare", "compare_per_k"):
-        if kind == "compare" and "best_encoded" not in table.columns:
-            raise ValueError(f"table {name or ''} is compare_encoded_used's per-(ranking, k) table; pass the "
-                             "comparison itself (or its per_k table)")
-        _used_slot(data, _model_of(name), _attribute_of(table, name, "comparison table")).per_k = table
     elif kind == "top_neurons":
         data.top_neurons[attribute_of(table) or name or "attribute"] = table
-    else:
-        raise ValueError(f"table {name or ''} says it is a {kind!r} result, which a report does not show")
+    else:  # pragma: no cover - every kind is handled above
+        raise ValueError(f"{name or 'a result'} says it is a {kind!r} result, which a report does not show")
 
 
-def _used_slot(data: ReportData, model: str, attribute: str) -> UsedResult:
-    """The (model, attribute) entry of the used section: a used table and its comparison meet here."""
+def _used_slot(data: ReportData, model: str, attribute: str) -> UsedSection:
+    """The (model, attribute) entry of the used section: a used result and its comparison meet here."""
     for res in data.used:
         if res.model == model and res.attribute == attribute:
             return res
-    data.used.append(UsedResult(model=model, attribute=attribute))
+    data.used.append(UsedSection(model=model, attribute=attribute))
     return data.used[-1]
-
-
-def _add_comparison(data: ReportData, name: str | None, cmp: Any) -> None:
-    """A ``compare_encoded_used`` result under the attribute it says it compares (its ``attribute``, else its
-    tables' marks), never under whichever entry came first."""
-    attr = getattr(cmp, "attribute", None)
-    if attr is None:
-        for t in (getattr(cmp, "per_k", None), getattr(cmp, "table", None)):
-            if isinstance(t, pd.DataFrame) and attribute_of(t) is not None:
-                attr = attribute_of(t)
-                break
-    slot = _used_slot(data, _model_of(name), str(attr) if attr is not None else
-                      _attribute_of(None, name, "comparison"))
-    slot.per_k, slot.summary = cmp.per_k, str(cmp.summary)

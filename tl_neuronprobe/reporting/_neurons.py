@@ -46,10 +46,11 @@ def best_described(descriptions: pd.DataFrame, n: int) -> list[str]:
     return list(dict.fromkeys(table["neuron"].astype(str)))[:n]
 
 
-def page_neurons(data: ReportData) -> list[Neuron]:
+def page_neurons(report_data: ReportData) -> list[Neuron]:
     """Every neuron in any top list (encoded top 10, used top ``TOP_N`` on the activations' model, textualized,
     and the ``TOP_N`` best described by held-out F1: a description of every neuron is shown on every page, but
     does not make a page by itself)."""
+    data = report_data
     names: list[Any] = []
     for top in data.top_neurons.values():
         names += list(top["neuron"])
@@ -183,8 +184,9 @@ def _rows_for(table: pd.DataFrame | None, name: str) -> list[dict]:
             for r in hit.to_dict("records")]
 
 
-def neuron_pages(data: ReportData, neurons: list[Neuron]) -> tuple[list[dict], dict[str, np.ndarray]]:
+def neuron_pages(report_data: ReportData, neurons: list[Neuron]) -> tuple[list[dict], dict[str, np.ndarray]]:
     """One dict per neuron page, and each neuron's activations over the corpus (for histograms)."""
+    data = report_data
     values: dict[str, np.ndarray] = {}
     if data.acts is not None and neurons:
         extracted = set(data.acts.neurons)

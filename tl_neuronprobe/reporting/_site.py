@@ -19,24 +19,43 @@ from ._neurons import neuron_pages, page_neurons, search_entry, slug
 
 __all__ = ["report", "run_report", "write_site"]
 
-#: folders the report owns inside ``out`` (cleared before each write)
+#: folders the report owns inside ``out_dir`` (cleared before each write)
 OWNED = ("neurons", "img", "static")
 MAX_CLASSES = 12
 
 
-def report(results: Any, out: "str | Path" = "report/") -> Path:
-    """Build the static report site and return the path of its ``index.html``.
+def report(results: Any, out_dir: "str | Path" = "report/") -> Path:
+    """Build the static HTML report site (overview and one page per neuron) and return its ``index.html``.
 
-    ``results``: a results folder as ``tl-neuronprobe demo`` writes it, or a mapping / list of result
-    objects: :class:`~tl_neuronprobe.Activations`, tables from ``evaluate_encoded`` / ``evaluate_used``,
-    ``compare_encoded_used`` and ``textualize`` results, a descriptions table (neuron, description, scores),
-    a dict of settings. In a mapping, a used table or comparison is keyed ``"model/attribute"``.
+    Parameters
+    ----------
+    results : folder, result object, or a mapping / list of them
+        A results folder (as ``tl-neuronprobe demo`` and the jobs write it; saved results are read back with
+        ``load_result``), or result objects: :class:`~tl_neuronprobe.Activations`, ``EncodedResult``,
+        ``UsedResult``, ``Comparison``, ``TextualizeResult``, ``Descriptions``, a dict of settings. Each section
+        is labelled from what the result says it is (its kind and attribute); in a mapping the key only names
+        the model (``"model/..."``), so a used result and its comparison meet under their attribute.
+    out_dir : str or Path
+        The site folder (its ``neurons/``, ``img/`` and ``static/`` are rewritten).
+
+    Returns
+    -------
+    Path
+        ``out_dir / "index.html"``.
+
+    Examples
+    --------
+    >>> import tempfile, tl_neuronprobe as tnp
+    >>> acts = tnp.extract(tnp.models.load("planted"), tnp.Corpus.load("synthetic:40"), progress=False)
+    >>> index = tnp.report({"activations": acts}, tempfile.mkdtemp())
+    >>> index.name
+    'index.html'
     """
-    return write_site(collect(results), Path(out))
+    return write_site(collect(results), Path(out_dir))
 
 
 def run_report(results_dir: "str | Path", out_dir: "str | Path") -> Path:
-    """``tl-neuronprobe report RESULTS --out DIR``: the report of a results folder; returns its ``index.html``."""
+    """``tl-neuronprobe report RESULTS --out-dir DIR``: the report of a results folder; returns its ``index.html``."""
     return report(Path(results_dir), out_dir)
 
 
@@ -80,7 +99,7 @@ def _prepare(out: Path) -> None:
 
 def _corpus(data: ReportData) -> dict:
     s = data.settings
-    info: dict[str, Any] = dict(name=s.get("corpus", ""), sentences=s.get("sentences"), words=s.get("words"),
+    info: dict[str, Any] = dict(name=s.get("corpus", ""), sentences=s.get("n_sentences"), words=s.get("words"),
                                 attributes=[])
     acts = data.acts
     if acts is None:
@@ -145,13 +164,15 @@ def _settings(data: ReportData) -> tuple[str, str]:
     if data.acts is not None:
         s["activations"] = data.acts.meta
     rerun = ""
-    if "sentences" in s and "model" in s:
-        rerun = f"tl-neuronprobe demo --model {s['model']} --sentences {s['sentences']} --seed {s.get('seed', 0)}"
+    if "stage" in s and "config" in s:  # written by write_summary: the run can be repeated from it
+        rerun = f"tl-neuronprobe rerun {Path(s.get('inputs', {}).get('out_dir', '.')) / 'summary.json'}"
     return json.dumps(s, indent=2, default=str), rerun
 
 
-def write_site(data: ReportData, out: Path) -> Path:
-    """Render ``data`` into the folder ``out``; returns ``out / "index.html"``."""
+def write_site(report_data: ReportData, out_dir: "str | Path") -> Path:
+    """Render ``report_data`` (from :func:`collect`) into the folder ``out_dir``; returns its ``index.html``."""
+    data = report_data
+    out = Path(out_dir)
     _prepare(out)
     images = dict(data.images)
     for i, res in enumerate(data.used):

@@ -1,19 +1,21 @@
-"""Textualization: inputs optimized to drive neurons, and the corpus windows they are compared with.
+"""Textualization: inputs optimized to drive neurons, the corpus windows they are compared with, and how many
+neurons a word needs.
 
-``api`` (``textualize``), ``problem`` (neurons, surrogate, framing, vocabulary), the methods (``gumbel``,
-``dense``, ``discrete``), ``corpus`` (the baseline windows), ``results`` and ``words`` (how many neurons a word
-needs); the implementation lives in private modules, the public names are re-exported here.
+:func:`textualize` takes the model, the neurons and one :class:`TextualizeConfig` whose ``optimizer`` is
+:class:`Gumbel`, :class:`Dense`, :class:`Discrete` or :class:`CorpusSearch`; it returns a
+:class:`TextualizeResult` (one ``NeuronText`` record per neuron). :func:`corpus_top_windows` gives the baseline
+windows, :func:`words_needed` (with a :class:`WordsNeededConfig`) the recovery curve. The implementation lives in private modules (``_api``,
+``_problem``, ``_gumbel``, ``_dense``, ``_discrete``, ``_corpus``, ``_results``, ``_words``); the public names are
+re-exported here.
 """
 
-from ._api import DEFAULTS, METHODS, textualize
-from ._corpus import DEFAULT_CORPUS, corpus_top_windows
-from ._gumbel import SCHEDULES, Schedule, temperatures
-from ._problem import Problem, Rows
-from ._results import COLUMNS, NEAREST_COLUMNS, NeuronText, TextualizeResult
-from ._words import KS, WORD_COLUMNS, WordsNeeded, words_needed
-from ._vocab import TextualizeError, VocabSpec, framing, resolve_vocab, token_names
+from ._api import textualize
+from ._config import CorpusSearch, Dense, Discrete, Gumbel, TextualizeConfig, WordsNeededConfig
+from ._corpus import corpus_top_windows
+from ._results import TextualizeResult
+from ._vocab import TextualizeError
+from ._words import WordsNeeded, words_needed
 
-__all__ = ["COLUMNS", "DEFAULTS", "DEFAULT_CORPUS", "METHODS", "NEAREST_COLUMNS", "NeuronText", "Problem", "Rows",
-           "SCHEDULES", "Schedule", "TextualizeError", "TextualizeResult", "VocabSpec", "corpus_top_windows",
-           "framing", "resolve_vocab", "temperatures", "textualize", "token_names", "KS", "WORD_COLUMNS",
-           "WordsNeeded", "words_needed"]
+__all__ = ["CorpusSearch", "Dense", "Discrete", "Gumbel", "TextualizeConfig", "TextualizeError",
+           "TextualizeResult", "WordsNeeded", "WordsNeededConfig", "corpus_top_windows", "textualize",
+           "words_needed"]

@@ -105,22 +105,49 @@ def _by_value_then_index(values: torch.Tensor, index: torch.Tensor, k: int) -> t
     return values.gather(1, order), index.gather(1, order)
 
 
-def corpus_top_windows(model, corpus, neurons, window: int = 5, k: int = 5, position: int | None = None,
-                       batch_size: int = 512, progress: bool = False) -> "pandas.DataFrame":  # noqa: F821
-    """The ``k`` distinct corpus token windows of ``window`` tokens that drive each neuron most.
+def corpus_top_windows(model, corpus, neurons, *, length: int = 5, n_windows: int = 5, position: int | None = None,
+                       batch_size: int = 512, device: "str | torch.device | None" = None,
+                       progress: bool = False) -> "pandas.DataFrame":  # noqa: F821
+    """The ``n_windows`` distinct corpus token windows of ``length`` tokens that drive each neuron most.
 
     Each window runs on its own, framed like :func:`textualize`'s inputs (BOS / ``[CLS] ... [SEP]``), and the
     neuron is read at ``position`` of the window (default: last token for decoders, the middle for encoders).
-    Windows are streamed in batches with a running top-k per neuron (ties: the earlier window). Under
-    ``torchrun`` the ranks scan shares of the batches and every rank returns the single-process table. Returns
-    a DataFrame with columns neuron, rank, activation, text, tokens, token_ids, sentence, start.
+    Windows are streamed ``batch_size`` at a time with a running top list per neuron (ties: the earlier window).
+    Under ``torchrun`` the ranks scan shares of the batches and every rank returns the single-process table.
+
+    Parameters
+    ----------
+    model : HookedTransformer, TransformerBridge or ModelAdapter
+    corpus : Corpus, corpus spec (``"ud-english[:N]"``, ``"synthetic:N"``, a file) or list of sentences
+    neurons : str, Neuron or list of them
+    length, n_windows, position, batch_size : int
+        Window length in tokens, windows kept per neuron, reading position, windows per forward pass.
+    device : str or torch.device, optional
+        Move the model there first.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns neuron, rank, activation, text, tokens, token_ids, sentence, start.
+
+    Examples
+    --------
+    >>> import tl_neuronprobe as tnp
+    >>> model = tnp.models.load("planted")
+    >>> windows = tnp.corpus_top_windows(model, "synthetic:40", "L1.N57", length=2, n_windows=3)
+    >>> list(windows["rank"])
+    [0, 1, 2]
     """
     import pandas as pd
 
     adapter = ModelAdapter.wrap(model)
+    if device is not None:
+        adapter.model.to(device)
     neurons = adapter.check_neurons(parse(neurons))
-    problem = Problem(adapter, neurons, window, position, soft=False)
-    top_vals, top_idx, windows, where = scan(problem, corpus_sentences(corpus), k, batch_size, progress)
+    problem = Problem(adapter, neurons, length, position, soft=False)
+    top_vals, top_idx, windows, where = scan(problem, corpus_sentences(corpus), n_windows, batch_size, progress)
     rows = []
     for j, neuron in enumerate(neurons):
         for rank in range(top_vals.shape[1]):

@@ -1,4 +1,4 @@
-"""``method="dense"``: free input vectors per position in the token-embedding space, pulled towards the token
+"""``Dense()``: free input vectors per position in the token-embedding space, pulled towards the token
 manifold by a growing penalty and read out as their nearest tokens (Baeumel et al. 2023). The vectors
 themselves are kept: they are the neuron's dense representation."""
 
@@ -13,10 +13,12 @@ from ._problem import Problem, Rows
 from ._steps import Best
 
 
-def dense(problem: Problem, rows: Rows, steps: int, lr: float, gen: torch.Generator, bar, penalty: float = 1.0,
-          eval_every: int = 10, eval_batch: int = 512, **_) -> Best:
-    """Optimize free vectors [R, n, D]; every ``eval_every`` steps their nearest tokens are scored exactly and
-    the best tokens are kept; the vectors at the end of the run are the neuron's dense representation."""
+def dense(problem: Problem, rows: Rows, config, gen: torch.Generator, bar, eval_every: int = 10,
+          eval_batch: int = 512, **_) -> Best:
+    """Optimize free vectors [R, n, D] (``config``: a ``Dense``); every ``eval_every`` steps their nearest tokens
+    are scored exactly and the best tokens are kept; the vectors at the end of the run are the neuron's dense
+    representation."""
+    steps, lr, penalty = config.max_steps, config.lr, config.penalty
     R, n = len(rows), problem.n
     E = problem.E.float()
     D = E.shape[1]

@@ -1,4 +1,4 @@
-"""``method="discrete"``: gradient-guided single-token swaps scored exactly (GCG), run as a population per
+"""``Discrete()``: gradient-guided single-token swaps scored exactly (GCG), run as a population per
 neuron with fluency weights and restarts (evolutionary prompt optimization, Thompson et al. 2024)."""
 
 from __future__ import annotations
@@ -87,11 +87,12 @@ def _select(kids: torch.Tensor, act: torch.Tensor, ce: torch.Tensor, lam: torch.
     return kids[torch.arange(R, device=kids.device), which], obj
 
 
-def discrete(problem: Problem, rows: Rows, steps: int, gen: torch.Generator, bar, restarts: int, fluency=0.0,
-             candidates: int = 32, topk: int = 64, restart_every: int = 30, eval_batch: int = 512,
-             init: torch.Tensor | None = None, selection: str = "auto", **_) -> Best:
-    """Iterate: gradient proposals, children, exact scores, selection; members without improvement for
-    ``restart_every`` iterations start again from random tokens."""
+def discrete(problem: Problem, rows: Rows, config, gen: torch.Generator, bar, eval_batch: int = 512,
+             init: torch.Tensor | None = None, **_) -> Best:
+    """Iterate (``config``: a ``Discrete``): gradient proposals, children, exact scores, selection; members
+    without improvement for ``restart_every`` iterations start again from random tokens."""
+    steps, restarts, fluency, selection = config.max_steps, config.restarts, config.fluency, config.selection
+    candidates, topk, restart_every = config.candidates, config.top_tokens, config.restart_every
     R, n, V, dev = len(rows), problem.n, problem.n_allowed, problem.device
     use_ce = uses_fluency(fluency)
     population = resolve_selection(selection, fluency) == "population"

@@ -1,4 +1,4 @@
-"""``method="gumbel"``: free logits per position relaxed by Gumbel-softmax into mixtures of token embeddings
+"""``Gumbel()``: free logits per position relaxed by Gumbel-softmax into mixtures of token embeddings
 (Poerner et al. 2018), with the temperature schedules the package offers: the default anneal over the run
 and the paper's two published ones, exactly."""
 
@@ -50,11 +50,12 @@ def resolve_schedule(schedule: str, temperature: tuple[float, float], steps: int
     return SCHEDULES[schedule]["schedule"]
 
 
-def gumbel(problem: Problem, rows: Rows, steps: int, lr: float, gen: torch.Generator, bar, samples: int = 4,
-           schedule: Schedule = Schedule(2.0, 1.0, 0.1), eval_every: int = 10, eval_batch: int = 512,
-           **_) -> Best:
-    """Gumbel-softmax relaxation of free logits per position; the argmax n-gram and every sample's hard
-    n-gram are scored exactly every ``eval_every`` steps and the best is kept."""
+def gumbel(problem: Problem, rows: Rows, config, gen: torch.Generator, bar, eval_every: int = 10,
+           eval_batch: int = 512, **_) -> Best:
+    """Gumbel-softmax relaxation of free logits per position (``config``: a ``Gumbel``); the argmax n-gram and
+    every sample's hard n-gram are scored exactly every ``eval_every`` steps and the best is kept."""
+    steps, lr, samples = config.max_steps, config.lr, config.samples
+    schedule = resolve_schedule(config.schedule, config.temperature, steps)
     R, n, V = len(rows), problem.n, problem.n_allowed
     theta = (0.01 * torch.randn(R, n, V, generator=gen, device=problem.device)).requires_grad_(True)
     opt = torch.optim.Adam([theta], lr=lr)
@@ -76,13 +77,6 @@ def gumbel(problem: Problem, rows: Rows, steps: int, lr: float, gen: torch.Gener
                 best.update(*pick_candidates(problem, rows, cands, eval_batch))
         bar.update(1)
     return best
-
-
-def temperatures(schedule: "str | Schedule", steps: int, temperature: tuple[float, float] = (2.0, 0.1)
-                 ) -> list[float]:
-    """The temperature of every step of a run (for plots and checks)."""
-    sched = schedule if isinstance(schedule, Schedule) else resolve_schedule(schedule, temperature, steps)
-    return [sched.temperature(s) for s in range(steps)]
 
 
 def steps_to_floor(schedule: Schedule) -> int:

@@ -1,4 +1,4 @@
-"""The optimization problem every textualization method shares: the neurons (and the surrogate each one is
+"""The optimization problem every textualization optimizer shares: the neurons (and the surrogate each one is
 optimized through), the framing and reading position, the allowed tokens and their embeddings, and batched
 forward passes in which each row reads its own neuron. Not the optimizers themselves (``_gumbel``,
 ``_dense``, ``_discrete``)."""
@@ -48,8 +48,8 @@ def token_embedding_hook(adapter: ModelAdapter) -> str:
         adapter.W_E
     except (ValueError, AttributeError) as exc:
         raise TextualizeError(
-            f"{adapter.name} has no token embeddings reachable by hooks ({exc}); the gumbel, dense and discrete "
-            "methods feed soft inputs through that hook (method='corpus' still works)") from exc
+            f"{adapter.name} has no token embeddings reachable by hooks ({exc}); the Gumbel, Dense and Discrete "
+            "optimizers feed soft inputs through that hook (CorpusSearch() still works)") from exc
     return name
 
 
@@ -106,7 +106,7 @@ class Rows:
 
 
 class Problem:
-    """Everything shared by the methods: neurons, framing, reading position, allowed tokens, embeddings, and
+    """Everything shared by the optimizers: neurons, framing, reading position, allowed tokens, embeddings, and
     batched forward passes that read each row's own neuron (:class:`Rows`)."""
 
     def __init__(self, adapter: ModelAdapter, neurons: Sequence[Neuron], length: int, position: int | None,
@@ -333,7 +333,7 @@ class Problem:
                                                                        rtol=1e-3):
             raise TextualizeError(
                 f"{self.adapter.name}: hook {self.emb_hook!r} does not output the token embeddings W_E[ids] "
-                "alone, so soft inputs cannot be fed there (method='corpus' still works)")
+                "alone, so soft inputs cannot be fed there (CorpusSearch() still works)")
 
     def decode(self, token_ids: Sequence[int]) -> tuple[list[str], str]:
         names = [self.names[i] for i in token_ids]

@@ -18,10 +18,10 @@ from ._corpus import eval_mode
 from ._dense import dense
 from ._problem import Problem, Rows
 from ._steps import generator
+from ._config import WordsNeededConfig
 from ._vocab import TextualizeError, VocabSpec, single_token
 
 WORD_COLUMNS = ["layer", "word", "k", "recovered", "nearest", "rank", "cosine", "objective", "neurons"]
-KS = (1, 2, 5, 10, 20, 50, 100)
 
 
 class JointProblem(Problem):
@@ -44,10 +44,18 @@ class JointProblem(Problem):
 class WordsNeeded:
     """The result of :func:`words_needed`: ``table`` (one row per layer, word and k; :data:`WORD_COLUMNS`),
     ``curve`` (share of words recovered per layer and k), ``needed`` (the smallest k that recovers each word,
-    NaN if none does) and :meth:`plot`."""
+    NaN if none does) and :meth:`plot`; ``config`` is the run's ``WordsNeededConfig.to_dict()``."""
 
-    def __init__(self, table: "pandas.DataFrame"):  # noqa: F821
+    #: the result kind the report labels this result with
+    kind = "words_needed"
+
+    def __init__(self, table: "pandas.DataFrame", config: "dict | None" = None):  # noqa: F821
         self.table = table
+        self.config = dict(config or {})
+
+    def to_frame(self) -> "pandas.DataFrame":  # noqa: F821
+        """:attr:`table` (one row per layer, word and k)."""
+        return self.table
 
     @property
     def curve(self) -> "pandas.DataFrame":  # noqa: F821
@@ -80,28 +88,58 @@ class WordsNeeded:
         return fig
 
 
-def words_needed(model, words: Sequence[str], layer: "int | Iterable[int]", ks: Sequence[int] = KS, *,
-                 site: str = "mlp.post", steps: int = 150, lr: float = 0.2, penalty: float = 1.0,
-                 restarts: int = 1, reference: int = 2000, vocab: VocabSpec = None, surrogate: bool | None = None,
-                 seed: int = 0, eval_every: int = 10, eval_batch: int = 512, progress: bool = False) -> WordsNeeded:
-    """For each word and each k: take the k neurons of ``layer`` (and ``site``) that respond most to the word
-    (activation on the word alone, framed like text, standardized against ``reference`` random tokens of the
-    vocabulary), maximize their mean jointly with free vectors in the token-embedding space (``dense``:
-    ``steps``, ``lr``, ``penalty``), and record whether the word is the nearest token (cosine) of the
-    optimized vector and its rank among the allowed tokens. ``layer`` may be a list (one curve per layer)."""
+def words_needed(model, words: Sequence[str], layers: "int | Iterable[int]", config: WordsNeededConfig | None = None,
+                 *, device: "str | torch.device | None" = None, progress: bool = False) -> WordsNeeded:
+    """How many neurons encode a word: for each word and each k of ``config.ks``, maximize the word's top-k
+    neurons jointly and record whether the word comes back.
+
+    The k neurons of each layer (and ``config.site``) that respond most to the word (activation on the word
+    alone, framed like text, standardized against ``config.reference`` random tokens of the vocabulary) have
+    their mean maximized with free vectors in the token-embedding space (``config.optimizer``, a
+    :class:`Dense`); the word is recovered when it is the nearest token (cosine) of the optimized vector.
+
+    Parameters
+    ----------
+    model : HookedTransformer, TransformerBridge or ModelAdapter
+    words : list of str
+        Single-token words.
+    layers : int or list of int
+        Layers to test (one curve per layer).
+    config : WordsNeededConfig, optional
+        None: ``WordsNeededConfig()``.
+    device : str or torch.device, optional
+        Move the model there first.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    WordsNeeded
+        ``table`` (one row per layer, word and k), ``curve``, ``needed`` and ``plot()``.
+
+    Examples
+    --------
+    >>> import tl_neuronprobe as tnp
+    >>> from tl_neuronprobe.textualization import Dense, WordsNeededConfig, words_needed
+    >>> config = WordsNeededConfig(ks=[1, 2], optimizer=Dense(max_steps=5, restarts=1), reference=50)
+    >>> result = words_needed(tnp.models.load("planted"), ["cabinet"], layers=[1], config=config)
+    >>> sorted(result.table.k)
+    [1, 2]
+    """
     import pandas as pd
 
+    config = WordsNeededConfig() if config is None else config
     adapter = ModelAdapter.wrap(model)
+    if device is not None:
+        adapter.model.to(device)
     word_ids = _word_ids(adapter, words)
-    layers = [int(layer)] if isinstance(layer, (int, np.integer)) else [int(x) for x in layer]
+    layers = [int(layers)] if isinstance(layers, (int, np.integer)) else [int(x) for x in layers]
     frames = []
     with eval_mode(adapter):
-        for L in adapter.check_layers(site, layers):
-            order = _word_neurons(adapter, L, site, word_ids, reference, vocab, seed)
-            frames.append(_recover(adapter, L, site, list(words), word_ids, order, ks, vocab, surrogate,
-                                   dict(steps=steps, lr=lr, penalty=penalty, eval_every=eval_every,
-                                        eval_batch=eval_batch), restarts, seed, progress))
-    return WordsNeeded(pd.concat(frames, ignore_index=True)[WORD_COLUMNS])
+        for L in adapter.check_layers(config.site, layers):
+            order = _word_neurons(adapter, L, word_ids, config)
+            frames.append(_recover(adapter, L, list(words), word_ids, order, config, progress))
+    return WordsNeeded(pd.concat(frames, ignore_index=True)[WORD_COLUMNS], config.to_dict())
 
 
 def _word_ids(adapter: ModelAdapter, words: Sequence[str]) -> list[int]:
@@ -114,9 +152,9 @@ def _word_ids(adapter: ModelAdapter, words: Sequence[str]) -> list[int]:
 
 
 @torch.no_grad()
-def _word_neurons(adapter: ModelAdapter, layer: int, site: str, word_ids: list[int], reference: int,
-                  vocab: VocabSpec, seed: int) -> torch.Tensor:
+def _word_neurons(adapter: ModelAdapter, layer: int, word_ids: list[int], config: WordsNeededConfig) -> torch.Tensor:
     """Neurons of the layer ordered by their standardized response to each word [W, width]."""
+    site, reference, vocab, seed = config.site, config.reference, config.vocab, config.seed
     width = adapter.site_width(site)
     problem = Problem(adapter, [Neuron(layer, j, site) for j in range(width)], 1, 0, vocab=vocab, soft=False)
     g = torch.Generator().manual_seed(int(seed))
@@ -129,23 +167,27 @@ def _word_neurons(adapter: ModelAdapter, layer: int, site: str, word_ids: list[i
     return z.argsort(dim=1, descending=True).cpu()
 
 
-def _recover(adapter, layer, site, words, word_ids, order, ks, vocab, surrogate, opts, restarts, seed,
-             progress) -> "pandas.DataFrame":  # noqa: F821
+def _recover(adapter: ModelAdapter, layer: int, words: list[str], word_ids: list[int], order: torch.Tensor,
+             config: WordsNeededConfig, progress: bool) -> "pandas.DataFrame":  # noqa: F821
     """Jointly maximize each word's top-k neurons for every k; one row per word and k."""
     import pandas as pd
+
+    ks, opt, seed = config.ks, config.optimizer, config.seed
+    restarts = opt.restarts
 
     ks = sorted({min(int(k), order.shape[1]) for k in ks})
     groups = [(w, k) for w in range(len(words)) for k in ks]
     weights = torch.zeros(len(groups), order.shape[1])
     for g, (w, k) in enumerate(groups):
         weights[g, order[w, :k]] = 1.0 / k
-    problem = JointProblem(adapter, layer, site, weights, vocab, surrogate)
+    problem = JointProblem(adapter, layer, config.site, weights, config.vocab, config.surrogate)
     missing = [words[i] for i, t in enumerate(word_ids) if t not in set(problem.allowed.tolist())]
     if missing:
         raise TextualizeError(f"words outside the allowed vocabulary cannot be recovered: {missing[:10]}")
     rows = problem.rows(range(len(groups)), restarts)
-    with tqdm(total=opts["steps"], disable=not progress, desc=f"words_needed (layer {layer})") as bar:
-        best = dense(problem, rows, gen=generator(seed, problem.device), bar=bar, **opts)
+    with tqdm(total=opt.max_steps, disable=not progress, desc=f"words_needed (layer {layer})") as bar:
+        best = dense(problem, rows, opt, gen=generator(seed, problem.device), bar=bar, eval_every=config.eval_every,
+                     eval_batch=config.eval_batch)
     with torch.no_grad():
         objective, _ = problem.forward(rows, embeds=best.vectors.to(problem.E.dtype))
         pick = rearrange(objective, "(g r) -> g r", r=restarts).argmax(dim=1) + torch.arange(

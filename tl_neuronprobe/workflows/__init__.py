@@ -5,18 +5,20 @@ One function per command (``extract_job``, ``rank_job``, ``evaluate_encoded_job`
 ``demo_textualize``). Numerics live in the stages they call; this layer loads, runs and writes files.
 """
 
-from ._demo import DEFAULT_SENTENCES, STAGES, DemoSettings, demo, demo_corpus
+from ._demo import DEFAULT_SENTENCES, STAGES, DemoConfig, demo, demo_corpus
 from ._demo_used import demo_used
-from ._describe import best_described, describe_stage, description_agreement, run_describe, top_contexts
-from ._encoded import demo_encoded, evaluate_encoded_job, rank_job, seeded_ranker, top_neurons_table, write_encoded
+from ._describe import (DescribeJobConfig, best_described, describe_job, describe_stage, description_agreement,
+                        top_contexts)
+from ._encoded import RankConfig, demo_encoded, evaluate_encoded_job, rank_job, seeded_ranker, write_encoded
 from ._extract import extract_job
 from ._report import report_job
+from ._rerun import JOBS, rerun
 from ._stats import layer_statistics, plot_layer_statistics
-from ._textualize import demo_textualize, markdown_table, textualize_job, top_neurons, words_needed_job, words_only
+from ._textualize import demo_textualize, demo_textualize_config, markdown_table, textualize_job, top_neurons, words_needed_job, words_only
 from ._used import compare_job, evaluate_used_job, parse_rankings, read_ranking_file, write_comparison
 
-__all__ = ["best_described", "description_agreement", "run_describe", "top_contexts", "describe_stage", "report_job", "words_needed_job", "DEFAULT_SENTENCES", "DemoSettings", "STAGES", "compare_job", "demo", "demo_corpus", "demo_encoded",
-           "demo_textualize", "demo_used", "evaluate_encoded_job", "evaluate_used_job", "extract_job",
+__all__ = ["JOBS", "rerun", "best_described", "description_agreement", "describe_job", "DescribeJobConfig", "top_contexts", "describe_stage", "report_job", "words_needed_job", "DEFAULT_SENTENCES", "DemoConfig", "STAGES", "compare_job", "demo", "demo_corpus", "demo_encoded",
+           "demo_textualize", "demo_textualize_config", "demo_used", "evaluate_encoded_job", "evaluate_used_job", "extract_job",
            "layer_statistics", "markdown_table", "parse_rankings", "plot_layer_statistics", "rank_job",
-           "read_ranking_file", "seeded_ranker", "textualize_job", "top_neurons", "top_neurons_table",
+           "read_ranking_file", "seeded_ranker", "textualize_job", "top_neurons", "RankConfig",
            "words_only", "write_comparison", "write_encoded"]

@@ -12,76 +12,78 @@ from .. import models
 from ..core.adapter import ModelAdapter
 from ..core.plotting import pyplot
 from ..data.corpus import Corpus
-from ..data.extraction import extract
-from ..evaluation.encoded import evaluate_encoded
-from ..evaluation.results import save_table
-from ..evaluation.used import evaluate_used, plot_used
-from ..interventions.readouts import AgreementReadout
-from ._encoded import plain_table, top_neurons_table
+from ..data.extraction import ExtractConfig, extract
+from ..evaluation.encoded import EncodedConfig, evaluate_encoded
+from ..evaluation.used import Baselines, UsedConfig, evaluate_used
+from ..interventions import Agreement, Divergence, Translate
 from ._used import write_comparison
 
-__all__ = ["demo_used", "USED_RANKERS", "USED_KS"]
+__all__ = ["demo_used", "USED_RANKERS", "USED_KS", "USED_CONFIG"]
 
 USED_RANKERS = ("probeless", "linear", "gaussian")
 USED_KS = (1, 2, 5, 10, 20, 50, 100)
+#: the demo model's used evaluation: scaled translation, divergence readout (MiniLM's MLM head is untrained)
+USED_CONFIG = UsedConfig(edit=Translate(alpha="scaled", beta=8.0), readout=Divergence(), ks=USED_KS,
+                         baselines=Baselines(n_random=2))
 
 
 def _layer_activations(model, corpus: Corpus, layer: int, acts, progress: bool):
     """``mlp.post`` activations of one layer: a selection of ``acts`` when it holds that layer, else extracted."""
     if acts is not None and layer in acts.layers and len(acts.words) == corpus.n_words:
         return acts.select(layer=layer)
-    return extract(model, corpus, site="mlp.post", layers=[layer], progress=progress)
+    return extract(model, corpus, ExtractConfig(site="mlp.post", layers=(layer,)), progress=progress)
 
 
-def _encoded_and_used(model, name: str, corpus: Corpus, attribute: str, layer: int, out: Path, seed: int,
-                      readout, ks: Sequence[int], rankers: Sequence[str], acts, progress: bool, **options) -> dict:
+def _encoded_and_used(model, name: str, corpus: Corpus, attribute: str, layer: int, out: Path,
+                      config: UsedConfig, rankers: Sequence[str], acts, progress: bool) -> dict:
     """Encoded and used curves for one (model, attribute) on one layer, their comparison, files under ``out``."""
     t0 = time.perf_counter()
     layer_acts = _layer_activations(model, corpus, layer, acts, progress)
-    ks = [k for k in ks if k <= layer_acts.n_neurons]
-    encoded = evaluate_encoded(layer_acts, attribute, rankers=list(rankers), ks=ks, probes=("logistic",),
-                               control=False, seed=seed)
+    ks = [k for k in config.ks if k <= layer_acts.n_neurons]
+    encoded = evaluate_encoded(layer_acts, attribute, list(rankers),
+                               EncodedConfig(ks=ks, probes=("logistic",), control=False, seed=config.seed))
     t1 = time.perf_counter()
-    used = evaluate_used(model, corpus, attribute, encoded, ks, readout=readout, seed=seed, progress=progress,
-                         **options)
+    used = evaluate_used(model, corpus, attribute, encoded.rankings, config.replace(ks=ks), progress=progress)
     t2 = time.perf_counter()
     stem = f"{name}_{attribute}"
     # which neurons each used top-k held, for the report's neuron pages
-    top_neurons_table(encoded.attrs.get("neurons") or layer_acts.neurons, encoded.attrs["orders"],
-                      n=max(ks)).to_csv(out / f"used_{stem}_top_neurons.csv", index=False)
-    save_table(encoded, out / f"encoded_{stem}.csv")  # with .meta.json: kind and attribute, for the report
-    save_table(used, out / f"used_{stem}.csv")
-    encoded, info = plain_table(encoded), used.attrs
-    used = plain_table(used)
-    pyplot().close(plot_used(used, out / f"used_{stem}.png"))
+    encoded.top_neurons(max(ks)).to_csv(out / f"used_{stem}_top_neurons.csv", index=False)
+    encoded.save(out / f"encoded_{stem}.csv")  # with .meta.json: kind, attribute, rankings, for the report
+    used.save(out / f"used_{stem}.csv")
+    pyplot().close(used.plot(out / f"used_{stem}.png"))
     comparison = write_comparison(encoded, used, out, f"compare_{stem}")
+    info = used.extra
     return dict(layer=layer, readout=info["readout"], forward_passes=info["forward_passes"],
                 strategy=info["strategy"], encoded_seconds=round(t1 - t0, 1), used_seconds=round(t2 - t1, 1),
                 summary=comparison.summary)
 
 
-def _agreement_decoder(out: Path, seed: int, sentences: int, attributes: Sequence[str], ks: Sequence[int],
+def _agreement_decoder(out: Path, config: UsedConfig, n_sentences: int, attributes: Sequence[str],
                        rankers: Sequence[str], progress: bool) -> dict[str, Any]:
     """Number and UPOS neurons of the agreement decoder (trained here), judged by their effect on agreement."""
     t0 = time.perf_counter()
+    seed = config.seed
     decoder = models.load("agreement", seed=seed)
     summary: dict[str, Any] = {"agreement_decoder": dict(report=str(decoder.agreement),
                                                          seconds=round(time.perf_counter() - t0, 1))}
-    corpus = Corpus.synthetic(sentences, seed=seed + 7)
+    corpus = Corpus.synthetic(n_sentences, seed=seed + 7)
+    config = config.replace(edit=Translate(alpha=8.0), readout=Agreement(form_attribute="Number"),
+                            baselines=Baselines())
     for attr in attributes:
-        readout = AgreementReadout(form_attribute="Number")
-        summary[f"agreement/{attr}"] = _encoded_and_used(decoder, "agreement", corpus, attr, 0, out, seed, readout,
-                                                         ks, rankers, None, progress, alpha=8.0)
+        summary[f"agreement/{attr}"] = _encoded_and_used(decoder, "agreement", corpus, attr, 0, out, config, rankers,
+                                                         None, progress)
     return summary
 
 
 def demo_used(out_dir: "str | Path", model, corpus: Corpus, attributes: Sequence[str] = ("upos", "Number"),
-              model_name: str = "model", acts=None, seed: int = 0, ks: Sequence[int] = USED_KS,
-              rankers: Sequence[str] = USED_RANKERS, agreement: bool = True, agreement_sentences: int = 300,
+              model_name: str = "model", acts=None, config: UsedConfig = USED_CONFIG,
+              rankers: Sequence[str] = USED_RANKERS, agreement: bool = True, agreement_n_sentences: int = 300,
               progress: bool = False) -> dict:
-    """Encoded versus used for each attribute on ``model``'s middle layer over ``corpus`` (divergence readout:
-    MiniLM's MLM head is untrained, so the change of its hidden states is what is read), reusing the layer from
-    ``acts`` when given; with ``agreement``, also Number and UPOS on the agreement decoder (agreement readout).
+    """Encoded versus used for each attribute on ``model``'s middle layer over ``corpus`` under ``config``
+    (:data:`USED_CONFIG`: scaled translation and the divergence readout, as MiniLM's MLM head is untrained, so the
+    change of its hidden states is what is read), reusing the layer from ``acts`` when given; with ``agreement``,
+    also Number and UPOS on the agreement decoder (``config`` with ``Translate(alpha=8.0)``, the agreement readout
+    and the default baselines).
 
     Writes ``encoded_*.csv``, ``used_*.csv/png``, ``compare_*.csv/png/txt`` and ``used_summary.json`` under
     ``out_dir``; returns the summary.
@@ -90,15 +92,14 @@ def demo_used(out_dir: "str | Path", model, corpus: Corpus, attributes: Sequence
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {}
     if agreement:
-        summary.update(_agreement_decoder(out, seed, agreement_sentences, ("Number", "upos"), ks, rankers, progress))
+        summary.update(_agreement_decoder(out, config, agreement_n_sentences, ("Number", "upos"), rankers,
+                                          progress))
     layer = ModelAdapter.wrap(model).n_layers // 2
     for attr in attributes:
-        summary[f"{model_name}/{attr}"] = _encoded_and_used(model, model_name, corpus, attr, layer, out, seed,
-                                                            "divergence", ks, rankers, acts, progress,
-                                                            alpha="scaled", beta=8.0, n_random=2)
+        summary[f"{model_name}/{attr}"] = _encoded_and_used(model, model_name, corpus, attr, layer, out, config,
+                                                            rankers, acts, progress)
     (out / "used_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     for key, val in summary.items():
         if isinstance(val, dict) and "summary" in val:
             print(f"[used] {key}: {val['summary']}")
     return summary
-

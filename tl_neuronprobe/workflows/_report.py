@@ -18,8 +18,8 @@ __all__ = ["report_job", "activation_top_neurons"]
 TOP_PER_LAYER = 10
 
 
-def activation_top_neurons(acts: Activations, n: int = TOP_PER_LAYER) -> pd.DataFrame:
-    """Per (site, layer), the ``n`` neurons with the largest activation over the corpus words, as a top-neurons
+def activation_top_neurons(acts: Activations, k: int = TOP_PER_LAYER) -> pd.DataFrame:
+    """Per (site, layer), the ``k`` neurons with the largest activation over the corpus words, as a top-neurons
     table (``ranking`` = ``"max activation L{layer}"``, rank, neuron, score = that activation): what an
     activations folder alone can say about which neurons to look at."""
     X = acts.X.float()
@@ -27,16 +27,16 @@ def activation_top_neurons(acts: Activations, n: int = TOP_PER_LAYER) -> pd.Data
     rows = []
     for site, layer in sorted({(nr.site, nr.layer) for nr in acts.neurons}):
         cols = [i for i, nr in enumerate(acts.neurons) if nr.site == site and nr.layer == layer]
-        best = sorted(cols, key=lambda i: -float(top[i]))[:n]
+        best = sorted(cols, key=lambda i: -float(top[i]))[:k]
         name = f"max activation L{layer}" + (f"@{site}" if site != "mlp.post" else "")
         rows += [dict(ranking=name, rank=r + 1, neuron=str(acts.neurons[i]), score=float(top[i]))
                  for r, i in enumerate(best)]
     return mark(pd.DataFrame(rows), "top_neurons", "activation")
 
 
-def report_job(results: "str | Path", out: "str | Path | None" = None) -> Path:
-    """Build the static HTML report of ``results`` into ``out`` (default: ``results/report``); prints and
-    returns the path of its ``index.html``.
+def report_job(results: "str | Path", out_dir: "str | Path | None" = None, progress: bool = True) -> Path:
+    """Build the static HTML report of ``results`` into ``out_dir`` (default: ``results/report``); returns the
+    path of its ``index.html`` (printed when ``progress``).
 
     ``results``: a folder the demo or the jobs wrote, or an activations folder (``acts.save``,
     ``tl-neuronprobe extract``), whose report shows the corpus, the layer statistics and, per layer, the
@@ -44,12 +44,13 @@ def report_job(results: "str | Path", out: "str | Path | None" = None) -> Path:
     results = Path(results)
     if not results.is_dir():
         raise FileNotFoundError(f"results folder {results} does not exist")
-    out = Path(out) if out else results / "report"
+    out_dir = Path(out_dir) if out_dir else results / "report"
     if is_activations_folder(results):
         acts = Activations.load(results)
         index = report({"activations": acts, "layer statistics": mark(layer_statistics(acts), "layer_stats"),
-                        "top neurons": activation_top_neurons(acts)}, out)
+                        "top neurons": activation_top_neurons(acts)}, out_dir)
     else:
-        index = run_report(results, out)
-    print(f"report: {index}")
+        index = run_report(results, out_dir)
+    if progress:
+        print(f"report: {index}")
     return index

@@ -14,8 +14,8 @@ from .. import models
 from ..core.neurons import Neuron, parse_neurons
 from ..core.plotting import pyplot
 from ..data.corpus import Corpus
-from ..evaluation.results import load_table, save_table
-from ..evaluation.used import compare_encoded_used, evaluate_used, plot_used
+from ..core.config import write_summary
+from ..evaluation.used import UsedConfig, UsedResult, evaluate_used
 
 __all__ = ["evaluate_used_job", "compare_job", "read_ranking_file", "parse_rankings", "write_comparison"]
 
@@ -69,53 +69,92 @@ def parse_rankings(spec: str) -> dict[str, Any]:
     return out
 
 
-def evaluate_used_job(model: str, data: str, attribute: str, rankings: str, ks, out: "str | Path",
-                      fit_data: str | None = None, device: str | None = None, seed: int = 0,
-                      progress: bool = True, **options) -> pd.DataFrame:
+def evaluate_used_job(model: str, corpus: str, attribute: str, rankings: str, out_dir: "str | Path",
+                      fit_corpus: str | None = None, config: UsedConfig | None = None, device: str | None = None,
+                      progress: bool = True) -> UsedResult:
     """:func:`~tl_neuronprobe.evaluate_used` from names: ``model`` (see :func:`tnp.models.load`; built-in models
-    are built with ``seed``), corpora ``data`` / ``fit_data`` and ``rankings`` (see :func:`parse_rankings`).
-    ``options`` go to ``evaluate_used``. Writes ``used_<attribute>.csv``, ``.png`` and ``.json`` under ``out``."""
-    loaded = models.load(model, device=device, seed=seed)
-    corpus = Corpus.load(data, seed=seed)
-    fit = Corpus.load(fit_data, seed=seed + 1) if fit_data else None
-    out = Path(out)
+    are built with ``config.seed``), corpora ``corpus`` / ``fit_corpus`` (:meth:`Corpus.load` specs; with
+    ``fit_corpus``, rankers and class means are fitted on it and ``corpus`` is evaluated, as ``test=``) and
+    ``rankings`` (see :func:`parse_rankings`).
+
+    Writes ``used_<attribute>.csv`` (+ ``.meta.json``: reload with ``load_result``), ``.png``, ``.json`` (the
+    readout, strategy, forward passes, seconds) and ``summary.json`` (stage ``"used"``) under ``out_dir``;
+    returns the result.
+    """
+    config = config if config is not None else UsedConfig()
+    inputs = dict(model=model, corpus=corpus, attribute=attribute, rankings=rankings, out_dir=str(out_dir),
+                  fit_corpus=fit_corpus)
+    loaded = models.load(model, device=device, seed=config.seed)
+    evaluated = Corpus.load(corpus, seed=config.seed)
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    table = evaluate_used(loaded, corpus, attribute, parse_rankings(rankings), ks, seed=seed, fit_corpus=fit,
-                          progress=progress, **options)
+    if fit_corpus:
+        result = evaluate_used(loaded, Corpus.load(fit_corpus, seed=config.seed + 1), attribute,
+                               parse_rankings(rankings), config, test=evaluated, progress=progress)
+    else:
+        result = evaluate_used(loaded, evaluated, attribute, parse_rankings(rankings), config, progress=progress)
     stem = f"used_{attribute}"
-    save_table(table, out / f"{stem}.csv")
-    pyplot().close(plot_used(table, out / f"{stem}.png"))
-    info = dict(table.attrs, seconds=round(time.perf_counter() - t0, 2), model=model, data=data)
+    result.save(out / f"{stem}.csv")
+    pyplot().close(result.plot(out / f"{stem}.png"))
+    info = dict(result.extra, attribute=attribute, edit=config.edit.name,
+                seconds=round(time.perf_counter() - t0, 2), model=model, corpus=corpus)
     (out / f"{stem}.json").write_text(json.dumps(info, indent=2, default=str))
-    top = table[table.selection != "bottom"].pivot_table(index=["ranking", "k"], columns=["metric", "selection"],
-                                                          values="value")
-    print(top.round(3).to_string())
-    print(f"{info['readout']} readout, {info['strategy']} strategy, {info['forward_passes']} forward passes, "
-          f"{info['seconds']} s; written to {out}")
-    return table
+    write_summary(out, "used", config, inputs)
+    if progress:
+        table = result.table
+        top = table[table.selection != "bottom"].pivot_table(index=["ranking", "k"],
+                                                              columns=["metric", "selection"], values="value")
+        print(top.round(3).to_string())
+        print(f"{info['readout']} readout, {info['strategy']} strategy, {info['forward_passes']} forward passes, "
+              f"{info['seconds']} s; written to {out}")
+    return result
 
 
-def write_comparison(encoded: pd.DataFrame, used: pd.DataFrame, out: Path, stem: str,
-                     per_k: str | None = None, **options):
-    """Compare the encoded and used curves; write ``<stem>.png``, the per-k table (``per_k``, default
-    ``<stem>.csv``) and the plain-English summary ``<stem>.txt``. Returns the comparison."""
-    res = compare_encoded_used(encoded, used, path=out / f"{stem}.png", **options)
-    pyplot().close(res.figure)
-    save_table(res.per_k, out / (per_k or f"{stem}.csv"))
+def write_comparison(encoded, used, out_dir: "str | Path", stem: str, per_k: str | None = None, config=None):
+    """Compare the encoded and used results (or tables); write ``<stem>.png``, the per-k table (``per_k``,
+    default ``<stem>.csv``) and the plain-English summary ``<stem>.txt`` under ``out_dir``. Returns the
+    :class:`~tl_neuronprobe.evaluation.compare.Comparison`."""
+    from ..evaluation.compare import compare_encoded_used as _compare
+    from ..evaluation.results import save_table as _save_table
+
+    out = Path(out_dir)
+
+    res = _compare(encoded, used, config)
+    pyplot().close(res.plot(out / f"{stem}.png"))
+    _save_table(res.per_k, out / (per_k or f"{stem}.csv"))
     (out / f"{stem}.txt").write_text(res.summary + "\n")
     return res
 
 
-def compare_job(encoded: "str | Path", used: "str | Path", out: "str | Path", encoded_metric: str | None = None,
-                used_metric: str | None = None, probe: str = "logistic"):
-    """Encoded versus used curves from their CSV tables: ``compare.png``, ``compare_per_k.csv``,
-    ``compare.txt`` and the merged ``compare.csv`` under ``out``. Returns the comparison."""
-    out = Path(out)
+def _read_result(path: "str | Path"):
+    """A saved result (its kind in ``.meta.json``), else the CSV as a plain table."""
+    from ..evaluation.results import load_result, load_table as _load_table
+
+    try:
+        return load_result(path)
+    except ValueError:  # no kind recorded: any ranking/k/metric table
+        return _load_table(path)
+
+
+def compare_job(encoded: "str | Path", used: "str | Path", out_dir: "str | Path", config=None,
+                device: str | None = None, progress: bool = True):
+    """Encoded versus used from their saved results (CSV + ``.meta.json``): ``compare.csv`` (the per-(ranking, k)
+    table, reloadable with ``load_result``), ``compare.png``, ``compare_per_k.csv``, ``compare.txt`` and
+    ``summary.json`` (stage ``"compare"``) under ``out_dir``. ``config``: a ``CompareConfig``; ``device`` is
+    unused (nothing runs on a model). Returns the comparison."""
+    from ..core.config import write_summary
+    from ..evaluation.compare import CompareConfig
+
+    config = config if config is not None else CompareConfig()
+    inputs = dict(encoded=str(encoded), used=str(used), out_dir=str(out_dir))
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    res = write_comparison(load_table(encoded), load_table(used), out, "compare", per_k="compare_per_k.csv",
-                           encoded_metric=encoded_metric, used_metric=used_metric, probe=probe)
-    save_table(res.table, out / "compare.csv")
-    print(res.per_k.round(3).to_string(index=False))
-    print(res.summary)
+    res = write_comparison(_read_result(encoded), _read_result(used), out, "compare", per_k="compare_per_k.csv",
+                           config=config)
+    res.save(out / "compare.csv")
+    write_summary(out, "compare", config, inputs)
+    if progress:
+        print(res.per_k.round(3).to_string(index=False))
+        print(res.summary)
     return res
