@@ -22,6 +22,7 @@ from .core.neurons import SITES, Neuron, parse_neurons
 from .data.activations import Activations
 from .data.corpus import Corpus, CorpusError, Sentence
 from .data.extraction import ExtractConfig, LongSentenceError, NonFiniteActivationError, extract
+from .evaluation.attribution import Attribution, AttributionConfig, attribute_used
 from .evaluation.compare import CompareConfig, Comparison, compare_encoded_used
 from .evaluation.encoded import EncodedConfig, EncodedResult, evaluate_encoded
 from .evaluation.results import load_result
@@ -43,7 +44,7 @@ __all__ = [
     "rankers", "probes", "evaluate_encoded", "EncodedConfig", "EncodedResult",
     # which neurons the model uses
     "interventions", "evaluate_used", "UsedConfig", "UsedResult", "compare_encoded_used", "CompareConfig",
-    "Comparison",
+    "Comparison", "attribute_used", "AttributionConfig", "Attribution",
     # what a neuron responds to, what describes it
     "textualize", "TextualizeConfig", "TextualizeResult", "corpus_top_windows", "describe", "DescribeConfig",
     "Descriptions",

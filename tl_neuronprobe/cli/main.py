@@ -1,5 +1,5 @@
-"""Command line: ``tl-neuronprobe extract | demo | rank | evaluate-encoded | evaluate-used | compare | textualize |
-words-needed | describe | report``.
+"""Command line: ``tl-neuronprobe extract | demo | rank | evaluate-encoded | evaluate-used | compare | attribute |
+textualize | words-needed | describe | report``.
 
 Each command parses its arguments and calls one function of :mod:`tl_neuronprobe.workflows`.
 """
@@ -15,7 +15,7 @@ from ..core.adapter import LongSentenceError
 from ..data.corpus import CorpusError
 from ..data.extraction import ExtractConfig, NonFiniteActivationError
 from ..textualization import TextualizeError
-from . import describe, rank, textualize, used
+from . import attribute, describe, rank, textualize, used
 from ._args import common_flags, comma_ints, comma_list
 
 #: what a user can cause (a bad file, name, attribute or value); anything else is a bug and keeps its traceback
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_extract(sub, common)
     _add_demo(sub, common)
     _add_rerun(sub, common)
-    for module in (rank, used, textualize, describe):
+    for module in (rank, used, attribute, textualize, describe):
         module.register(sub, common)
     return parser
 

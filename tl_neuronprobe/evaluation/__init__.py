@@ -9,7 +9,11 @@ Public, by module:
 - :mod:`.used`: ``evaluate_used(model, corpus, attribute, rankings, UsedConfig(...))`` -> ``UsedResult`` (the
   model's own predictions under edits of the top-k, bottom-k and random-k neurons), ``UsedConfig``,
   ``Baselines``, ``UsedFit``, ``UsedBatching``;
-- :mod:`.compare`: ``compare_encoded_used(encoded, used, CompareConfig(...))`` -> ``Comparison``;
+- :mod:`.attribution`: ``attribute_used(model, corpus, attribute, AttributionConfig(...))`` -> ``Attribution``
+  (every neuron's estimated effect on a readout by attribution patching, checked by exact single-neuron
+  patching; its ranking goes wherever an encoded ranking goes), ``Verify``, ``exact_effects``;
+- :mod:`.compare`: ``compare_encoded_used(encoded, used, CompareConfig(...))`` -> ``Comparison``; neuron by neuron,
+  ``compare_per_neuron(encoded, attribution, NeuronCompareConfig(...))`` -> ``NeuronComparison``;
 - :mod:`.results`: ``TableResult`` (the base of the three results: ``save`` / ``load`` / ``to_frame`` / ``plot``)
   and ``load_result(path)``;
 - :mod:`.controls`: ``control_labels`` (Hewitt & Liang control tasks) and ``selectivity``;

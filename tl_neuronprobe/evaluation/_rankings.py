@@ -3,7 +3,8 @@
 A ranking is a neuron order (``Neuron`` objects or ``'L1.N5'`` strings, or column indices into ``neurons=`` or
 of ``site`` at ``layer``), a fitted ranker (anything with ``order_``), a ranker name fitted later on the fit
 corpus, a ranking file (``.txt``, ``.json`` or ``.csv``, see :func:`read_ranking_file`), or an
-:class:`~tl_neuronprobe.evaluation.encoded.EncodedResult` (its ``rankings``).
+:class:`~tl_neuronprobe.evaluation.encoded.EncodedResult` or an
+:class:`~tl_neuronprobe.evaluation.attribution.Attribution` (its ``rankings``).
 """
 
 from __future__ import annotations
@@ -89,14 +90,15 @@ def _is_order(x: Any) -> bool:
 
 
 def ranking_items(rankings: Any) -> list[tuple[str | None, Any]]:
-    """``(name or None, ranking)`` pairs from an encoded result, a dict, a list, one ranking or a ranking file
-    (a file holding several rankings gives each under its name)."""
+    """``(name or None, ranking)`` pairs from an encoded result or an attribution, a dict, a list, one ranking or
+    a ranking file (a file holding several rankings gives each under its name)."""
     if isinstance(rankings, pd.DataFrame):
         raise TypeError("a table is not a ranking: pass the EncodedResult itself (its .rankings), or a dict "
                         "name -> neurons")
-    if getattr(rankings, "kind", None) == "encoded" and isinstance(getattr(rankings, "rankings", None), Mapping):
+    kind = getattr(rankings, "kind", None)
+    if kind in ("encoded", "attribution") and isinstance(getattr(rankings, "rankings", None), Mapping):
         if not rankings.rankings:
-            raise ValueError("the encoded result has no rankings")
+            raise ValueError(f"the {kind} result has no rankings")
         return [(str(name), list(order)) for name, order in rankings.rankings.items()]
     if _is_file(rankings):
         return [(str(k), v) for k, v in read_ranking_file(rankings).items()]

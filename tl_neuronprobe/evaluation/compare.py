@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
@@ -23,7 +23,8 @@ try:  # the metrics each readout reports, first = the default
 except ImportError:  # pragma: no cover - without it the used table's first metric is the default
     READOUT_METRICS = {}
 
-__all__ = ["CompareConfig", "Comparison", "compare_encoded_used"]
+__all__ = ["CompareConfig", "Comparison", "compare_encoded_used", "NeuronCompareConfig", "NeuronComparison",
+           "compare_per_neuron"]
 
 _ENCODED_METRICS = ("accuracy", "f1", "macro_f1", "selectivity", "score", "mutual_information")
 
@@ -363,6 +364,216 @@ def _plot_compare(merged: pd.DataFrame, enc_metric: str, use_metric: str, attrib
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
     fig.suptitle(f"encoded versus used{': ' + attribute if attribute else ''}")
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        save(fig, path)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------- neuron by neuron
+#: the four groups of :class:`NeuronComparison`, in legend order
+GROUPS = ("encoded and used", "encoded, not used", "used, not encoded", "neither")
+_GROUP_COLORS = {"encoded and used": "#7c3aed", "encoded, not used": "#2563eb", "used, not encoded": "#dc2626",
+                 "neither": "#9ca3af"}
+
+
+@dataclasses.dataclass(frozen=True)
+class NeuronCompareConfig(Config):
+    """Settings of :func:`compare_per_neuron`.
+
+    Parameters
+    ----------
+    ranking : str, optional
+        Which of the encoded result's rankings (default: its first).
+    k : int
+        A neuron among the first ``k`` of the encoded ranking counts as *encoded*.
+    used_k : int, optional
+        A neuron among the first ``used_k`` of the used ranking counts as *used* (default: ``k``).
+
+    Examples
+    --------
+    >>> from tl_neuronprobe.evaluation.compare import NeuronCompareConfig
+    >>> NeuronCompareConfig(k=20, used_k=5).to_dict()
+    {'type': 'NeuronCompareConfig', 'ranking': None, 'k': 20, 'used_k': 5}
+    """
+
+    ranking: "str | None" = None
+    k: int = 50
+    used_k: "int | None" = None
+
+    def validate(self) -> None:
+        for name in ("k", "used_k"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class NeuronComparison(TableResult):
+    """What :func:`compare_per_neuron` returns: encoded versus used, one row per neuron.
+
+    ``table`` (kind ``"neuron_comparison"``): ``neuron``, ``layer``, ``encoded_score`` (rank-based: 1 for the
+    encoded ranking's first neuron, 0 for its last), ``encoded_rank``, ``used_score`` (the attribution score),
+    ``used_rank`` and ``group``: one of ``"encoded and used"``, ``"encoded, not used"``, ``"used, not encoded"``,
+    ``"neither"``. Ranks count among the neurons both sides rank (1 = first). ``extra``: the encoded ranking's
+    name, the counts per group and the neurons only one side ranked.
+    """
+
+    kind = "neuron_comparison"
+
+    def _group(self, group: str, by: str) -> list:
+        from ..core.neurons import Neuron
+
+        t = self.table[self.table["group"] == group].sort_values(by, kind="stable")
+        return [Neuron.parse(str(n)) for n in t["neuron"]]
+
+    def encoded_not_used(self) -> list:
+        """The neurons the encoded ranking puts first that the model does not use, best encoded first."""
+        return self._group("encoded, not used", "encoded_rank")
+
+    def used_not_encoded(self) -> list:
+        """The neurons the model uses that the encoded ranking does not put first, most used first."""
+        return self._group("used, not encoded", "used_rank")
+
+    def counts(self) -> dict[str, int]:
+        """Neurons per group (every group, zeros included)."""
+        have = self.table["group"].value_counts()
+        return {g: int(have.get(g, 0)) for g in GROUPS}
+
+    def __str__(self) -> str:
+        c, settings = self.counts(), NeuronCompareConfig.from_dict(self.config) if self.config else None
+        k = settings.k if settings else "k"
+        used_k = (settings.used_k or settings.k) if settings else "k"
+        what = f" for {self.attribute}" if self.attribute else ""
+        return (f"Encoded ({self.extra.get('ranking', 'ranking')}, first {k}) versus used (attribution, first "
+                f"{used_k}){what}, {len(self.table)} neurons: {c['encoded and used']} encoded and used, "
+                f"{c['encoded, not used']} encoded but not used, {c['used, not encoded']} used but not encoded.")
+
+    def plot(self, path: "str | Path | None" = None):
+        """Encoded score against |used score| (the attribution ranks by magnitude), one panel per layer, the four
+        groups coloured. Returns the Figure (saved to ``path`` and closed if given)."""
+        return _plot_neurons(self.table, self.extra.get("ranking", "encoded"), self.attribute, path)
+
+
+def _neuron_config(config: Any) -> NeuronCompareConfig:
+    if config is None or config == {}:
+        return NeuronCompareConfig()
+    if isinstance(config, NeuronCompareConfig):
+        return config
+    if isinstance(config, dict):
+        return NeuronCompareConfig.from_dict(config)
+    raise TypeError(f"config must be a NeuronCompareConfig, got {type(config).__name__}")
+
+
+def _encoded_order(encoded: Any, ranking: "str | None") -> tuple[str, list]:
+    """(name, neurons best first) of the chosen encoded ranking (an EncodedResult or a mapping name -> neurons)."""
+    from ..core.neurons import parse_neurons
+
+    rankings = encoded.rankings if hasattr(encoded, "rankings") else encoded
+    if not isinstance(rankings, Mapping) or not rankings:
+        raise TypeError(f"encoded must be an EncodedResult (or a mapping ranking name -> neurons) with rankings, "
+                        f"got {type(encoded).__name__}")
+    name = ranking if ranking is not None else next(iter(rankings))
+    if name not in rankings:
+        raise KeyError(f"the encoded result has no ranking {name!r}; it has {sorted(rankings)}")
+    return str(name), parse_neurons([str(n) for n in rankings[name]])
+
+
+def _used_order(used: Any) -> tuple[list, dict]:
+    """(neurons most used first, neuron -> score) of an Attribution."""
+    table = getattr(used, "table", None)
+    if getattr(used, "kind", None) != "attribution" or not isinstance(table, pd.DataFrame):
+        raise TypeError(f"used must be an Attribution (from attribute_used), got {type(used).__name__}")
+    from ..core.neurons import Neuron
+
+    t = table.sort_values("rank", kind="stable")
+    neurons = [Neuron.parse(str(n)) for n in t["neuron"]]
+    return neurons, dict(zip(neurons, t["score"].astype(float)))
+
+
+def _group_of(encoded: bool, used: bool) -> str:
+    return GROUPS[0] if encoded and used else GROUPS[1] if encoded else GROUPS[2] if used else GROUPS[3]
+
+
+def compare_per_neuron(encoded: Any, used: Any, config: "NeuronCompareConfig | None" = None) -> NeuronComparison:
+    """Encoded versus used neuron by neuron: which neurons a probe ranking puts first, which ones the model uses.
+
+    Parameters
+    ----------
+    encoded : EncodedResult
+        From :func:`~tl_neuronprobe.evaluate_encoded` (or a mapping ranking name -> neurons, best first).
+    used : Attribution
+        From :func:`~tl_neuronprobe.attribute_used`: every neuron's estimated effect on the model.
+    config : NeuronCompareConfig, optional
+        The encoded ranking, and how many of each ranking count as encoded / used (default:
+        ``NeuronCompareConfig()``: the first ranking, 50 each).
+
+    Returns
+    -------
+    NeuronComparison
+        One row per neuron that both sides rank (the attributed sites and layers present in the encoded
+        ranking), each ranked again among those neurons: a neuron is *encoded* when it is among the first ``k``
+        of the encoded ranking and *used* when among the first ``used_k`` of the attribution. The encoded
+        score is rank-based (1 = first, 0 = last: a ranking's order is all an encoded result keeps); the used
+        score is the attribution's. ``encoded_not_used()`` and ``used_not_encoded()`` list the disagreements.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import tl_neuronprobe as tnp
+    >>> from tl_neuronprobe.evaluation.attribution import Attribution
+    >>> used = Attribution(pd.DataFrame(dict(neuron=["L0.N0", "L0.N1", "L0.N2"], layer=0, site="mlp.post",
+    ...                                      score=[0.0, 2.0, 0.5], rank=[3, 1, 2], exact=float("nan"),
+    ...                                      verified=False)), "Number")
+    >>> encoded = {"probeless": tnp.parse_neurons("L0.N0,L0.N1,L0.N2")}
+    >>> per_neuron = compare_per_neuron(encoded, used, NeuronCompareConfig(k=1))
+    >>> per_neuron.encoded_not_used(), per_neuron.used_not_encoded()
+    ([Neuron(layer=0, index=0, site='mlp.post')], [Neuron(layer=0, index=1, site='mlp.post')])
+    """
+    config = _neuron_config(config)
+    attributes = {a for a in (getattr(encoded, "attribute", None), getattr(used, "attribute", None)) if a}
+    if len(attributes) > 1:
+        raise ValueError(f"the encoded result is about {encoded.attribute!r} and the attribution about "
+                         f"{used.attribute!r}: compare the same attribute")
+    name, enc_order = _encoded_order(encoded, config.ranking)
+    used_order, scores = _used_order(used)
+    shared = set(enc_order) & set(used_order)
+    if not shared:
+        raise ValueError(f"the encoded ranking {name!r} and the attribution share no neuron (encoded e.g. "
+                         f"{[str(n) for n in enc_order[:3]]}, attributed e.g. {[str(n) for n in used_order[:3]]}): "
+                         "attribute the sites and layers the activations hold")
+    enc_rank = {n: i + 1 for i, n in enumerate(n for n in enc_order if n in shared)}
+    used_rank = {n: i + 1 for i, n in enumerate(n for n in used_order if n in shared)}
+    used_k = config.used_k or config.k
+    total = len(shared)
+    rows = [dict(neuron=str(n), layer=n.layer, encoded_score=1.0 - (enc_rank[n] - 1) / max(total - 1, 1),
+                 encoded_rank=enc_rank[n], used_score=scores[n], used_rank=used_rank[n],
+                 group=_group_of(enc_rank[n] <= config.k, used_rank[n] <= used_k))
+            for n in sorted(shared, key=lambda n: enc_rank[n])]
+    attribute = next(iter(attributes), None)
+    extra = dict(ranking=name, encoded_score="rank-based", n_neurons=total,
+                 encoded_only=len(set(enc_order) - shared), used_only=len(set(used_order) - shared))
+    return NeuronComparison(pd.DataFrame(rows), attribute, config.to_dict(), None, extra)
+
+
+def _plot_neurons(table: pd.DataFrame, ranking: str, attribute: "str | None", path):
+    plt = pyplot()
+    layers = sorted(set(int(x) for x in table["layer"])) or [0]
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.6 * len(layers) + 1.6, 3.6), squeeze=False, sharey=True)
+    for ax, layer in zip(axes[0], layers):
+        t = table[table["layer"] == layer]
+        for group in reversed(GROUPS):  # "neither" first, under the others
+            g = t[t["group"] == group]
+            if len(g):
+                ax.scatter(g["encoded_score"], g["used_score"].abs(), s=10 if group == "neither" else 22,
+                           color=_GROUP_COLORS[group], alpha=0.5 if group == "neither" else 0.9,
+                           label=f"{group} ({len(g)})")
+        ax.set_title(f"layer {layer}")
+        ax.set_xlabel(f"encoded: {ranking} (rank-based)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("used: |attribution score|")
+    fig.suptitle(f"encoded versus used, neuron by neuron{': ' + attribute if attribute else ''}")
+    fig.tight_layout()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         save(fig, path)

@@ -21,7 +21,8 @@ __all__ = ["KINDS", "TableResult", "load_result"]
 #: the ``attrs`` key that names a table's kind
 KIND = "tnp_kind"
 #: the kinds of result table: ``compare`` is the comparison's per-(ranking, k) table, ``compare_per_k`` its per-k one
-KINDS = ("encoded", "used", "compare", "compare_per_k", "layer_stats", "top_neurons", "textualize", "descriptions")
+KINDS = ("encoded", "used", "compare", "compare_per_k", "layer_stats", "top_neurons", "textualize", "descriptions",
+         "attribution", "neuron_comparison")
 _SCALARS = (str, int, float, bool, type(None))
 
 

@@ -3,10 +3,13 @@
 A results folder holds ``activations/`` (safetensors + meta), ``layer_stats.csv``/``.png``, ``summary.json``,
 ``encoded/`` (``encoded_{attr}.csv``/``.png``, ``encoded_{attr}_top_neurons.csv``, ``encoded_summary.json``),
 ``used/`` (``used_{model}_{attr}.csv``/``.png``, ``compare_{model}_{attr}.csv``/``.png``/``.txt``,
-``used_{model}_{attr}_top_neurons.csv``), ``textualize/textualize.csv`` and optionally ``descriptions.csv``.
+``used_{model}_{attr}_top_neurons.csv``), ``textualize/textualize.csv`` and optionally ``descriptions.csv``;
+an attribution (``attribution.csv``) and a per-neuron comparison, saved with ``.save`` in the folder or one
+folder below it, are found by the kind their ``.meta.json`` records, whatever their file names.
 
 Each result says what it is (its ``kind``: ``EncodedResult`` "encoded", ``UsedResult`` "used", ``Comparison``
-"compare", or ``attrs["tnp_kind"]`` on a marked table) and which attribute it is about; a report never guesses a
+"compare", ``Attribution`` "attribution", ``NeuronComparison`` "neuron_comparison", or ``attrs["tnp_kind"]`` on a
+marked table) and which attribute it is about; a report never guesses a
 table's kind from its columns, and a key in a mapping only names the model (``"model/..."``).
 """
 
@@ -21,9 +24,12 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from ..data.activations import META_FILE, TENSOR_FILE, Activations
-from ..evaluation.results import KINDS, attribute_of, kind_of, load_result, load_table
+from ..evaluation.results import KIND, KINDS, attribute_of, kind_of, load_result, load_table
 
-__all__ = ["ReportData", "UsedSection", "collect", "is_activations_folder"]
+__all__ = ["ReportData", "UsedSection", "PerNeuronSection", "collect", "is_activations_folder"]
+
+#: the kinds the "encoded versus used, neuron by neuron" section shows
+PER_NEURON_KINDS = ("attribution", "neuron_comparison")
 
 
 @dataclass
@@ -43,6 +49,16 @@ class UsedSection:
 
 
 @dataclass
+class PerNeuronSection:
+    """The report's "encoded versus used, neuron by neuron" for one attribute: the attribution (a used ranking of
+    every neuron) and/or the per-neuron comparison with an encoded ranking."""
+
+    attribute: str
+    attribution: Any = None
+    comparison: Any = None
+
+
+@dataclass
 class ReportData:
     """Everything a report can show; any part may be missing."""
 
@@ -56,6 +72,8 @@ class ReportData:
     textualize: pd.DataFrame | None = None
     descriptions: pd.DataFrame | None = None
     images: dict[str, Path] = field(default_factory=dict)
+    #: attribute -> its per-neuron section (attribution and comparison)
+    per_neuron: dict[str, PerNeuronSection] = field(default_factory=dict)
     source: str = ""
 
     @property
@@ -68,6 +86,7 @@ def collect(results: Any) -> ReportData:
     data = ReportData()
     if isinstance(results, (str, Path)):
         _read_folder(Path(results), data)
+        _compare_per_neuron(data)
         return data
     items: Iterable[tuple[str | None, Any]]
     if isinstance(results, (Mapping, list, tuple)) and not results:
@@ -83,8 +102,24 @@ def collect(results: Any) -> ReportData:
     for name, obj in items:
         _add_object(data, name, obj)
     _used_neurons_from_orders(data)
+    _compare_per_neuron(data)
     data.source = "objects"
     return data
+
+
+def _compare_per_neuron(data: ReportData) -> None:
+    """An attribution without its per-neuron comparison, beside an encoded result of the same attribute: compare
+    them with the encoded result's first ranking (the default :class:`NeuronCompareConfig`)."""
+    from ..evaluation.compare import compare_per_neuron
+
+    for attr, section in data.per_neuron.items():
+        orders = data.orders.get(attr)
+        if section.attribution is None or section.comparison is not None or not orders:
+            continue
+        try:
+            section.comparison = compare_per_neuron(orders, section.attribution)
+        except ValueError:  # the encoded ranking holds none of the attributed neurons: nothing to set beside
+            continue
 
 
 def _used_neurons_from_orders(data: ReportData) -> None:
@@ -133,14 +168,30 @@ def _read_folder(root: Path, data: ReportData) -> None:
         data.images["layer_stats"] = root / "layer_stats.png"
     _read_encoded(root / "encoded", data)
     _read_used(root / "used", data)
+    _read_per_neuron(root, data)
     data.textualize = _read_csv(root / "textualize" / "textualize.csv")
     for cand in (root / "descriptions.csv", root / "descriptions" / "descriptions.csv",
                  root / "describe" / "descriptions" / "descriptions.csv"):
         if cand.exists():
             data.descriptions = _check_descriptions(pd.read_csv(cand), cand)
             break
-    if data.acts is None and not (data.encoded or data.used or data.textualize is not None):
-        raise FileNotFoundError(f"{root} holds no activations/, encoded/, used/ or textualize/ results")
+    if data.acts is None and not (data.encoded or data.used or data.textualize is not None or data.per_neuron):
+        raise FileNotFoundError(f"{root} holds no activations/, encoded/, used/, textualize/ or attribution "
+                                "results")
+
+
+def _read_per_neuron(root: Path, data: ReportData) -> None:
+    """Attributions and per-neuron comparisons saved in ``root`` or one folder below, found by the kind their
+    ``.meta.json`` records (never by file name or columns)."""
+    for meta in sorted([*root.glob("*.meta.json"), *root.glob("*/*.meta.json")]):
+        try:
+            kind = json.loads(meta.read_text()).get(KIND)
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        csv = meta.with_name(meta.name[: -len(".meta.json")] + ".csv")
+        if kind in PER_NEURON_KINDS and csv.exists():
+            result = load_result(csv)
+            _per_neuron_slot(data, _attribute(result, str(csv), f"{kind} result"), kind, result)
 
 
 def is_activations_folder(root: "str | Path") -> bool:
@@ -232,8 +283,8 @@ def _add_object(data: ReportData, name: str | None, obj: Any) -> None:
         data.settings.update({str(k): v for k, v in obj.items()})
     else:
         raise TypeError(f"cannot add {type(obj).__name__} {'(' + name + ') ' if name else ''}to a report; expected "
-                        "Activations, a results folder, an EncodedResult, UsedResult, Comparison, TextualizeResult "
-                        "or Descriptions, a marked table, or a dict of settings")
+                        "Activations, a results folder, an EncodedResult, UsedResult, Comparison, Attribution, "
+                        "NeuronComparison, TextualizeResult or Descriptions, a marked table, or a dict of settings")
 
 
 def _model_of(name: str | None) -> str:
@@ -277,6 +328,13 @@ def _add_result(data: ReportData, name: str | None, obj: Any, kind: str) -> None
         raise ValueError(f"table {name or ''} is a comparison's per-(ranking, k) table; pass the Comparison itself")
     elif kind == "compare_per_k":
         _used_slot(data, _model_of(name), _attribute(obj, name, "comparison table")).per_k = table
+    elif kind in PER_NEURON_KINDS:
+        if isinstance(obj, pd.DataFrame):  # a marked table: its typed result
+            from ..evaluation.attribution import Attribution
+            from ..evaluation.compare import NeuronComparison
+            cls = Attribution if kind == "attribution" else NeuronComparison
+            obj = cls(table.copy(), attribute_of(table), table.attrs.get("config"), None, table.attrs.get("extra"))
+        _per_neuron_slot(data, _attribute(obj, name, f"{kind} result"), kind, obj)
     elif kind == "textualize":
         data.textualize = table
     elif kind == "descriptions":
@@ -287,6 +345,15 @@ def _add_result(data: ReportData, name: str | None, obj: Any, kind: str) -> None
         data.top_neurons[attribute_of(table) or name or "attribute"] = table
     else:  # pragma: no cover - every kind is handled above
         raise ValueError(f"{name or 'a result'} says it is a {kind!r} result, which a report does not show")
+
+
+def _per_neuron_slot(data: ReportData, attribute: str, kind: str, result: Any) -> None:
+    """File ``result`` (an Attribution or a NeuronComparison) under its attribute's per-neuron section."""
+    section = data.per_neuron.setdefault(attribute, PerNeuronSection(attribute))
+    if kind == "attribution":
+        section.attribution = result
+    else:
+        section.comparison = result
 
 
 def _used_slot(data: ReportData, model: str, attribute: str) -> UsedSection:

@@ -47,15 +47,20 @@ def best_described(descriptions: pd.DataFrame, n: int) -> list[str]:
 
 
 def page_neurons(report_data: ReportData) -> list[Neuron]:
-    """Every neuron in any top list (encoded top 10, used top ``TOP_N`` on the activations' model, textualized,
-    and the ``TOP_N`` best described by held-out F1: a description of every neuron is shown on every page, but
-    does not make a page by itself)."""
+    """Every neuron in any top list (encoded top 10, used top ``TOP_N`` on the activations' model, the
+    attribution's top ``TOP_N`` and the first ``TOP_N`` of each per-neuron disagreement list, textualized, and
+    the ``TOP_N`` best described by held-out F1: a description of every neuron is shown on every page, but does
+    not make a page by itself)."""
     data = report_data
     names: list[Any] = []
     for top in data.top_neurons.values():
         names += list(top["neuron"])
     for res in _own_used(data):
         names += list(res.top_neurons.loc[res.top_neurons["rank"] <= TOP_N, "neuron"])
+    for section in data.per_neuron.values():
+        names += attribution_order(section.attribution)[:TOP_N]
+        if section.comparison is not None:
+            names += section.comparison.encoded_not_used()[:TOP_N] + section.comparison.used_not_encoded()[:TOP_N]
     if data.textualize is not None:
         names += list(data.textualize["neuron"])
     if data.descriptions is not None:
@@ -144,7 +149,53 @@ def _ranks(data: ReportData, name: str) -> list[dict]:
                              score="" if pd.isna(score) else f"{score:.4g}",
                              prev=order[rank - 2] if rank and rank > 1 else None,
                              next=order[rank] if rank and rank < len(order) else None))
+    rows += _attribution_ranks(data, name)
     return sorted(rows, key=lambda r: r["rank"] is None)  # the lists that hold the neuron first
+
+
+def attribution_order(attribution: Any) -> list[str]:
+    """An attribution's neurons, most used first (none: an empty list)."""
+    if attribution is None:
+        return []
+    return list(attribution.table.sort_values("rank", kind="stable")["neuron"].astype(str))
+
+
+def _attribution_ranks(data: ReportData, name: str) -> list[dict]:
+    """Per attributed attribute: the neuron's rank in the used ranking of every neuron, its estimated effect
+    (and the exact one where it was verified), as rows of the ranks table (ranker ``attribution (used)``)."""
+    rows = []
+    for attr, section in data.per_neuron.items():
+        order = attribution_order(section.attribution)
+        if not order:
+            continue
+        t = section.attribution.table
+        hit = t[t["neuron"].astype(str) == name]
+        rank = order.index(name) + 1 if name in order else None
+        score = ""
+        if len(hit):
+            score = f"{float(hit['score'].iloc[0]):.4g}"
+            exact = hit["exact"].iloc[0] if "exact" in hit.columns else math.nan
+            if not pd.isna(exact):
+                score += f" (exact {float(exact):.4g})"
+        rows.append(dict(attribute=attr, ranker="attribution (used)", rank=rank, of=len(order), score=score,
+                         prev=order[rank - 2] if rank and rank > 1 else None,
+                         next=order[rank] if rank and rank < len(order) else None))
+    return rows
+
+
+def _per_neuron(data: ReportData, name: str) -> list[dict]:
+    """Per attribute with a per-neuron comparison that holds the neuron: its group and both ranks."""
+    rows = []
+    for attr, section in data.per_neuron.items():
+        if section.comparison is None:
+            continue
+        t = section.comparison.table
+        hit = t[t["neuron"].astype(str) == name]
+        if len(hit):
+            r = hit.iloc[0]
+            rows.append(dict(attribute=attr, group=str(r["group"]), ranking=section.comparison.extra.get("ranking", ""),
+                             encoded_rank=int(r["encoded_rank"]), used_rank=int(r["used_rank"]), of=len(t)))
+    return rows
 
 
 def _effects(data: ReportData, name: str) -> list[dict]:
@@ -201,7 +252,8 @@ def neuron_pages(report_data: ReportData, neurons: list[Neuron]) -> tuple[list[d
         name = str(n)
         page: dict[str, Any] = dict(name=name, slug=slug(n), hook=n.hook_name, layer=n.layer, index=n.index,
                                     site=n.site, snippet=snippet(n), ranks=_ranks(data, name),
-                                    effects=_effects(data, name), textualize=_rows_for(data.textualize, name),
+                                    effects=_effects(data, name), per_neuron=_per_neuron(data, name),
+                                    textualize=_rows_for(data.textualize, name),
                                     descriptions=_rows_for(data.descriptions, name), positive=[], negative=[],
                                     stats=None, scale=None)
         if name in values:

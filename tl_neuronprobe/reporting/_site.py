@@ -15,7 +15,7 @@ import pandas as pd
 
 from ._collect import ReportData, collect
 from ._figures import copy_images, write_histograms
-from ._neurons import neuron_pages, page_neurons, search_entry, slug
+from ._neurons import TOP_N, neuron_pages, page_neurons, search_entry, slug
 
 __all__ = ["report", "run_report", "write_site"]
 
@@ -32,7 +32,9 @@ def report(results: Any, out_dir: "str | Path" = "report/") -> Path:
     results : folder, result object, or a mapping / list of them
         A results folder (as ``tl-neuronprobe demo`` and the jobs write it; saved results are read back with
         ``load_result``), or result objects: :class:`~tl_neuronprobe.Activations`, ``EncodedResult``,
-        ``UsedResult``, ``Comparison``, ``TextualizeResult``, ``Descriptions``, a dict of settings. Each section
+        ``UsedResult``, ``Comparison``, ``Attribution``, ``NeuronComparison`` (the section "Encoded versus used,
+        neuron by neuron", and each neuron's attribution rank on its page), ``TextualizeResult``,
+        ``Descriptions``, a dict of settings. Each section
         is labelled from what the result says it is (its kind and attribute); in a mapping the key only names
         the model (``"model/..."``), so a used result and its comparison meet under their attribute.
     out_dir : str or Path
@@ -158,6 +160,47 @@ def _used_sections(data: ReportData, images: dict[str, str]) -> list[dict]:
     return out
 
 
+#: rows shown of each per-neuron list (the full lists are in the saved comparison)
+LIST_ROWS = 50
+
+
+def _facts(extra: dict) -> dict | None:
+    """An attribution's scalar ``extra`` (cost, verification against exact patching) as a two-column table."""
+    rows = [[k, v] for k, v in extra.items() if isinstance(v, (str, int, float, bool, np.floating, np.integer))]
+    return dict(columns=["", "value"], rows=rows) if rows else None
+
+
+def _per_neuron_sections(data: ReportData, img: Path) -> list[dict]:
+    """Encoded versus used, neuron by neuron, per attribute: the scatter of the per-neuron comparison and its
+    two lists, the attribution's top neurons, its estimate-vs-exact figure and its verification."""
+    from ..core.plotting import pyplot
+
+    plt, out = pyplot(), []
+    img.mkdir(parents=True, exist_ok=True)
+    for i, (attr, section) in enumerate(data.per_neuron.items()):
+        entry: dict[str, Any] = dict(attribute=attr, summary="", images=[], encoded_not_used=None,
+                                     used_not_encoded=None, top=None, facts=None)
+        cmp, attribution = section.comparison, section.attribution
+        if cmp is not None:
+            plt.close(cmp.plot(img / f"per_neuron_{i}.png"))
+            t = cmp.table.drop(columns=["encoded_score"])
+            entry.update(summary=str(cmp), images=[dict(src=f"per_neuron_{i}.png", alt=f"{attr}: encoded score "
+                                                        "against used score, one panel per layer")],
+                         encoded_not_used=_table(t[t["group"] == "encoded, not used"].drop(columns="group")
+                                                 .sort_values("encoded_rank"), LIST_ROWS),
+                         used_not_encoded=_table(t[t["group"] == "used, not encoded"].drop(columns="group")
+                                                 .sort_values("used_rank"), LIST_ROWS))
+        if attribution is not None:
+            plt.close(attribution.plot(img / f"attribution_{i}.png"))
+            entry["images"].append(dict(src=f"attribution_{i}.png", alt=f"{attr}: attribution estimate against "
+                                                                         "exact single-neuron patching"))
+            shown = [c for c in ("neuron", "rank", "score", "exact", "verified") if c in attribution.table.columns]
+            entry.update(top=_table(attribution.table.sort_values("rank", kind="stable")[shown], TOP_N),
+                         facts=_facts(attribution.extra))
+        out.append(entry)
+    return out
+
+
 def _settings(data: ReportData) -> tuple[str, str]:
     """The run's settings as JSON, and the command that re-runs it (when the results came from the demo)."""
     s = dict(data.settings)
@@ -195,6 +238,7 @@ def write_site(report_data: ReportData, out_dir: "str | Path") -> Path:
         sites=sorted({n.site for n in data.acts.neurons}) if data.acts is not None else [],
         hooks=_hook_examples(data), layer_stats=_table(data.layer_stats), layer_image=image_names.get("layer_stats"),
         encoded=_encoded_sections(data, image_names), used=_used_sections(data, image_names),
+        per_neuron=_per_neuron_sections(data, out / "img"),
         textualize=_table(data.textualize.drop(columns=["tokens"], errors="ignore")
                           if data.textualize is not None else None),
         descriptions=_table(data.descriptions), settings=settings, rerun=rerun, neurons=_index_rows(pages),

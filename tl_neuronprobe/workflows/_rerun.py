@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.config import read_summary
+from ._attribute import attribute_job
 from ._demo import demo
 from ._describe import describe_job
 from ._encoded import evaluate_encoded_job, rank_job
@@ -23,7 +24,7 @@ __all__ = ["JOBS", "rerun"]
 #: stage name (``summary.json``'s ``"stage"``) -> the workflow function that runs it
 JOBS = {"extract": extract_job, "rank": rank_job, "encoded": evaluate_encoded_job, "used": evaluate_used_job,
         "compare": compare_job, "textualize": textualize_job, "words_needed": words_needed_job,
-        "describe": describe_job, "demo": demo}
+        "describe": describe_job, "attribute": attribute_job, "demo": demo}
 
 
 def rerun(summary: "str | Path", out_dir: "str | Path | None" = None, *, device: "str | None" = None,
