@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model = tnp.models.load("minilm", device="cpu", head="none")  # the readout (hidden states) does not read the head
+    model = tnp.models.load("minilm", device="cpu")
     corpus = corpus_for(args.part, args.n_sentences)
     rows = []
     for edit_name in args.edits.split(","):
