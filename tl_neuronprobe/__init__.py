@@ -32,7 +32,7 @@ from .descriptions import DescribeConfig, Descriptions, describe
 from . import workflows  # noqa: E402 - after the stages it runs
 from .reporting import report  # noqa: E402 - reads what every stage writes
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     # models and ground truth

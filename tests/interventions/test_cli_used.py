@@ -85,3 +85,17 @@ def test_antverg_flag(tmp_path, capsys):
     with pytest.warns(UserWarning, match="Plur"):
         assert main(base + ["--antverg"]) == 2  # the synthetic vocabulary has < 100 forms per value
     assert "class value(s) remain" in capsys.readouterr().err
+
+
+def test_lexicon_flag_judges_with_another_corpus(tmp_path, capsys):
+    from tl_neuronprobe.cli.main import build_parser
+    from tl_neuronprobe.cli.used import used_config
+    from tl_neuronprobe.interventions import Identity
+
+    base = ["evaluate-used", "--model", "planted", "--corpus", "synthetic:40", "--attribute", "Number",
+            "--rankings", "probeless", "--layer", "1", "--ks", "1", "--out-dir", str(tmp_path / "o"), "--no-progress"]
+    assert used_config(build_parser().parse_args(base + ["--lexicon", "synthetic:400"])).readout == \
+        Identity(lexicon="synthetic:400")
+    assert used_config(build_parser().parse_args(base)).readout is None  # control: automatic without the flag
+    assert main(base + ["--lexicon", "synthetic:400", "--readout", "divergence"]) == 2
+    assert "--lexicon judges the identity readout" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import tl_neuronprobe as tnp
 from used_helpers import hook_count, mean_difference_order, run_used
@@ -34,7 +35,11 @@ def test_divergence_sees_used_neurons_and_not_unused_ones(planted, planted_corpu
 
 
 @pytest.mark.minilm
-def test_minilm_without_lm_head_uses_the_divergence_readout(minilm):
+def test_minilm_with_a_random_head_uses_the_divergence_readout(minilm):
+    """``load("minilm", head="none")``: Hugging Face's random MLM head does not predict the input, so the automatic
+    readout is divergence (with the shipped head it is identity: tests/interventions/test_minilm_identity.py)."""
+    torch.manual_seed(0)
+    minilm = tnp.models.load("minilm", device="cpu", head="none")
     corpus = tnp.Corpus.synthetic(40, seed=1)
     acts = tnp.extract(minilm, corpus, ExtractConfig(site="mlp.post", layers=[3]), progress=False)
     adapter = tnp.ModelAdapter(minilm)
@@ -44,7 +49,7 @@ def test_minilm_without_lm_head_uses_the_divergence_readout(minilm):
     order = mean_difference_order(acts, "Number")
     t = run_used(minilm, corpus, "Number", {"mean_difference": order}, [16, 256], alpha=4.0, n_bootstrap=100,
                  n_random=1, batch_size=40)
-    assert t.readout == "divergence"  # MiniLM's MLM head is random: it does not predict its input
+    assert t.readout == "divergence"  # the random MLM head does not predict its input
     assert set(t.table.metric) == {"embedding_distance", "hidden_distance"}
     for k in (16, 256):
         assert value(t, "mean_difference", "top", k, "embedding_distance") > \

@@ -276,3 +276,22 @@ def test_a_callable_metric_is_a_readout(planted, planted_corpus, planted_ranking
     assert t.readout == "metric" and set(t.table.metric) == {"top_changed"}
     assert value(t, "used_first", "top", 2, "top_changed") > value(t, "unused_first", "top", 2, "top_changed")
     assert t.config["readout"]["type"] == "callable"
+
+
+def test_identity_lexicon_from_a_larger_corpus_counts_flips_a_small_one_cannot_judge(planted, planted_rankings):
+    """Few evaluated sentences rarely hold the other Number's form of their words, so their own lexicon calls a
+    translated "dog" -> "dogs" a wrong lemma; ``Identity(lexicon="synthetic:400")`` knows both forms."""
+    corpus = tnp.testing.planted_corpus(6, seed=11)
+    own = run_used(planted, corpus, "Number", planted_rankings, [2], readout=tnp.interventions.Identity(),
+                   n_bootstrap=0, n_random=0, bottom=False)
+    wide = run_used(planted, corpus, "Number", planted_rankings, [2],
+                    readout=tnp.interventions.Identity(lexicon="synthetic:400"), n_bootstrap=0, n_random=0,
+                    bottom=False)
+
+    def v(result, metric):
+        t = result.table
+        return float(t[(t.ranking == "used_first") & (t.selection == "top") & (t.metric == metric)].value.iloc[0])
+
+    assert v(own, "changed") == v(wide, "changed") > 0.5  # the same predictions, judged differently
+    assert v(wide, "correct_lemma_wrong_value") > v(own, "correct_lemma_wrong_value") + 0.2
+    assert v(wide, "wrong_lemma") < v(own, "wrong_lemma")

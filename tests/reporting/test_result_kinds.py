@@ -57,6 +57,8 @@ def test_each_attribute_section_holds_its_own_results(two_attributes, tmp_path):
         assert f"versus used (changed) for {attr}," in html  # its own comparison's summary
         assert f"for {other}," not in html  # control: the other attribute's summary is elsewhere
         assert "Not in these results" not in html and "best_encoded" in html and "random-k baseline" in html
+        for metric in ("changed", "correct_lemma_wrong_value", "wrong_lemma"):  # every metric, the flips too
+            assert f"Used effect ({metric})" in html
     # the objects say what they are: swapped keys do not move them (control against reading keys)
     swapped = {"m/Tense": two_attributes["Number"][0], "m/Number compare": two_attributes["Tense"][1],
                "m/Number": two_attributes["Tense"][0], "m/Tense compare": two_attributes["Number"][1]}

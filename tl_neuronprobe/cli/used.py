@@ -14,7 +14,7 @@ import argparse
 from .. import workflows
 from ..evaluation.used import UsedConfig
 from ..interventions import EDITS, Edit, Translate, edit_from_name
-from ..interventions.readouts import READOUT_SPECS
+from ..interventions.readouts import READOUT_SPECS, Identity
 from ._args import comma_ints
 
 __all__ = ["register", "cmd_evaluate_used", "cmd_compare", "used_config"]
@@ -47,6 +47,10 @@ def used_config(args: argparse.Namespace) -> UsedConfig:
     base = UsedConfig.antverg() if args.antverg else UsedConfig()
     readout = base.readout if args.readout is None else (None if args.readout == "auto"
                                                          else READOUT_SPECS[args.readout]())
+    if args.lexicon is not None:
+        if args.readout not in (None, "identity"):
+            raise ValueError(f"--lexicon judges the identity readout's predictions; --readout is {args.readout}")
+        readout = Identity(lexicon=args.lexicon)
     fit = base.fit.replace(**{k: v for k, v in (("site", args.site), ("layer", args.layer)) if v is not None})
     batching = base.batching.replace(**{k: v for k, v in (("batch_size", args.batch_size),
                                                           ("strategy", args.strategy)) if v is not None})
@@ -100,6 +104,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--edit", default=None, choices=sorted(EDITS), help="the edit (default translate)")
     p.add_argument("--readout", default=None, choices=["auto"] + sorted(READOUT_SPECS),
                    help="default: chosen from the model's clean behaviour")
+    p.add_argument("--lexicon", default=None,
+                   help="a corpus (spec as --corpus) whose lexicon judges predicted words; implies --readout identity "
+                        "(default: the evaluated corpus)")
     p.add_argument("--positions", default=None, choices=["attribute", "all"])
     p.add_argument("--alpha", default=None,
                    help="translation strength, or 'scaled' (beta decaying with rank); default 1.0")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, NamedTuple, Sequence
 
@@ -483,20 +484,36 @@ class ReadoutSpec(Config):
 
 @dataclasses.dataclass(frozen=True)
 class Identity(ReadoutSpec):
-    """The model's prediction at each attribute-bearing word's own tokens, judged with the corpus's lexicon
-    (``changed``, ``correct_lemma_wrong_value``, ``wrong_lemma``): models that predict their input.
+    """The model's prediction at each attribute-bearing word's own tokens, judged with a lexicon
+    (``changed``, ``correct_lemma_wrong_value``, ``wrong_lemma``): models that predict their input (an MLM head
+    without [MASK], as MiniLM's shipped head).
+
+    ``lexicon``: a corpus spec of :meth:`Corpus.load <tl_neuronprobe.Corpus.load>` (``"ud-english"``, a
+    ``.conllu`` path, ...) whose forms, lemmas and features judge the predictions; None: the evaluated corpus.
+    A predicted form the lexicon has never seen counts as ``wrong_lemma``, so a few dozen evaluated sentences
+    judge a flip such as "dogs" -> "dog" only if "dog" occurs among them: name a larger corpus of the same
+    annotation.
 
     Examples
     --------
     >>> from tl_neuronprobe.interventions import Identity
     >>> Identity().to_dict()
-    {'type': 'Identity'}
+    {'type': 'Identity', 'lexicon': None}
+    >>> Identity(lexicon="ud-english").lexicon
+    'ud-english'
     """
 
     name: ClassVar[str] = "identity"
+    lexicon: "str | None" = None
 
     def build(self, adapter: ModelAdapter) -> Readout:
-        return IdentityReadout()
+        return IdentityReadout(None if self.lexicon is None else corpus_lexicon(self.lexicon))
+
+
+@functools.lru_cache(maxsize=4)
+def corpus_lexicon(spec: str) -> Lexicon:
+    """The :class:`Lexicon` of the corpus ``spec`` (:meth:`Corpus.load`), built once per process and spec."""
+    return Lexicon.from_corpus(Corpus.load(spec))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -132,20 +132,25 @@ def _encoded_sections(data: ReportData, images: dict[str, str]) -> list[dict]:
     return out
 
 
-def _used_curve(used: "pd.DataFrame | None") -> dict | None:
-    """The used table's first metric as ranking x k (top-k, and the random-k baseline as its own row), so a used
-    result shows its numbers even without a comparison."""
+def _used_curves(used: "pd.DataFrame | None") -> list[dict]:
+    """Per metric of the used table (in its order: the readout's default first), ranking x k for the top-k and the
+    random-k baseline as its own row, so a used result shows its numbers even without a comparison (for the
+    identity readout: how often the prediction changed, and flipped to the same lemma with another value)."""
     if used is None or used.empty or not {"ranking", "selection", "k", "metric", "value"} <= set(used.columns):
-        return None
-    t = used[used["metric"] == used["metric"].iloc[0]]
-    top = t[t["selection"] == "top"].pivot_table(index="ranking", columns="k", values="value").reset_index()
-    rand = t[t["selection"] == "random"]
-    if len(rand):
-        row = rand.groupby("k")["value"].mean().to_frame().T.assign(ranking="random-k baseline")
-        top = pd.concat([top, row.reset_index(drop=True)], ignore_index=True)
-    top.columns = [f"k={c}" if c != "ranking" else c for c in top.columns]
-    shown = _table(top)
-    return dict(metric=str(t["metric"].iloc[0]), **shown) if shown else None
+        return []
+    out = []
+    for metric in dict.fromkeys(used["metric"]):
+        t = used[used["metric"] == metric]
+        top = t[t["selection"] == "top"].pivot_table(index="ranking", columns="k", values="value").reset_index()
+        rand = t[t["selection"] == "random"]
+        if len(rand):
+            row = rand.groupby("k")["value"].mean().to_frame().T.assign(ranking="random-k baseline")
+            top = pd.concat([top, row.reset_index(drop=True)], ignore_index=True)
+        top.columns = [f"k={c}" if c != "ranking" else c for c in top.columns]
+        shown = _table(top)
+        if shown:
+            out.append(dict(metric=str(metric), **shown))
+    return out
 
 
 def _used_sections(data: ReportData, images: dict[str, str]) -> list[dict]:
@@ -156,7 +161,7 @@ def _used_sections(data: ReportData, images: dict[str, str]) -> list[dict]:
             top = (res.top_neurons[res.top_neurons["rank"] <= 10]
                    .pivot_table(index="rank", columns="ranking", values="neuron", aggfunc="first").reset_index())
         out.append(dict(model=res.model, attribute=res.attribute, summary=res.summary, per_k=_table(res.per_k),
-                        curve=_used_curve(res.used), top=_table(top), images=[images[f"used_{i}_{p.stem}"] for p in res.images]))
+                        curves=_used_curves(res.used), top=_table(top), images=[images[f"used_{i}_{p.stem}"] for p in res.images]))
     return out
 
 

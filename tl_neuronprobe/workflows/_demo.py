@@ -24,6 +24,7 @@ from ..data.extraction import ExtractConfig, extract
 from ..descriptions import DescribeConfig, Search
 from ..evaluation.encoded import EncodedConfig
 from ..evaluation.used import UsedConfig
+from ..interventions import Identity
 from ..textualization import TextualizeConfig
 from ._demo_used import USED_CONFIG, demo_used
 from ._describe import describe_stage
@@ -142,6 +143,9 @@ def _stages(config: DemoConfig, model, corpus: Corpus, acts: Activations, out: P
             ) -> dict[str, Callable]:
     c = config
     used = c.seeded("used")
+    if isinstance(used.readout, Identity) and used.readout.lexicon is None:
+        # predicted words are judged with the whole demo corpus's lexicon, not only the used stage's sentences
+        used = used.replace(readout=Identity(lexicon=c.corpus))
     used_corpus = corpus[: used.n_sentences]
     return {
         "encoded": lambda: demo_encoded(acts, out / "encoded", c.seeded("encoded"), attributes=c.attributes,

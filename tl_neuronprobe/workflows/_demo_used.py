@@ -15,15 +15,16 @@ from ..data.corpus import Corpus
 from ..data.extraction import ExtractConfig, extract
 from ..evaluation.encoded import EncodedConfig, evaluate_encoded
 from ..evaluation.used import Baselines, UsedConfig, evaluate_used
-from ..interventions import Agreement, Divergence, Translate
+from ..interventions import Agreement, Identity, Translate
 from ._used import write_comparison
 
 __all__ = ["demo_used", "USED_RANKERS", "USED_KS", "USED_CONFIG"]
 
 USED_RANKERS = ("probeless", "linear", "gaussian")
 USED_KS = (1, 2, 5, 10, 20, 50, 100)
-#: the demo model's used evaluation: scaled translation, divergence readout (MiniLM's MLM head is untrained)
-USED_CONFIG = UsedConfig(edit=Translate(alpha="scaled", beta=8.0), readout=Divergence(), ks=USED_KS,
+#: the demo model's used evaluation: scaled translation, identity readout (the model's own predicted words, through
+#: MiniLM's shipped MLM head; the demo judges them with its whole corpus's lexicon)
+USED_CONFIG = UsedConfig(edit=Translate(alpha="scaled", beta=8.0), readout=Identity(), ks=USED_KS,
                          baselines=Baselines(n_random=2))
 
 
@@ -80,8 +81,9 @@ def demo_used(out_dir: "str | Path", model, corpus: Corpus, attributes: Sequence
               rankers: Sequence[str] = USED_RANKERS, agreement: bool = True, agreement_n_sentences: int = 300,
               progress: bool = False) -> dict:
     """Encoded versus used for each attribute on ``model``'s middle layer over ``corpus`` under ``config``
-    (:data:`USED_CONFIG`: scaled translation and the divergence readout, as MiniLM's MLM head is untrained, so the
-    change of its hidden states is what is read), reusing the layer from ``acts`` when given; with ``agreement``,
+    (:data:`USED_CONFIG`: scaled translation and the identity readout: how often MiniLM's predicted word changes,
+    and changes to the same lemma with another value of the attribute; a model without an MLM head needs
+    ``config.replace(readout=Divergence())``), reusing the layer from ``acts`` when given; with ``agreement``,
     also Number and UPOS on the agreement decoder (``config`` with ``Translate(alpha=8.0)``, the agreement readout
     and the default baselines).
 
