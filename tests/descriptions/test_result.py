@@ -18,7 +18,7 @@ def test_table_columns_and_round_trip(described, tmp_path):
         assert col in t.columns
     assert t["neuron"].is_unique
     assert set(described.scores["method"]) == {"description", "most_frequent_concept", "random_concept",
-                                               "token_lookup"}
+                                               "token_lookup", "lookup_matched"}
     back = Descriptions.load(described.save(tmp_path / "d"))
     pd.testing.assert_frame_equal(back.table, t, check_dtype=False)
     np.testing.assert_array_equal(back.iou, described.iou)

@@ -15,7 +15,8 @@ __all__ = ["register", "cmd_describe", "cmd_report"]
 
 def cmd_describe(args: argparse.Namespace) -> int:
     describe = DescribeConfig(sources=tuple(comma_list(args.sources) or ()) or "auto", quantile=args.quantile,
-                              alpha=args.alpha, search=Search(max_length=args.max_length), seed=args.seed)
+                              alpha=args.alpha, search=Search(max_length=args.max_length, threshold=args.threshold),
+                              seed=args.seed)
     config = DescribeJobConfig(extract=ExtractConfig(site=args.site, layers=comma_ints(args.layers),
                                                      long_sentences="skip"),
                                describe=describe, effects=args.effects)
@@ -45,6 +46,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                    help="comma-separated concept sources (annotations, surface, context, discovered; default auto)")
     p.add_argument("--max-length", type=int, default=3, help="longest formula (1: single concepts)")
     p.add_argument("--quantile", type=float, default=0.05, help="a neuron fires on its top quantile of words")
+    p.add_argument("--threshold", default="adaptive", choices=["adaptive", "quantile"],
+                   help="firing threshold: fitted to the best concept, or every neuron's top --quantile (a level)")
     p.add_argument("--alpha", type=float, default=0.01, help="false discovery rate (Benjamini-Hochberg)")
     p.add_argument("--effects", type=int, default=0, help="ablate the N best described neurons and report effects")
     p.add_argument("--out-dir", required=True)

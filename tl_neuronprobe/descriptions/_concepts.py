@@ -254,13 +254,20 @@ def word_list_concepts(words: Sequence[str], word_lists: Mapping[str, Iterable[s
     return from_masks(masks, "user")
 
 
+#: families of concepts the caller builds and passes in (word lists, ``discovered=`` clusters and word sets): the
+#: vocabulary cap never drops them
+GIVEN_FAMILIES = ("user", "discovered", "set")
+
+
 def cap(concepts: Concepts, max_concepts: int | None, min_support: int = 1) -> Concepts:
-    """Keep at most ``max_concepts`` (highest support first; user concepts always kept) with enough support."""
+    """Keep at most ``max_concepts`` (highest support first; concepts the caller gave, of the families in
+    :data:`GIVEN_FAMILIES`, always kept) with enough support."""
     t = concepts.table
-    keep = np.flatnonzero((t["support"].to_numpy() >= min_support) | (t["family"] == "user").to_numpy())
+    given = t["family"].isin(GIVEN_FAMILIES).to_numpy()
+    keep = np.flatnonzero((t["support"].to_numpy() >= min_support) | given)
     if max_concepts is not None and len(keep) > max_concepts:
-        user = keep[(t["family"].to_numpy()[keep] == "user")]
-        rest = keep[(t["family"].to_numpy()[keep] != "user")]
+        user = keep[given[keep]]
+        rest = keep[~given[keep]]
         rest = rest[np.argsort(-t["support"].to_numpy()[rest], kind="stable")][: max(0, max_concepts - len(user))]
         keep = np.sort(np.concatenate([user, rest]))
     return concepts.select(keep)

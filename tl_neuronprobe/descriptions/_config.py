@@ -15,6 +15,7 @@ from ._compose import OPS
 __all__ = ["DescribeConfig", "Search"]
 
 ENDS = ("top", "bottom")
+THRESHOLDS = ("adaptive", "quantile")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,11 @@ class Search(Config):
         Operators a formula may use, among ``"AND"``, ``"OR"``, ``"AND NOT"``.
     n_candidates : int
         Best-associated concepts per neuron whose firing threshold is refined before the best is picked.
+    threshold : str
+        The firing threshold each description is fitted and scored at: ``"adaptive"`` (refined: the threshold
+        that best fits the neuron's best significant concept, else the config's ``quantile`` cut) or
+        ``"quantile"`` (the top ``DescribeConfig.quantile`` of the fit words, for every neuron: one activation
+        *level*; ``quantile=0.01`` describes what the neuron's top 1% of words share).
 
     Examples
     --------
@@ -46,8 +52,11 @@ class Search(Config):
     min_gain: float = 0.02
     ops: "tuple[str, ...]" = OPS
     n_candidates: int = 5
+    threshold: str = "adaptive"
 
     def validate(self) -> None:
+        if self.threshold not in THRESHOLDS:
+            raise ValueError(f"threshold must be one of {THRESHOLDS}, got {self.threshold!r}")
         for name in ("max_length", "beam", "n_candidates"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -74,7 +83,8 @@ class DescribeConfig(Config):
     max_concepts : int or None
         At most this many concepts (the most frequent); None keeps all.
     quantile : float
-        A neuron fires on its top ``quantile`` of words (the association's mask).
+        A neuron fires on its top ``quantile`` of words (the association's mask; with
+        ``search=Search(threshold="quantile")`` also the level every description is fitted and scored at).
     alpha : float
         False discovery rate of the Benjamini-Hochberg correction (within-sentence shuffle null).
     min_iou : float
@@ -142,6 +152,7 @@ class DescribeConfig(Config):
     def options(self) -> dict[str, Any]:
         """The flat settings a :class:`Descriptions` records in its ``meta`` (as before configs)."""
         s = self.search
-        return dict(alpha=self.alpha, min_iou=self.min_iou, quantile=self.quantile, max_length=s.max_length,
-                    beam=s.beam, min_gain=s.min_gain, ops=list(s.ops), test_size=self.test_size, seed=self.seed,
-                    ends=list(self.ends), min_support=self.min_support, max_concepts=self.max_concepts)
+        return dict(alpha=self.alpha, min_iou=self.min_iou, quantile=self.quantile, threshold=s.threshold,
+                    max_length=s.max_length, beam=s.beam, min_gain=s.min_gain, ops=list(s.ops),
+                    test_size=self.test_size, seed=self.seed, ends=list(self.ends), min_support=self.min_support,
+                    max_concepts=self.max_concepts)

@@ -24,7 +24,7 @@ from ._compose import beam_search, evaluate, formula_text, render
 from ._concepts import Concepts, build_concepts
 from ._config import DescribeConfig
 from ._result import NO_DESCRIPTION, Descriptions
-from ._score import codes, score_masks, sentence_split, token_lookup
+from ._score import codes, lookup_top_forms, score_masks, sentence_split, token_lookup
 
 
 @dataclass
@@ -62,8 +62,8 @@ def describe(acts: Activations, corpus: Corpus | None = None, neurons: Sequence[
     A neuron is described when at least one concept is significant after Benjamini-Hochberg at ``config.alpha``
     (within-sentence shuffle null) and reaches ``config.min_iou``; otherwise it gets "no description". Formulas
     have up to ``config.search.max_length`` terms. Descriptions are fit on part of the sentences and scored on
-    the held-out ``config.test_size`` beside three baselines. Under ``torchrun`` the ranks describe shares of the
-    neurons and every rank returns the single-process result.
+    the held-out ``config.test_size`` beside four baselines (the length-matched lookup among them). Under
+    ``torchrun`` the ranks describe shares of the neurons and every rank returns the single-process result.
 
     Parameters
     ----------
@@ -121,7 +121,7 @@ def describe(acts: Activations, corpus: Corpus | None = None, neurons: Sequence[
     per_end = []
     for end in ends if part is not None else ():
         fitted = _fit_end(part, concepts, fit, end, config, progress and distributed.is_main(), device)
-        scores = _held_out(part, concepts, fit, test, fitted, end, random_concepts[mine.start:mine.stop])
+        scores = _held_out(part, concepts, fit, test, fitted, end, random_concepts[mine.start:mine.stop], seed)
         per_end.append(dict(table=fitted["table"], iou=fitted["iou"], q=fitted["q"], scores=scores))
     table, score_table, iou, q = _gather_ends(distributed.gather(per_end if part is not None else None), ends)
     own = score_table[score_table["method"] == "description"].drop(columns=["method"])
@@ -130,6 +130,17 @@ def describe(acts: Activations, corpus: Corpus | None = None, neurons: Sequence[
     table = table.merge(own, on=["neuron", "end"], how="left")
     meta = dict(config.options(), n_fit_words=len(fit), n_test_words=len(test), config=config.to_dict())
     return Descriptions(table, score_table, concepts, iou, q, meta)
+
+
+def formula_length(formula, concepts: Concepts) -> int:
+    """A description's length: one per concept of the formula, a word set (family ``set``) counted by its
+    members, so "one of {clothes, shirt, pants, wear}" is as long as a lookup of four forms."""
+    size = concepts.table["size"].to_numpy() if "size" in concepts.table else None
+    total = 0
+    for _, c in formula:
+        s = size[c] if size is not None else np.nan
+        total += int(s) if np.isfinite(s) else 1
+    return total
 
 
 def _columns(data: _Data, cols: range) -> _Data:
@@ -168,7 +179,10 @@ def _fit_end(data: _Data, concepts: Concepts, fit, end: str, config: DescribeCon
     pick = np.argmax(np.where(sig, ref.best_iou, -1.0), axis=1)
     rows = np.arange(len(cand))
     sign = 1.0 if end == "top" else -1.0
-    thr = np.where(sig.any(1), ref.threshold[rows, pick], sign * assoc.quantile_threshold)
+    if search.threshold == "quantile":  # a fixed level: the neuron's top `quantile` of fit words
+        thr = sign * np.asarray(assoc.quantile_threshold, dtype=np.float64)
+    else:
+        thr = np.where(sig.any(1), ref.threshold[rows, pick], sign * assoc.quantile_threshold)
     inter, n_fire = intersections_at(X, C, thr, end=end)
     c = np.asarray(C.sum(0)).ravel().astype(np.float32)
     iou = inter / np.maximum(n_fire[:, None] + c[None] - inter, 1)
@@ -211,10 +225,11 @@ def _table(data, concepts, assoc, ref, cand, iou, inter, n_fire, best, described
 
 
 
-def _held_out(data: _Data, concepts: Concepts, fit, test, fitted: dict, end: str, random_concepts: np.ndarray
-              ) -> list[pd.DataFrame]:
-    """Held-out scores of the descriptions and of the three baselines, one table per method with a row per
-    neuron; ``random_concepts``: the random baseline's concept per neuron."""
+def _held_out(data: _Data, concepts: Concepts, fit, test, fitted: dict, end: str, random_concepts: np.ndarray,
+              seed: int = 0) -> list[pd.DataFrame]:
+    """Held-out scores of the descriptions and of the four baselines, one table per method with a row per
+    neuron; ``random_concepts``: the random baseline's concept per neuron. Every method's ``length``: concepts
+    in the formula (0 for no description), lookup entries for the lookups."""
     sign = 1.0 if end == "top" else -1.0
     x = sign * data.X.float().numpy()
     x_fit, x_test = x[fit], x[test]
@@ -238,16 +253,22 @@ def _held_out(data: _Data, concepts: Concepts, fit, test, fitted: dict, end: str
             out_fit[:, j], out_test[:, j] = cache_fit[key], cache_test[key]
         return out_fit, out_test
 
-    common = dict(neurons=data.neurons, x_fit=x_fit, x_test=x_test, thresholds=thr, groups=groups)
+    common = dict(neurons=data.neurons, x_fit=x_fit, x_test=x_test, thresholds=thr, groups=groups,
+                  sentences=data.sentence_ids[test], seed=seed)
+    n = len(data.neurons)
+    length = np.where(fitted["described"], [formula_length(f, concepts) for f in fitted["formulas"]], 0)
     m = masks(fitted["formulas"], fitted["described"])
-    parts = [score_masks("description", desc_fit=m[0], desc_test=m[1], **common)]
+    parts = [score_masks("description", desc_fit=m[0], desc_test=m[1], length=length, **common)]
     frequent = int(np.argmax(c_fit.table["support"].to_numpy()))
-    m = masks([((None, frequent),)] * len(data.neurons))
-    parts.append(score_masks("most_frequent_concept", desc_fit=m[0], desc_test=m[1], **common))
+    m = masks([((None, frequent),)] * n)
+    parts.append(score_masks("most_frequent_concept", desc_fit=m[0], desc_test=m[1], length=np.ones(n), **common))
     m = masks([((None, int(r)),) for r in random_concepts])
-    parts.append(score_masks("random_concept", desc_fit=m[0], desc_test=m[1], **common))
+    parts.append(score_masks("random_concept", desc_fit=m[0], desc_test=m[1], length=np.ones(n), **common))
     forms = codes([w.lower() for w in data.words])
-    lf, lt, pred = token_lookup(forms, fit, test, x_fit, thr)
-    parts.append(score_masks("token_lookup", desc_fit=lf, desc_test=lt, pred_test=pred, **common))
+    lf, lt, pred, entries = token_lookup(forms, fit, test, x_fit, thr)
+    parts.append(score_masks("token_lookup", desc_fit=lf, desc_test=lt, pred_test=pred, length=entries, **common))
+    matched = np.maximum(length, 1)
+    mf, mt = lookup_top_forms(forms, fit, test, x_fit, matched)
+    parts.append(score_masks("lookup_matched", desc_fit=mf, desc_test=mt, length=matched, **common))
     return parts
 

@@ -58,6 +58,73 @@ def latent_concepts(representations, base: Concepts | None = None, words: Sequen
     return from_masks(masks, "discovered", names)
 
 
+def form_vectors(model, forms: Sequence[str]) -> np.ndarray:
+    """Each word form's vector in ``model``'s input embedding (``W_E``): the mean of its sub-tokens' rows
+    (tokenized alone, without special tokens). ``[len(forms), d_model]`` float32."""
+    from ..core.adapter import ModelAdapter
+
+    adapter = ModelAdapter.wrap(model)
+    tok = adapter.tokenizer
+    W = adapter.W_E.detach().float().cpu()
+    out = np.zeros((len(forms), W.shape[1]), dtype=np.float32)
+    for i, form in enumerate(forms):
+        ids = tok(form, add_special_tokens=False)["input_ids"] or tok(" " + form, add_special_tokens=False)["input_ids"]
+        if ids:
+            out[i] = W[torch.as_tensor(ids)].mean(0).numpy()
+    return out
+
+
+def word_set_concepts(words: Sequence[str], vectors: "np.ndarray | Callable[[Sequence[str]], np.ndarray]",
+                      n_sets: int = 300, min_count: int = 2, min_support: int = 5, shown: int = 6,
+                      seed: int = 0) -> Concepts:
+    """Lexical-semantic word sets as concepts of family ``set``: the lower-cased forms of ``words`` seen at least
+    ``min_count`` times, clustered by their vectors (k-means on unit vectors, seeded), each cluster one concept
+    "one of {clothes, shirt, pants, ...}" (its most frequent members first). The table's ``size`` column is the
+    number of forms in the set: a description's length counts a set by its members.
+
+    ``vectors``: ``[n_forms, d]`` for the sorted distinct forms, or a callable giving them (e.g.
+    ``lambda forms: form_vectors(model, forms)``, the model's own input embedding, so the sets are the model's
+    notion of similar words, found without labels).
+    """
+    from sklearn.cluster import KMeans
+
+    lower = np.asarray([w.lower() for w in words], dtype=object)
+    counts = Counter(lower.tolist())
+    forms = sorted(f for f, c in counts.items() if c >= min_count)
+    if len(forms) < 2:
+        raise ValueError(f"need at least 2 word forms seen {min_count}+ times, got {len(forms)}")
+    V = np.asarray(vectors(forms) if callable(vectors) else vectors, dtype=np.float32)
+    if V.shape[0] != len(forms):
+        raise ValueError(f"vectors has {V.shape[0]} rows for {len(forms)} forms (the sorted forms seen "
+                         f"{min_count}+ times)")
+    if not np.isfinite(V).all():
+        raise ValueError("vectors contain NaN or inf")
+    V = V / np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12)
+    k = min(n_sets, len(forms))
+    labels = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(V)
+    index = {f: i for i, f in enumerate(forms)}
+    word_form = np.fromiter((index.get(w, -1) for w in lower), dtype=np.int64, count=len(lower))
+    masks, names, sizes = {}, {}, {}
+    for c in range(k):
+        members = [f for f, lab in zip(forms, labels) if lab == c]
+        if len(members) < 2:
+            continue  # a single form is the surface concept already
+        mask = np.isin(word_form, [index[f] for f in members])
+        if mask.sum() < min_support:
+            continue
+        members.sort(key=lambda f: (-counts[f], f))
+        name = f"{members[0]}+{len(members) - 1}"
+        more = ", ..." if len(members) > shown else ""
+        masks[name] = mask
+        names[name] = "one of {" + ", ".join(members[:shown]) + more + "}"
+        sizes[name] = len(members)
+    if not masks:
+        raise ValueError(f"no word set covers at least min_support={min_support} words")
+    concepts = from_masks(masks, "set", names)
+    concepts.table["size"] = [sizes[n] for n in masks]
+    return concepts
+
+
 def _cluster_label(mask: np.ndarray, base: Concepts | None, words: Sequence[str] | None) -> str:
     parts = []
     if base is not None and len(base):

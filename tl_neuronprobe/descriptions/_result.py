@@ -68,11 +68,14 @@ class Descriptions:
         return pd.DataFrame(rows)
 
     def compare_methods(self, described_only: bool = True) -> pd.DataFrame:
-        """Mean held-out scores per method (description vs baselines), over described neurons by default."""
+        """Mean held-out scores per method (description vs baselines), over described neurons by default; ``length``
+        is the mean description length (concepts in a formula, forms in a lookup table: ``lookup_matched`` has as
+        many as the neuron's description has concepts)."""
         s = self.scores
         if described_only:
             s = s[s["neuron"].isin(self.table.loc[self.table["described"] & (self.table["end"] == "top"), "neuron"])]
-        cols = ["iou", "precision", "recall", "f1", "simulation_corr", "detection_bacc"]
+        cols = [c for c in ("iou", "precision", "recall", "f1", "simulation_corr", "detection_bacc",
+                            "context_detection_bacc", "fuzzing_bacc", "length") if c in s.columns]
         return s.groupby("method", sort=False)[cols].mean().reset_index()
 
     def to_frame(self) -> pd.DataFrame:

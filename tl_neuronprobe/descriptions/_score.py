@@ -90,25 +90,108 @@ def two_level_prediction(desc_fit: np.ndarray, x_fit: np.ndarray, desc_test: np.
     return np.where(desc_test, mean_on, mean_off)
 
 
+def context_scores(desc: np.ndarray, fire: np.ndarray, x: np.ndarray, sentences: np.ndarray, seed: int = 0,
+                   chunk: int = 512) -> dict[str, np.ndarray]:
+    """delphi-style detection and fuzzing of a description over held-out *sentences*, without an LLM: the
+    description is the judge (a word matches it or not). Per neuron:
+
+    - ``context_detection_bacc``: a sentence is called active when some word of it matches the description;
+      balanced accuracy over the sentences where the neuron fires (some word above its threshold) and those where
+      it does not.
+    - ``fuzzing_bacc``: in each sentence where the neuron fires, two highlights: the right one (its most active
+      word) and a wrong one (a seeded random silent word of the same sentence); a highlight is judged right when
+      the highlighted word matches the description. Balanced accuracy over right and wrong highlights (sentences
+      without a silent word give no wrong highlight).
+
+    NaN where a class is empty (no firing sentence, or no silent one). Neurons go ``chunk`` at a time (memory)."""
+    sent = torch.as_tensor(codes(sentences))
+    n_sent = int(sent.max()) + 1 if len(sent) else 0
+    u = torch.from_numpy(np.random.default_rng(seed).random(len(sent))).float()[:, None]
+    out = {"context_detection_bacc": np.full(desc.shape[1], np.nan), "fuzzing_bacc": np.full(desc.shape[1], np.nan)}
+    for start in range(0, desc.shape[1], chunk):
+        cols = slice(start, start + chunk)
+        d = torch.from_numpy(np.ascontiguousarray(desc[:, cols]))
+        f = torch.from_numpy(np.ascontiguousarray(fire[:, cols]))
+        xt = torch.from_numpy(np.ascontiguousarray(x[:, cols])).float()
+        det, fuzz = _context_chunk(d, f, xt, sent, n_sent, u)
+        out["context_detection_bacc"][cols], out["fuzzing_bacc"][cols] = det, fuzz
+    return out
+
+
+def _context_chunk(d: torch.Tensor, f: torch.Tensor, xt: torch.Tensor, sent: torch.Tensor, n_sent: int,
+                   u: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    idx = sent[:, None].expand(-1, d.shape[1])
+
+    def per_sentence(v: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(n_sent, v.shape[1], dtype=torch.float64).index_add_(0, sent, v.double())
+
+    def chosen(key: torch.Tensor) -> torch.Tensor:
+        """Per sentence the word with the smallest finite ``key`` (ties: all of them), as a word mask."""
+        best = torch.full((n_sent, key.shape[1]), torch.inf, dtype=key.dtype).scatter_reduce(0, idx, key, "amin")
+        return torch.isfinite(key) & (key == best[sent])
+
+    active = per_sentence(f) > 0
+    called = per_sentence(d) > 0
+    n_pos, n_neg = active.sum(0).double(), (~active).sum(0).double()
+    tpr = (called & active).sum(0) / n_pos.clamp(min=1)
+    tnr = (~called & ~active).sum(0) / n_neg.clamp(min=1)
+    detection = torch.where((n_pos > 0) & (n_neg > 0), 0.5 * (tpr + tnr), torch.nan)
+    top = chosen(torch.where(f, -xt, torch.inf))
+    silent = chosen(torch.where(f, torch.inf, u.expand_as(xt)))
+    right_ok = per_sentence(top & d) > 0
+    wrong_ok = per_sentence(silent & ~d) > 0
+    has_wrong = (per_sentence(silent) > 0) & active
+    n_right, n_wrong = active.sum(0).double(), has_wrong.sum(0).double()
+    fuzz = 0.5 * ((right_ok & active).sum(0) / n_right.clamp(min=1)
+                  + (wrong_ok & has_wrong).sum(0) / n_wrong.clamp(min=1))
+    fuzz = torch.where((n_right > 0) & (n_wrong > 0), fuzz, torch.nan)
+    return detection.numpy(), fuzz.numpy()
+
+
 def score_masks(method: str, neurons: Sequence[str], desc_fit: np.ndarray, desc_test: np.ndarray,
                 x_fit: np.ndarray, x_test: np.ndarray, thresholds: np.ndarray, groups: Sequence[np.ndarray],
-                pred_test: np.ndarray | None = None) -> pd.DataFrame:
-    """One row per neuron: the held-out scores of one method's description masks."""
+                pred_test: np.ndarray | None = None, sentences: np.ndarray | None = None,
+                length: np.ndarray | None = None, seed: int = 0) -> pd.DataFrame:
+    """One row per neuron: the held-out scores of one method's description masks (with ``sentences``, the
+    held-out words' sentence ids, also :func:`context_scores`; ``length``: the description's length per neuron)."""
     fire = x_test > thresholds[None]
     sc = mask_scores(desc_test, fire)
     pred = two_level_prediction(desc_fit, x_fit, desc_test) if pred_test is None else pred_test
+    extra = context_scores(desc_test, fire, x_test, sentences, seed) if sentences is not None else {}
     return pd.DataFrame({"neuron": list(neurons), "method": method, **sc,
                          "simulation_corr": pearson(pred, x_test),
-                         "detection_bacc": hard_negative_accuracy(desc_test, fire, groups),
+                         "detection_bacc": hard_negative_accuracy(desc_test, fire, groups), **extra,
+                         "length": np.nan if length is None else np.asarray(length, dtype=np.float64),
                          "n_fire_test": fire.sum(0)})
 
 
+def lookup_top_forms(forms: np.ndarray, fit: np.ndarray, test: np.ndarray, x_fit: np.ndarray, m: np.ndarray,
+                     min_count: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The length-matched lookup baseline: per neuron the ``m[j]`` word forms with the highest mean activation
+    on the fit words (forms seen at least ``min_count`` times there), as description masks on fit and test words.
+    A description of length m is compared with a lookup table of m entries."""
+    n_forms = int(forms.max()) + 1
+    f_fit = torch.from_numpy(forms[fit])
+    sums = torch.zeros(n_forms, x_fit.shape[1], dtype=torch.float64).index_add_(0, f_fit, torch.from_numpy(x_fit).double())
+    counts = torch.bincount(f_fit, minlength=n_forms).double()
+    means = torch.where(counts[:, None] >= min_count, sums / counts.clamp(min=1)[:, None], -torch.inf)
+    m = np.maximum(np.asarray(m, dtype=np.int64), 1)
+    order = torch.argsort(means, dim=0, descending=True, stable=True)[: int(m.max())]  # [max m, neurons]
+    keep = torch.arange(order.shape[0])[:, None] < torch.from_numpy(m)[None]
+    chosen = torch.zeros(n_forms, x_fit.shape[1], dtype=torch.bool)
+    chosen.scatter_(0, order, keep)
+    chosen &= torch.isfinite(means)
+    chosen = chosen.numpy()
+    return chosen[forms[fit]], chosen[forms[test]]
+
+
 def token_lookup(forms: np.ndarray, fit: np.ndarray, test: np.ndarray, x_fit: np.ndarray,
-                 thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The token identity baseline: per word form, its mean activation on the fit words.
 
-    Returns the description masks (forms whose mean exceeds the threshold) on fit and test words and the
-    predicted test activations (unseen forms get the overall fit mean).
+    Returns the description masks (forms whose mean exceeds the threshold) on fit and test words, the
+    predicted test activations (unseen forms get the overall fit mean) and per neuron the number of fit forms
+    in its table (the lookup's length).
     """
     n_forms = int(forms.max()) + 1
     f_fit = torch.from_numpy(forms[fit])
@@ -117,7 +200,8 @@ def token_lookup(forms: np.ndarray, fit: np.ndarray, test: np.ndarray, x_fit: np
     means = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None],
                         torch.from_numpy(x_fit.mean(0)).double()[None]).numpy()
     fires = means > thresholds[None]
-    return fires[forms[fit]], fires[forms[test]], means[forms[test]]
+    entries = (fires & (counts.numpy()[:, None] > 0)).sum(0)
+    return fires[forms[fit]], fires[forms[test]], means[forms[test]], entries
 
 
 # --------------------------------------------------------------------------------------------- P@k, R@k

@@ -1,0 +1,28 @@
+"""Issue 25's MiniLM targets for descriptions at the top of each neuron's range, as goals (``pytest -m goal``):
+on MiniLM layer 3 over 1,500 held-out shipped sentences, at the top 1% level, the descriptions' simulation
+correlation at least the length-matched lookup's and at least 0.5, and their sentence-level detection balanced
+accuracy at least 0.8. ``tests/benchmarks/measure_describe_levels.py`` prints the full table (docs/describe.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+import tl_neuronprobe as tnp
+from tl_neuronprobe.descriptions import DescribeConfig, Search, describe
+
+
+@pytest.mark.goal
+@pytest.mark.minilm
+@pytest.mark.slow
+def test_descriptions_at_the_top_one_percent_on_minilm(minilm, goal):
+    corpus = tnp.Corpus.load("ud-english:1500")
+    acts = tnp.extract(minilm, corpus, tnp.ExtractConfig(site="mlp.post", layers=(3,)), progress=False)
+    d = describe(acts, corpus, config=DescribeConfig(quantile=0.01, search=Search(threshold="quantile")))
+    m = d.compare_methods().set_index("method")
+    own, matched = m.loc["description"], m.loc["lookup_matched"]
+    goal.check("describe top 1%: simulation corr - length-matched lookup's (MiniLM L3)",
+               own["simulation_corr"] - matched["simulation_corr"], 0.0)
+    goal.check("describe top 1%: simulation corr (MiniLM L3)", own["simulation_corr"], 0.5)
+    goal.check("describe top 1%: sentence detection balanced accuracy (MiniLM L3)", own["context_detection_bacc"],
+               0.8)
+    goal.assert_met()
