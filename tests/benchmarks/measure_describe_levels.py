@@ -4,13 +4,17 @@ shipped held-out slice (issue 25's table: levels x methods x scores, with descri
     python tests/benchmarks/measure_describe_levels.py --n-sentences 1500 --layers 3 \
         --levels 0.001,0.01,0.05,adaptive --out describe_levels.json
 
-For each level, ``describe`` with ``DescribeConfig(quantile=level, search=Search(threshold="quantile"))`` (the neuron fires on
-its top ``level`` of fit words; ``adaptive``: the default threshold, fitted to the neuron's best concept) on
-``mlp.post`` of the given layers; everything is fitted on 70% of the sentences and scored on the other 30%
-(``describe``'s own split). ``--sets N`` adds N word sets from MiniLM's input embedding (``word_set_concepts``,
-issue 25's lexical-semantic concepts), counted by their members in ``length``. Printed per level and method, means over the neurons the description method
-describes: held-out F1, simulation correlation, word-level hard-negative detection, sentence-level detection
-and fuzzing (delphi-style, the description as the judge), and the mean length (concepts, or lookup entries).
+For each level, ``describe`` with ``DescribeConfig(quantile=level, search=Search(threshold="quantile"))`` (the
+neuron fires on its top ``level`` of fit words; ``adaptive``: the default threshold, fitted to the neuron's best
+concept) on ``mlp.post`` of the given layers; everything is fitted on 70% of the sentences and scored on the other
+30% (``describe``'s own split). ``--sets N`` adds N word sets from MiniLM's input embedding
+(``word_set_concepts``, issue 25's lexical-semantic concepts), counted by their members in ``length``. Printed per
+level and method, means over the neurons the description method describes: held-out F1, simulation correlation
+(over all held-out words, and "top+random": over each neuron's 20 held-out sentences with the highest activation
+and 20 random ones, as Bills et al. score explanations), word-level hard-negative detection, sentence-level
+detection and fuzzing (delphi-style, the description as the judge), and the mean length (concepts, or lookup
+entries); then the levels read together (``level_simulation``: a graded simulation over all neurons, beside the
+lookup of as many forms as the levels' descriptions have concepts in all).
 One torch thread by default.
 """
 
@@ -24,9 +28,11 @@ from pathlib import Path
 import torch
 
 import tl_neuronprobe as tnp
-from tl_neuronprobe.descriptions import DescribeConfig, Search, describe, form_vectors, word_set_concepts
+from tl_neuronprobe.descriptions import (DescribeConfig, Search, describe, form_vectors, level_simulation,
+                                         word_set_concepts)
 
-COLUMNS = ("f1", "simulation_corr", "detection_bacc", "context_detection_bacc", "fuzzing_bacc", "length")
+COLUMNS = ("f1", "simulation_corr", "simulation_top_random", "detection_bacc", "context_detection_bacc", "fuzzing_bacc",
+           "length")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -48,13 +54,15 @@ def main(argv: list[str] | None = None) -> dict:
     sets = (word_set_concepts(corpus.words, lambda forms: form_vectors(model, forms), n_sets=args.sets)
             if args.sets else None)
     out: dict = dict(corpus=corpus.name, n_words=corpus.n_words, layers=layers, sets=args.sets, levels={})
-    lines = ["| level | method | described | F1 | simulation | word detection | sentence detection | fuzzing | length |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| level | method | described | F1 | simulation (all words) | simulation (top+random) | word detection | "
+             "sentence detection | fuzzing | length |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    described = {}
     for level in args.levels.split(","):
         config = (DescribeConfig() if level == "adaptive"
                   else DescribeConfig(quantile=float(level), search=Search(threshold="quantile")))
         t0 = time.perf_counter()
-        d = describe(acts, corpus, config=config, discovered=sets)
+        d = described[level] = describe(acts, corpus, config=config, discovered=sets)
         seconds = time.perf_counter() - t0
         n_described = int(d.table["described"].sum())
         m = d.compare_methods()
@@ -70,6 +78,16 @@ def main(argv: list[str] | None = None) -> dict:
     table = "\n".join(lines)
     print(table)
     out["markdown"] = table
+    if len(described) > 1:  # the levels read together (level_simulation), over the graded method's neurons
+        g = level_simulation(described, acts)
+        mean = g.groupby("method", sort=False)[["simulation_corr", "simulation_top_random", "length"]].mean()
+        graded = ["| levels read together | simulation (all words) | simulation (top+random) | length |",
+                  "| --- | --- | --- | --- |"]
+        graded += [f"| {m} ({'+'.join(described)}) | {r.simulation_corr:.3f} | {r.simulation_top_random:.3f} | "
+                   f"{r.length:.1f} |" for m, r in mean.iterrows()]
+        out["graded"] = "\n".join(graded)
+        out["graded_rows"] = mean.reset_index().to_dict(orient="records")
+        print(out["graded"])
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1, default=str))
     return out

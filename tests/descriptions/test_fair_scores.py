@@ -107,3 +107,57 @@ def test_context_scores_do_not_depend_on_the_chunk():
                                                                                          chunk=4)
     for key in whole:
         np.testing.assert_array_equal(whole[key], chunked[key])
+
+
+def test_top_and_random_simulation_by_hand():
+    from tl_neuronprobe.descriptions._score import codes, top_and_random_corr
+
+    rng = np.random.default_rng(5)
+    ids = np.repeat(np.arange(30), 5)
+    sentences = codes(ids)  # the function numbers sentences the same way (sorted ids as strings)
+    assert sorted(set(sentences)) == list(range(30))
+    x = rng.normal(size=(150, 3))
+    x[5:10, 0] += 6  # sentence id 1 holds neuron 0's top activations
+    pred = x + rng.normal(scale=1.0, size=x.shape)
+    got = top_and_random_corr(pred, x, ids, n_top=2, n_random=3, seed=0)
+    # by hand: the 2 sentences with the highest peak, then the first 3 others in the seeded random order
+    order = np.random.default_rng(0).permutation(30)
+    for j in range(3):
+        peaks = np.array([x[sentences == s, j].max() for s in range(30)])
+        top = set(np.argsort(-peaks)[:2].tolist())
+        chosen = top | set([s for s in order if s not in top][:3])
+        w = np.isin(sentences, list(chosen))
+        assert got[j] == pytest.approx(np.corrcoef(pred[w, j], x[w, j])[0, 1], abs=1e-9)
+    assert sentences[5] in set(np.argsort(-np.array([x[sentences == s, 0].max() for s in range(30)]))[:2].tolist())
+
+
+def test_levels_read_together_simulate_a_graded_neuron():
+    """L0.N0 is 6 on tag X (5% of words), 3 on tag Y (12%), ~0 elsewhere, over 200 word forms: the top 4%
+    level is described as X, the top 15% as X or Y; read together they predict the three levels. Each level alone
+    predicts two values; the length-matched lookup of forms and a noise neuron (L0.N1) are the controls."""
+    import tl_neuronprobe as tnp
+    from tl_neuronprobe.descriptions import level_simulation
+
+    rng = np.random.default_rng(0)
+    records, rows = [], []
+    for s in range(500):
+        words = [f"f{i}" for i in rng.integers(0, 200, 10)]
+        tags = rng.choice(["X", "Y", "Z"], size=10, p=[0.05, 0.12, 0.83])
+        records.append({"words": words, "tag": list(tags), "id": f"s{s}"})
+        rows += [[{"X": 6.0, "Y": 3.0, "Z": 0.0}[t], 0.0] for t in tags]
+    corpus = tnp.Corpus.from_records(records)
+    X = np.asarray(rows, dtype=np.float32) + rng.normal(0, 0.5, size=(len(rows), 2)).astype(np.float32)
+    acts = tnp.Activations.from_array(X, corpus)
+    levels = {q: describe(acts, corpus, config=DescribeConfig(sources=("annotations", "surface"), quantile=q,
+                                                              search=Search(max_length=2, threshold="quantile")))
+              for q in (0.04, 0.15)}
+    graded = level_simulation(levels, acts).set_index(["method", "neuron"])
+    g = graded.loc[("graded", "L0.N0")]
+    assert g["simulation_corr"] > 0.9 and g["simulation_top_random"] > 0.9
+    for d in levels.values():  # each level alone: two values only
+        own = d.scores[(d.scores["method"] == "description") & (d.scores["neuron"] == "L0.N0")].iloc[0]
+        assert g["simulation_corr"] > own["simulation_corr"] + 0.03
+    assert graded.loc[("lookup_matched", "L0.N0"), "simulation_corr"] < 0.5
+    assert abs(graded.loc[("graded", "L0.N1"), "simulation_corr"]) < 0.2
+    with pytest.raises(ValueError, match="split differently"):
+        level_simulation({**levels, "other": describe(acts, corpus, config=DescribeConfig(seed=1))}, acts)

@@ -8,8 +8,9 @@ sentences beside four baselines.
 Public: the stage (:func:`describe`, :class:`DescribeConfig`, :class:`Search`, :class:`Descriptions`), the concept
 vocabulary (:class:`Concepts`, :func:`build_concepts`, :func:`word_list_concepts`, :func:`from_masks`,
 :func:`add_head_upos`), discovered concepts (:func:`latent_concepts`, :func:`word_set_concepts` with
-:func:`form_vectors`, :func:`generated_concepts`, :func:`causal_lm_generator`), formulas (:func:`parse_formula`, :func:`formula_text`, :func:`evaluate`) and
-:func:`description_effects`. The association statistics and the formula search live in the private modules.
+:func:`form_vectors`, :func:`generated_concepts`, :func:`causal_lm_generator`), formulas (:func:`parse_formula`,
+:func:`formula_text`, :func:`evaluate`), :func:`description_effects` and :func:`level_simulation` (descriptions at
+several levels read together). The association statistics and the formula search live in the private modules.
 """
 
 from ._compose import evaluate, formula_text, parse_formula
@@ -18,9 +19,10 @@ from ._config import DescribeConfig, Search
 from ._describe import describe
 from ._discover import causal_lm_generator, form_vectors, generated_concepts, latent_concepts, word_set_concepts
 from ._effects import description_effects
+from ._levels import level_simulation
 from ._result import NO_DESCRIPTION, Descriptions
 
 __all__ = ["DescribeConfig", "Descriptions", "Search", "describe", "NO_DESCRIPTION", "Concepts", "build_concepts",
            "word_list_concepts", "from_masks", "add_head_upos", "latent_concepts", "word_set_concepts", "form_vectors",
            "generated_concepts", "causal_lm_generator", "parse_formula", "formula_text", "evaluate",
-           "description_effects"]
+           "description_effects", "level_simulation"]

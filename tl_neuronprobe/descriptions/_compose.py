@@ -9,6 +9,7 @@ Not for single-concept statistics (see :mod:`._associate`).
 
 from __future__ import annotations
 
+import re
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -35,23 +36,22 @@ def formula_text(terms: Formula) -> str:
 
 
 def parse_formula(text: str) -> Formula:
-    """Inverse of :func:`formula_text` for left-deep formulas."""
-    text = text.replace("(", "").replace(")", "")
-    parts, terms, op = text.split(" "), [], None
-    cur: list[str] = []
-    i = 0
-    while i < len(parts):
-        tok = parts[i]
-        if tok == "AND" and i + 1 < len(parts) and parts[i + 1] == "NOT":
-            tok, i = "AND NOT", i + 1
-        if tok in OPS:
-            terms.append((op, " ".join(cur)))
-            op, cur = tok, []
-        else:
-            cur.append(tok)
-        i += 1
-    terms.append((op, " ".join(cur)))
-    return tuple(terms)
+    """Inverse of :func:`formula_text` for left-deep formulas, also when concept names hold parentheses
+    (``word=(``, ``lemma=)``): the grouping parentheses are exactly where :func:`formula_text` puts them (one
+    opening at the start per change of operator, its closing at the end of the term before the new operator),
+    so only those are removed."""
+    pieces = re.split(r" (AND NOT|AND|OR) ", text)
+    names, ops = pieces[0::2], [None] + pieces[1::2]
+    changes = [i for i in range(2, len(ops)) if ops[i] != ops[i - 1]]
+    opening = "(" * len(changes)
+    if not names[0].startswith(opening):
+        raise ValueError(f"not a formula written by formula_text: {text!r}")
+    names[0] = names[0][len(opening):]
+    for i in changes:
+        if not names[i - 1].endswith(")"):
+            raise ValueError(f"not a formula written by formula_text: {text!r}")
+        names[i - 1] = names[i - 1][:-1]
+    return tuple(zip(ops, names))
 
 
 def evaluate(terms: Formula, concepts) -> np.ndarray:

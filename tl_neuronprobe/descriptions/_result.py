@@ -74,8 +74,8 @@ class Descriptions:
         s = self.scores
         if described_only:
             s = s[s["neuron"].isin(self.table.loc[self.table["described"] & (self.table["end"] == "top"), "neuron"])]
-        cols = [c for c in ("iou", "precision", "recall", "f1", "simulation_corr", "detection_bacc",
-                            "context_detection_bacc", "fuzzing_bacc", "length") if c in s.columns]
+        cols = [c for c in ("iou", "precision", "recall", "f1", "simulation_corr", "simulation_top_random",
+                            "detection_bacc", "context_detection_bacc", "fuzzing_bacc", "length") if c in s.columns]
         return s.groupby("method", sort=False)[cols].mean().reset_index()
 
     def to_frame(self) -> pd.DataFrame:

@@ -148,16 +148,60 @@ def _context_chunk(d: torch.Tensor, f: torch.Tensor, xt: torch.Tensor, sent: tor
     return detection.numpy(), fuzz.numpy()
 
 
+def top_and_random_corr(pred: np.ndarray, x: np.ndarray, sentences: np.ndarray, n_top: int = 20,
+                        n_random: int = 20, seed: int = 0, chunk: int = 256) -> np.ndarray:
+    """Simulation scored as Bills et al. (2023) score explanations ("top-and-random"): per neuron, Pearson
+    correlation of predicted and true activations over the words of its ``n_top`` held-out sentences with the
+    highest activation plus ``n_random`` other held-out sentences drawn at random (seeded, the same draw order
+    for every neuron). NaN where the chosen words are constant."""
+    sent = torch.as_tensor(codes(sentences))
+    n_sent = int(sent.max()) + 1 if len(sent) else 0
+    n_top = min(n_top, n_sent)
+    order = np.random.default_rng(seed).permutation(n_sent)  # sentences drawn in this order
+    priority = torch.from_numpy(np.argsort(order)).double()  # each sentence's place in it
+    out = np.full(x.shape[1], np.nan)
+    for start in range(0, x.shape[1], chunk):
+        cols = slice(start, start + chunk)
+        xt = torch.from_numpy(np.ascontiguousarray(x[:, cols])).double()
+        pt = torch.from_numpy(np.ascontiguousarray(pred[:, cols])).double()
+        idx = sent[:, None].expand(-1, xt.shape[1])
+        peak = torch.full((n_sent, xt.shape[1]), -torch.inf, dtype=torch.float64).scatter_reduce(0, idx, xt, "amax")
+        top = torch.zeros(n_sent, xt.shape[1], dtype=torch.bool)
+        top.scatter_(0, peak.topk(n_top, dim=0).indices, True)
+        rest = torch.where(top, torch.inf, priority[:, None].expand_as(peak))
+        rand = torch.zeros_like(top)
+        k = min(n_random, n_sent - n_top)
+        if k > 0:
+            rand.scatter_(0, rest.topk(k, dim=0, largest=False).indices, True)
+        chosen = (top | rand)[sent].numpy()  # [words, neurons]: the chosen sentences' words
+        # the arithmetic in NumPy, whose sums down axis 0 add the rows in order for every column: the result
+        # does not depend on how the neurons are chunked or shared between ranks (bit for bit)
+        xn, pn, w = xt.numpy(), pt.numpy(), chosen.astype(np.float64)
+        n = np.maximum(w.sum(0), 1)
+        dx, dp = (xn - (w * xn).sum(0) / n) * w, (pn - (w * pn).sum(0) / n) * w
+        den = np.sqrt((dx * dx).sum(0) * (dp * dp).sum(0))
+        # constant on the chosen words: decided exactly (max == min), not by a rounded variance
+        varies = [np.where(chosen, v, -np.inf).max(0) > np.where(chosen, v, np.inf).min(0) for v in (xn, pn)]
+        ok = varies[0] & varies[1] & (den > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[cols] = np.where(ok, (dx * dp).sum(0) / np.where(ok, den, 1.0), np.nan)
+    return out
+
+
 def score_masks(method: str, neurons: Sequence[str], desc_fit: np.ndarray, desc_test: np.ndarray,
                 x_fit: np.ndarray, x_test: np.ndarray, thresholds: np.ndarray, groups: Sequence[np.ndarray],
                 pred_test: np.ndarray | None = None, sentences: np.ndarray | None = None,
                 length: np.ndarray | None = None, seed: int = 0) -> pd.DataFrame:
     """One row per neuron: the held-out scores of one method's description masks (with ``sentences``, the
-    held-out words' sentence ids, also :func:`context_scores`; ``length``: the description's length per neuron)."""
+    held-out words' sentence ids, also :func:`top_and_random_corr` and :func:`context_scores`; ``length``: the
+    description's length per neuron)."""
     fire = x_test > thresholds[None]
     sc = mask_scores(desc_test, fire)
     pred = two_level_prediction(desc_fit, x_fit, desc_test) if pred_test is None else pred_test
-    extra = context_scores(desc_test, fire, x_test, sentences, seed) if sentences is not None else {}
+    extra = {}
+    if sentences is not None:
+        extra = dict(simulation_top_random=top_and_random_corr(pred, x_test, sentences, seed=seed),
+                     **context_scores(desc_test, fire, x_test, sentences, seed))
     return pd.DataFrame({"neuron": list(neurons), "method": method, **sc,
                          "simulation_corr": pearson(pred, x_test),
                          "detection_bacc": hard_negative_accuracy(desc_test, fire, groups), **extra,
@@ -165,15 +209,23 @@ def score_masks(method: str, neurons: Sequence[str], desc_fit: np.ndarray, desc_
                          "n_fire_test": fire.sum(0)})
 
 
+def _form_sums(forms: np.ndarray, fit: np.ndarray, x_fit: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per word form (integer codes) the sum of each neuron's fit activations ``[n_forms, n_neurons]`` and the
+    form's count on the fit words (float64), for the lookup baselines."""
+    n_forms = int(forms.max()) + 1
+    f_fit = torch.from_numpy(forms[fit])
+    x = torch.from_numpy(x_fit).double()
+    sums = torch.zeros(n_forms, x_fit.shape[1], dtype=torch.float64).index_add_(0, f_fit, x)
+    return sums, torch.bincount(f_fit, minlength=n_forms).double()
+
+
 def lookup_top_forms(forms: np.ndarray, fit: np.ndarray, test: np.ndarray, x_fit: np.ndarray, m: np.ndarray,
                      min_count: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """The length-matched lookup baseline: per neuron the ``m[j]`` word forms with the highest mean activation
     on the fit words (forms seen at least ``min_count`` times there), as description masks on fit and test words.
     A description of length m is compared with a lookup table of m entries."""
-    n_forms = int(forms.max()) + 1
-    f_fit = torch.from_numpy(forms[fit])
-    sums = torch.zeros(n_forms, x_fit.shape[1], dtype=torch.float64).index_add_(0, f_fit, torch.from_numpy(x_fit).double())
-    counts = torch.bincount(f_fit, minlength=n_forms).double()
+    sums, counts = _form_sums(forms, fit, x_fit)
+    n_forms = len(counts)
     means = torch.where(counts[:, None] >= min_count, sums / counts.clamp(min=1)[:, None], -torch.inf)
     m = np.maximum(np.asarray(m, dtype=np.int64), 1)
     order = torch.argsort(means, dim=0, descending=True, stable=True)[: int(m.max())]  # [max m, neurons]
@@ -193,10 +245,7 @@ def token_lookup(forms: np.ndarray, fit: np.ndarray, test: np.ndarray, x_fit: np
     predicted test activations (unseen forms get the overall fit mean) and per neuron the number of fit forms
     in its table (the lookup's length).
     """
-    n_forms = int(forms.max()) + 1
-    f_fit = torch.from_numpy(forms[fit])
-    sums = torch.zeros(n_forms, x_fit.shape[1], dtype=torch.float64).index_add_(0, f_fit, torch.from_numpy(x_fit).double())
-    counts = torch.bincount(f_fit, minlength=n_forms).double()
+    sums, counts = _form_sums(forms, fit, x_fit)
     means = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None],
                         torch.from_numpy(x_fit.mean(0)).double()[None]).numpy()
     fires = means > thresholds[None]
