@@ -46,7 +46,7 @@ from ..interventions.readouts import (AgreementReadout, BatchPlan, DivergenceRea
                                       MetricReadout, Output, Readout, ReadoutSpec)
 from ..interventions.sweep import Spec, Sweep
 from ._readout import choose_readout
-from ._resolve import Baselines, Resolved, UsedBatching, UsedConfig, held_out, resolve
+from ._resolve import Baselines, Resolved, UsedBatching, UsedConfig, _count, held_out, resolve
 from ._tables import Preparer, Tables, build_tables, sentence_batches
 from .results import TableResult
 from .used import _alpha_for, sweep_across_ranks
@@ -55,13 +55,6 @@ __all__ = ["attribute_used", "AttributionConfig", "Verify", "Attribution", "exac
 
 #: specs per exact sweep (the sweep's weight matrix is specs x neurons)
 _EXACT_CHUNK = 512
-
-
-def _count(owner: Config, minimum: int, *names: str) -> None:
-    for name in names:
-        value = getattr(owner, name)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise ValueError(f"{type(owner).__name__}.{name} must be an integer >= {minimum}, got {value!r}")
 
 
 # ------------------------------------------------------------------------------------------- configs
