@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> dict:
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     described = {}
     for level in args.levels.split(","):
-        config = (DescribeConfig() if level == "adaptive"
-                  else DescribeConfig(quantile=float(level), search=Search(threshold="quantile")))
+        config = (DescribeConfig(search=Search(levels=())) if level == "adaptive"  # one level per call, timed
+                  else DescribeConfig(quantile=float(level), search=Search(threshold="quantile", levels=())))
         t0 = time.perf_counter()
         d = described[level] = describe(acts, corpus, config=config, discovered=sets)
         seconds = time.perf_counter() - t0

@@ -19,7 +19,8 @@ from tl_neuronprobe.descriptions import DescribeConfig, Search, describe, level_
 def test_descriptions_at_the_top_one_percent_on_minilm(minilm, goal):
     corpus = tnp.Corpus.load("ud-english:1500")
     acts = tnp.extract(minilm, corpus, tnp.ExtractConfig(site="mlp.post", layers=(3,)), progress=False)
-    d = describe(acts, corpus, config=DescribeConfig(quantile=0.01, search=Search(threshold="quantile")))
+    every = describe(acts, corpus, config=DescribeConfig(search=Search(levels=(0.01, 0.05))))  # and adaptive
+    d = every.levels["0.01"]
     m = d.compare_methods().set_index("method")
     own, matched = m.loc["description"], m.loc["lookup_matched"]
     goal.check("describe top 1%: simulation corr - length-matched lookup's (MiniLM L3)",
@@ -28,10 +29,7 @@ def test_descriptions_at_the_top_one_percent_on_minilm(minilm, goal):
     goal.check("describe top 1%: sentence detection balanced accuracy (MiniLM L3)", own["context_detection_bacc"],
                0.8)
     # the levels read together (1%, 5%, adaptive): a graded simulation, scored over all words and top+random
-    levels = {"0.01": d, "0.05": describe(acts, corpus, config=DescribeConfig(quantile=0.05,
-                                                                              search=Search(threshold="quantile"))),
-              "adaptive": describe(acts, corpus)}
-    g = level_simulation(levels, acts).groupby("method")[["simulation_corr", "simulation_top_random"]].mean()
+    g = level_simulation(every, acts).groupby("method")[["simulation_corr", "simulation_top_random"]].mean()
     goal.check("describe levels 1%+5%+adaptive: graded simulation corr, all words (MiniLM L3)",
                g.loc["graded", "simulation_corr"], 0.5)
     goal.check("describe levels 1%+5%+adaptive: graded simulation corr, top+random (MiniLM L3)",

@@ -15,7 +15,8 @@ __all__ = ["register", "cmd_describe", "cmd_report"]
 
 def cmd_describe(args: argparse.Namespace) -> int:
     describe = DescribeConfig(sources=tuple(comma_list(args.sources) or ()) or "auto", quantile=args.quantile,
-                              alpha=args.alpha, search=Search(max_length=args.max_length, threshold=args.threshold),
+                              alpha=args.alpha, search=Search(max_length=args.max_length, threshold=args.threshold,
+                                            levels=tuple(float(q) for q in comma_list(args.levels) or ())),
                               seed=args.seed)
     config = DescribeJobConfig(extract=ExtractConfig(site=args.site, layers=comma_ints(args.layers),
                                                      long_sentences="skip"),
@@ -48,6 +49,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--quantile", type=float, default=0.05, help="a neuron fires on its top quantile of words")
     p.add_argument("--threshold", default="adaptive", choices=["adaptive", "quantile"],
                    help="firing threshold: fitted to the best concept, or every neuron's top --quantile (a level)")
+    p.add_argument("--levels", default="0.01",
+                   help="comma-separated top quantiles also described, each on its own ('' for none); every neuron's "
+                        "top_description is its description at the highest of them where it has one")
     p.add_argument("--alpha", type=float, default=0.01, help="false discovery rate (Benjamini-Hochberg)")
     p.add_argument("--effects", type=int, default=0, help="ablate the N best described neurons and report effects")
     p.add_argument("--out-dir", required=True)

@@ -39,6 +39,11 @@ class Search(Config):
         that best fits the neuron's best significant concept, else the config's ``quantile`` cut) or
         ``"quantile"`` (the top ``DescribeConfig.quantile`` of the fit words, for every neuron: one activation
         *level*; ``quantile=0.01`` describes what the neuron's top 1% of words share).
+    levels : tuple of float
+        Activation levels described beside the main one, each on its own (the top ``q`` of each neuron's fit
+        words, as ``threshold="quantile"`` does): the result's ``levels`` holds a :class:`Descriptions` per level,
+        and each neuron's ``top_description`` is its description at the highest level where it has one, so a
+        neuron is described by what its strongest activations share first. ``()`` describes the main level only.
 
     Examples
     --------
@@ -53,10 +58,16 @@ class Search(Config):
     ops: "tuple[str, ...]" = OPS
     n_candidates: int = 5
     threshold: str = "adaptive"
+    levels: "tuple[float, ...]" = (0.01,)
 
     def validate(self) -> None:
         if self.threshold not in THRESHOLDS:
             raise ValueError(f"threshold must be one of {THRESHOLDS}, got {self.threshold!r}")
+        bad = [q for q in self.levels if not 0.0 < float(q) < 0.5]
+        if bad:
+            raise ValueError(f"levels are quantiles in (0, 0.5), got {bad}")
+        if len(set(map(float, self.levels))) != len(self.levels):
+            raise ValueError(f"levels repeat a value: {self.levels}")
         for name in ("max_length", "beam", "n_candidates"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

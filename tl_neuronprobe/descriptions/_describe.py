@@ -128,8 +128,39 @@ def describe(acts: Activations, corpus: Corpus | None = None, neurons: Sequence[
     own = own.rename(columns={"iou": "test_iou", "precision": "test_precision", "recall": "test_recall",
                               "f1": "test_f1"})
     table = table.merge(own, on=["neuron", "end"], how="left")
-    meta = dict(config.options(), n_fit_words=len(fit), n_test_words=len(test), config=config.to_dict())
-    return Descriptions(table, score_table, concepts, iou, q, meta)
+    meta = dict(config.options(), n_fit_words=len(fit), n_test_words=len(test), config=config.to_dict(),
+                level=level_name(config))
+    main = Descriptions(table, score_table, concepts, iou, q, meta)
+    at = {}
+    for level in sorted(set(map(float, config.search.levels))):
+        sub = config.replace(quantile=level, search=config.search.replace(threshold="quantile", levels=()))
+        if level_name(sub) != level_name(config):
+            at[level_name(sub)] = describe(acts, corpus, neurons, sub, concepts=concepts, device=device,
+                                           progress=progress)
+    return _with_levels(main, at)
+
+
+def level_name(config: DescribeConfig) -> str:
+    """The name of the level a config describes at: ``"adaptive"``, or its quantile (``"0.01"``)."""
+    return "adaptive" if config.search.threshold == "adaptive" else f"{float(config.quantile):g}"
+
+
+def _with_levels(main: Descriptions, at: dict) -> Descriptions:
+    """``main`` with the levels ``at`` (strongest first) and each neuron's ``top_level`` / ``top_description`` /
+    ``top_formula``: its description at the highest level where it has one, else the main level's."""
+    main.levels = dict(at)
+    t = main.table
+    t["level"] = main.meta["level"]
+    t["top_level"], t["top_description"], t["top_formula"] = t["level"], t["description"], t["formula"]
+    done = np.zeros(len(t), bool)
+    for name, d in at.items():  # strongest first; the main level last
+        sub = d.table
+        take = ~done & sub["described"].to_numpy(bool)
+        t.loc[take, "top_level"] = name
+        t.loc[take, "top_description"] = sub.loc[take, "description"].to_numpy()
+        t.loc[take, "top_formula"] = sub.loc[take, "formula"].to_numpy()
+        done |= take
+    return main
 
 
 def formula_length(formula, concepts: Concepts) -> int:

@@ -44,11 +44,12 @@ def _masks(d: Descriptions, fit: np.ndarray, test: np.ndarray) -> tuple[np.ndarr
     return out_fit, out_test, length
 
 
-def level_simulation(levels: Mapping[str, Descriptions], acts: Activations) -> pd.DataFrame:
+def level_simulation(levels: "Descriptions | Mapping[str, Descriptions]", acts: Activations) -> pd.DataFrame:
     """The graded simulation of descriptions at several levels of the same activations, on held-out words.
 
     ``levels``: a name (e.g. ``"0.01"``, ``"adaptive"``) -> the :class:`Descriptions` of ``acts`` at that level,
-    all made with the same ``seed`` and ``test_size`` (so the same held-out sentences; checked). Returns one row
+    all made with the same ``seed`` and ``test_size`` (so the same held-out sentences; checked); or one
+    :class:`Descriptions` made with ``Search(levels=...)``: its levels and its main level. Returns one row
     per (neuron, method): ``graded`` (each word's simulated activation is the fit mean of the cell of levels whose
     descriptions it matches) and ``lookup_matched`` (the neuron's m most active fit forms, m = the levels'
     descriptions' total length), with ``simulation_corr`` (all held-out words), ``simulation_top_random`` (each
@@ -60,11 +61,14 @@ def level_simulation(levels: Mapping[str, Descriptions], acts: Activations) -> p
     >>> from tl_neuronprobe.descriptions import DescribeConfig, Search, describe, level_simulation
     >>> corpus = tnp.Corpus.load("synthetic:60")
     >>> acts = tnp.extract(tnp.models.load("planted"), corpus, tnp.ExtractConfig(layers=(1,)), progress=False)
-    >>> at = {q: describe(acts, corpus, config=DescribeConfig(quantile=q, search=Search(max_length=1,
-    ...       threshold="quantile"))) for q in (0.05, 0.2)}
-    >>> sorted(set(level_simulation(at, acts)["method"]))
+    >>> d = describe(acts, corpus, config=DescribeConfig(search=Search(max_length=1, levels=(0.05, 0.2))))
+    >>> list(d.levels), d.meta["level"]
+    (['0.05', '0.2'], 'adaptive')
+    >>> sorted(set(level_simulation(d, acts)["method"]))
     ['graded', 'lookup_matched']
     """
+    if isinstance(levels, Descriptions):
+        levels = {**levels.levels, levels.meta.get("level", "main"): levels}
     if not levels:
         raise ValueError("level_simulation needs descriptions at one level or more")
     splits = {(d.meta.get("seed"), d.meta.get("test_size")) for d in levels.values()}

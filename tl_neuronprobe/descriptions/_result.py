@@ -1,13 +1,16 @@
 """The :class:`Descriptions` result: a tidy table per neuron, the held-out scores, rankings for P@k, save/load/plot.
 
 Saved as a folder: ``descriptions.csv``, ``scores.csv``, ``concepts.csv``, ``concepts.npz`` (the sparse word x
-concept matrix), ``association.safetensors`` (IoU and BH q-values, neurons x concepts) and ``meta.json``.
+concept matrix), ``association.safetensors`` (IoU and BH q-values, neurons x concepts) and ``meta.json``; with
+levels, ``levels.csv`` (every neuron at every level, :meth:`Descriptions.levels_frame`) and ``levels/<level>/``
+(each level's tables, association and meta; the concepts are the main folder's).
 Not for computing anything (see :func:`~tl_neuronprobe.describe`).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
@@ -43,6 +46,9 @@ class Descriptions:
     iou: np.ndarray
     q: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    #: descriptions of the same neurons at other activation levels (``Search.levels``), by level name, strongest
+    #: first: each a :class:`Descriptions` with its own held-out scores and baselines at that level
+    levels: "dict[str, Descriptions]" = field(default_factory=dict)
 
     def __repr__(self) -> str:
         top = self.table[self.table["end"] == "top"]
@@ -77,6 +83,46 @@ class Descriptions:
         cols = [c for c in ("iou", "precision", "recall", "f1", "simulation_corr", "simulation_top_random",
                             "detection_bacc", "context_detection_bacc", "fuzzing_bacc", "length") if c in s.columns]
         return s.groupby("method", sort=False)[cols].mean().reset_index()
+
+    def compare_levels(self) -> pd.DataFrame:
+        """:meth:`compare_methods` at every level (strongest first, the main level last), with a ``level`` and a
+        ``described`` count column: the levels x methods x scores table, lengths included. Each level's means are
+        over the neurons described at that level."""
+        rows = []
+        for d in [*self.levels.values(), self]:
+            top = d.table[d.table["end"] == "top"]
+            rows.append(d.compare_methods().assign(level=d.meta.get("level", ""),
+                                                   described=f"{int(top['described'].sum())}/{len(top)}"))
+        out = pd.concat(rows, ignore_index=True)
+        return out[["level", "method", "described", *[c for c in out.columns
+                                                      if c not in ("level", "method", "described")]]]
+
+    def levels_frame(self) -> pd.DataFrame:
+        """One row per (neuron, level), each neuron's levels together and the strongest first, the main level
+        last: ``level``, ``described``, ``description``, ``formula``, ``length`` and the held-out scores of the
+        description at that level (``test_f1``, ``simulation_corr``, ``simulation_top_random``,
+        ``context_detection_bacc``, ``fuzzing_bacc``), with ``lookup_matched_simulation`` (the length-matched lookup's
+        top-and-random simulation at the same level) to compare with. Top end only."""
+        parts = []
+        for order, d in enumerate([*self.levels.values(), self]):
+            t = d.table[d.table["end"] == "top"]
+            s = d.scores[d.scores["end"] == "top"] if "end" in d.scores else d.scores
+            own = s[s["method"] == "description"].set_index("neuron")
+            look = s[s["method"] == "lookup_matched"].set_index("neuron")
+            cols = ["simulation_top_random", "context_detection_bacc", "fuzzing_bacc", "length"]
+            row = pd.DataFrame({"neuron": t["neuron"].to_numpy(), "level": t["level"].to_numpy()
+                                if "level" in t else d.meta.get("level", ""),
+                                "described": t["described"].to_numpy(), "description": t["description"].to_numpy(),
+                                "formula": t["formula"].to_numpy(), "test_f1": t["test_f1"].to_numpy(),
+                                "simulation_corr": t["simulation_corr"].to_numpy()})
+            for c in cols:
+                row[c] = own[c].reindex(row["neuron"]).to_numpy() if c in own else np.nan
+            row["lookup_matched_simulation"] = (look["simulation_top_random"].reindex(row["neuron"]).to_numpy()
+                                                if "simulation_top_random" in look else np.nan)
+            row["_order"], row["_pos"] = order, np.arange(len(row))
+            parts.append(row)
+        out = pd.concat(parts, ignore_index=True).sort_values(["_pos", "_order"], kind="stable")
+        return out.drop(columns=["_order", "_pos"]).reset_index(drop=True)
 
     def to_frame(self) -> pd.DataFrame:
         """The per-(neuron, end) table (a copy): ``neuron``, ``layer``, ``end``, ``described``, ``description``,
@@ -178,8 +224,24 @@ class Descriptions:
         sp.save_npz(path / "concepts.npz", sp.csc_matrix(self.concepts.matrix, dtype=np.uint8))
         save_file({"iou": np.ascontiguousarray(self.iou, dtype=np.float32),
                    "q": np.ascontiguousarray(self.q, dtype=np.float32)}, str(path / "association.safetensors"))
-        (path / "meta.json").write_text(json.dumps(self.meta, indent=1, default=str))
+        meta = dict(self.meta, levels_saved=list(self.levels))
+        (path / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+        shutil.rmtree(path / "levels", ignore_errors=True)  # no level of an earlier save left behind
+        (path / "levels.csv").unlink(missing_ok=True)
+        if self.levels:
+            self.levels_frame().to_csv(path / "levels.csv", index=False)
+            for name, d in self.levels.items():
+                d._save_level(path / "levels" / name)
         return path
+
+    def _save_level(self, path: Path) -> None:
+        """One level's folder: everything :meth:`save` writes but the concepts (the main folder's)."""
+        path.mkdir(parents=True, exist_ok=True)
+        self.table.to_csv(path / "descriptions.csv", index=False)
+        self.scores.to_csv(path / "scores.csv", index=False)
+        save_file({"iou": np.ascontiguousarray(self.iou, dtype=np.float32),
+                   "q": np.ascontiguousarray(self.q, dtype=np.float32)}, str(path / "association.safetensors"))
+        (path / "meta.json").write_text(json.dumps(self.meta, indent=1, default=str))
 
     @classmethod
     def load(cls, path: "str | Path") -> "Descriptions":
@@ -189,13 +251,24 @@ class Descriptions:
         missing = [n for n in need if not (path / n).exists()]
         if missing:
             raise FileNotFoundError(f"{path} is not a saved Descriptions folder (missing {missing})")
+        ctable = pd.read_csv(path / "concepts.csv", keep_default_na=False, dtype={"value": str, "label": str})
+        concepts = Concepts(sp.load_npz(path / "concepts.npz").astype(bool), ctable)
+        out = cls._read(path, concepts)
+        for name in out.meta.get("levels_saved", []):
+            if not (path / "levels" / name / "descriptions.csv").exists():
+                raise FileNotFoundError(f"{path}: level {name!r} is missing (expected levels/{name}/)")
+            out.levels[name] = cls._read(path / "levels" / name, concepts)
+        return out
+
+    @classmethod
+    def _read(cls, path: Path, concepts: Concepts) -> "Descriptions":
         read = dict(keep_default_na=False, na_values=[""])
         table = pd.read_csv(path / "descriptions.csv", **read)
         table["described"] = table["described"].astype(bool)
-        for col in ("formula", "description", "concept", "family"):
-            table[col] = table[col].fillna("")
-        ctable = pd.read_csv(path / "concepts.csv", keep_default_na=False, dtype={"value": str, "label": str})
-        concepts = Concepts(sp.load_npz(path / "concepts.npz").astype(bool), ctable)
+        for col in ("formula", "description", "concept", "family", "level", "top_level", "top_description",
+                    "top_formula"):
+            if col in table:
+                table[col] = table[col].fillna("").astype(str)
         arrays = load_file(str(path / "association.safetensors"))
         meta = json.loads((path / "meta.json").read_text()) if (path / "meta.json").exists() else {}
         return cls(table, pd.read_csv(path / "scores.csv", **read), concepts, arrays["iou"], arrays["q"], meta)

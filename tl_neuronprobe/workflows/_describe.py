@@ -49,7 +49,9 @@ def best_described(desc: Descriptions, acts: Activations, k: int = 10, per_layer
     t = t.sort_values(["test_f1", "formula_iou"], ascending=False)
     t = t.groupby("layer").head(max(1, k // max(t["layer"].nunique(), 1))) if per_layer else t.head(k)
     t["contexts"] = [" | ".join(top_contexts(acts, nr)) for nr in t["neuron"]]
-    return t[["neuron", "layer", "description", "formula", "test_f1", "simulation_corr", "contexts"]]
+    cols = ["neuron", "layer", "top_level", "top_description", "description", "formula", "test_f1",
+            "simulation_corr", "contexts"]
+    return t[[c for c in cols if c in t]]
 
 
 def description_agreement(desc: Descriptions, acts: Activations, attribute: str = "upos",
@@ -156,7 +158,8 @@ def describe_stage(acts: Activations, corpus: Corpus, out_dir: "str | Path", con
     """Describe every neuron of ``acts`` over ``corpus`` with ``config`` and write the results to ``out_dir``.
 
     Writes ``descriptions/`` (see :class:`Descriptions`), ``coverage.csv`` (per layer), ``methods.csv``
-    (description vs baselines), ``best.csv`` (best described neurons with contexts), ``agreement.csv``
+    (description vs baselines), ``methods_by_level.csv`` (the same at every level of ``config.search.levels``),
+    ``best.csv`` (best described neurons with contexts), ``agreement.csv``
     (P@k against Probeless / Linear per UPOS tag, when the corpus has ``upos`` and ``agreement``),
     ``effects.csv`` (the ``effects`` best described neurons ablated; needs ``model``) and
     ``describe_summary.json`` (counts, timings, notes; also in ``descriptions.meta["run"]``).
@@ -172,6 +175,8 @@ def describe_stage(acts: Activations, corpus: Corpus, out_dir: "str | Path", con
     timings["describe_s"] = time.perf_counter() - t0
     desc.coverage("layer").to_csv(out / "coverage.csv", index=False)
     desc.compare_methods().to_csv(out / "methods.csv", index=False)
+    if desc.levels:
+        desc.compare_levels().to_csv(out / "methods_by_level.csv", index=False)
     best_described(desc, acts).to_csv(out / "best.csv", index=False)
     notes = []
     if agreement and "upos" in acts.attributes:
