@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "tl_neuronprobe"
 #: the pipeline's order: a subpackage may import only those before it (core first); None: anything
 ORDER = ["core", "data", "probes", "rankers", "interventions", "evaluation", "textualization", "descriptions",
-         "reporting", "workflows", "cli"]
+         "reporting", "export", "workflows", "cli"]
 FREE = {"testbeds", "testing", "models", "__init__"}  # testbeds/tests helpers and the root
 
 

@@ -20,7 +20,7 @@ import tl_neuronprobe as tnp
 from tl_neuronprobe.core.config import Config
 
 MAX_PARAMETERS = 12
-MAX_TOP_LEVEL = 40
+MAX_TOP_LEVEL = 42  # 40, ``units`` (dictionaries of latents) and ``export`` (Neuronpedia): issue 24
 
 #: parameter (and config field) names the glossary in docs/contract.md bans, with the word to use instead
 BANNED = {

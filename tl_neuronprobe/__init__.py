@@ -16,6 +16,7 @@ The subpackages follow the pipeline: ``core`` -> ``data`` -> ``probes`` / ``rank
 """
 
 from . import interventions, models, probes, rankers, testing
+from .core import units
 from .core.adapter import ModelAdapter
 from .core.config import Config
 from .core.neurons import SITES, Neuron, parse_neurons
@@ -31,14 +32,15 @@ from .textualization import TextualizeConfig, TextualizeResult, corpus_top_windo
 from .descriptions import DescribeConfig, Descriptions, describe
 from . import workflows  # noqa: E402 - after the stages it runs
 from .reporting import report  # noqa: E402 - reads what every stage writes
+from . import export  # noqa: E402 - writes what the stages found for Neuronpedia
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     # models and ground truth
     "models", "testing", "ModelAdapter",
-    # units, corpora, activations
-    "Neuron", "parse_neurons", "SITES", "Corpus", "Sentence", "CorpusError", "Activations",
+    # units (neurons, and a dictionary's latents), corpora, activations
+    "Neuron", "parse_neurons", "SITES", "units", "Corpus", "Sentence", "CorpusError", "Activations",
     "extract", "ExtractConfig", "LongSentenceError", "NonFiniteActivationError",
     # which neurons encode a property
     "rankers", "probes", "evaluate_encoded", "EncodedConfig", "EncodedResult",
@@ -49,5 +51,5 @@ __all__ = [
     "textualize", "TextualizeConfig", "TextualizeResult", "corpus_top_windows", "describe", "DescribeConfig",
     "Descriptions",
     # results, configs, jobs
-    "report", "load_result", "Config", "workflows",
+    "report", "export", "load_result", "Config", "workflows",
 ]

@@ -85,14 +85,14 @@ def test_quick_demo_writes_every_output(tmp_path):
     assert summary["neurons"] == 2 * 64 and summary["n_sentences"] == 40 and summary["seed"] == 0
     config = tnp.Config.from_dict(summary["config"])
     assert config == workflows.DemoConfig.quick(model="planted", attributes=("upos", "Number"), corpus="synthetic")
-    assert summary["stage"] == "demo" and summary["inputs"] == {"out_dir": str(out)}
+    assert summary["stage"] == "demo" and summary["inputs"] == {"out_dir": str(out), "units": "neurons"}
     assert (out / "layer_stats.png").stat().st_size > 1000 and (out / "layer_stats.csv").exists()
     assert tnp.Activations.load(out / "activations").n_words == summary["words"]
     for attr in ("upos", "Number"):
         assert (out / "encoded" / f"encoded_{attr}.png").exists()
         assert (out / "used" / f"compare_planted_{attr}.txt").read_text().strip()
     assert set(pd.read_csv(out / "textualize" / "textualize.csv").attribute) == {"upos", "Number"}
-    for stage in set(workflows.STAGES) - {"agreement"}:  # agreement: part of the used stage, skipped by --quick
+    for stage in set(workflows.STAGES) - {"agreement", "units"}:  # agreement: skipped by --quick; units: --units
         assert summary[f"demo_{stage}_seconds"] > 0
 
 

@@ -52,7 +52,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         changes["n_sentences"] = args.n_sentences
     if args.attributes:
         changes["attributes"] = tuple(comma_list(args.attributes))
-    workflows.demo(base.replace(**changes), out_dir=args.out_dir, device=args.device, progress=not args.no_progress)
+    workflows.demo(base.replace(**changes), out_dir=args.out_dir, units=args.units, device=args.device,
+                   progress=not args.no_progress)
     return 0
 
 
@@ -90,6 +91,9 @@ def _add_demo(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="every output, built small, in well under a minute")
     p.add_argument("--out-dir", default="tnp-demo")
     p.add_argument("--skip", default="", help=f"comma-separated stages to skip: {', '.join(workflows.STAGES)}")
+    p.add_argument("--units", default="neurons",
+                   help="neurons (default); sae: also train (once, cached) a small SAE at layer 3 and compare its "
+                        "latents with the neurons; or a dictionary folder in SAELens's layout")
     p.set_defaults(func=cmd_demo)
 
 

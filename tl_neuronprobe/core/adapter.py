@@ -14,7 +14,8 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .neurons import SITES, Neuron, check_site, hook_name
+from .neurons import SITES, Neuron, check_site, hook_name, site_of_hook
+from .units import is_unit_site, registered, registered_layers
 
 HookFn = Callable[..., "torch.Tensor | None"]
 FwdHooks = list[tuple[str, HookFn]]
@@ -228,9 +229,19 @@ class ModelAdapter:
     def name(self) -> str:
         return str(getattr(self.cfg, "model_name", None) or type(self.model).__name__)
 
-    def site_width(self, site: str) -> int:
-        """Number of neurons of ``site`` in one layer."""
+    def site_width(self, site: str, layer: "int | None" = None) -> int:
+        """Number of neurons of ``site`` in one layer (a dictionary site: the units of its dictionary registered
+        at ``layer``, or at every registered layer when they all have the same number)."""
         check_site(site)
+        if is_unit_site(site):
+            layers = [layer] if layer is not None else registered_layers(site)
+            widths = {registered(site, lay).n_units for lay in layers}
+            if len(widths) != 1:
+                if not widths:
+                    registered(site, -1)  # raises, naming what is registered
+                raise ValueError(f"the dictionaries at site {site!r} differ in width by layer ({sorted(widths)}): "
+                                 "give the layer")
+            return widths.pop()
         if site.startswith("mlp."):
             return self.d_mlp
         if site == "attn.z":
@@ -256,7 +267,9 @@ class ModelAdapter:
         """Validate layers for ``site`` (None: all) and check their hook points exist."""
         check_site(site)
         if layers is None:
-            layers = range(self.n_layers)
+            layers = registered_layers(site) if is_unit_site(site) else range(self.n_layers)
+            if not layers:
+                registered(site, -1)  # raises, naming what is registered
         elif isinstance(layers, int):
             layers = [layers]
         layers = [int(layer) for layer in layers]
@@ -265,14 +278,29 @@ class ModelAdapter:
             raise ValueError(f"layers {bad} do not exist: {self.name} has layers 0..{self.n_layers - 1}")
         for layer in layers:
             self.check_hook(hook_name(site, layer))
+            if is_unit_site(site):
+                d = registered(site, layer)
+                self.check_hook(d.write_hook)
+                width = self.hook_width(d.hook)
+                if width is not None and width != d.d_in:
+                    raise ValueError(f"the dictionary at site {site!r} layer {layer} reads {d.d_in} values, but "
+                                     f"{d.hook} of {self.name} has {width}")
         return layers
+
+    def hook_width(self, name: str) -> "int | None":
+        """The flattened width of a supported site's hook point (None for another hook)."""
+        try:
+            site, _ = site_of_hook(name)
+        except ValueError:
+            return None
+        return self.site_width(site)
 
     def check_neurons(self, neurons: Sequence[Neuron]) -> list[Neuron]:
         """Raise if any neuron's layer, site or index does not exist in this model."""
         neurons = [Neuron.parse(n) for n in neurons]
         for n in neurons:
             self.check_layers(n.site, [n.layer])
-            width = self.site_width(n.site)
+            width = self.site_width(n.site, n.layer)
             if n.index >= width:
                 raise ValueError(
                     f"neuron {n} is out of range: site {n.site!r} has {width} neurons per layer (0..{width - 1})"

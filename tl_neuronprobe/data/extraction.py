@@ -27,6 +27,7 @@ from ..core.config import Config
 from ..core.adapter import Batch, LongSentenceError, ModelAdapter, TokenizedSentence
 from ..core.hooks import run_capture
 from ..core.neurons import Neuron, check_site, hook_name
+from ..core.units import is_unit_site, registered
 from ._shards import (MANIFEST_FILE, Shard, ShardStore, block_size, corpus_digest, model_digest, plan_shards,
                       prepare_staging, read_records, resumable_block, staging_path, write_manifest)
 from .activations import META_FILE, Activations, _commit_dir, write_meta
@@ -177,15 +178,32 @@ class _Job:
 
     @property
     def columns(self) -> np.ndarray:
-        return np.cumsum([0] + [self.adapter.site_width(s) for s, _ in self.plan])
+        return np.cumsum([0] + [self.adapter.site_width(s, layer) for s, layer in self.plan])
 
     def run_batch(self, batch_units: list[_Unit]) -> "tuple[_Reducer, dict[int, torch.Tensor]]":
-        """Run one batch; returns where its words go and each read hook's rows (``{plan index: [words, width]}``)."""
+        """Run one batch; returns where its words go and each read hook's rows (``{plan index: [words, width]}``).
+
+        A dictionary site's units are encoded token by token from its hook's activation, then reduced to words
+        like neurons; sites that read the same hook point share one read."""
         batch = self.adapter.collate([u.tokens for u in batch_units])
         reducer = _Reducer(batch, batch_units, self.aggregation)
-        names = [hook_name(s, layer) for s, layer in self.plan]
-        got = run_capture(self.adapter, batch, {name: reducer for name in names})
-        return reducer, {j: got[name] for j, name in enumerate(names)}
+        by_hook: dict[str, list[int]] = {}
+        for j, (s, layer) in enumerate(self.plan):
+            by_hook.setdefault(hook_name(s, layer), []).append(j)
+        encoders = {j: registered(s, layer).encode for j, (s, layer) in enumerate(self.plan) if is_unit_site(s)}
+
+        def reader(plan_idx: list[int]):
+            def read(act: torch.Tensor) -> torch.Tensor:
+                return torch.cat([reducer(encoders[j](act) if j in encoders else act) for j in plan_idx], dim=1)
+            return read
+
+        got = run_capture(self.adapter, batch, {name: reader(idx) for name, idx in by_hook.items()})
+        out: dict[int, torch.Tensor] = {}
+        width = np.diff(self.columns)
+        for name, idx in by_hook.items():
+            parts = torch.split(got[name], [int(width[j]) for j in idx], dim=1)
+            out.update(zip(idx, parts))
+        return reducer, out
 
     def write(self, reducer: "_Reducer", captured: "dict[int, torch.Tensor]", dest: torch.Tensor, row_lo: int) -> None:
         """Check a batch's rows for NaN/inf and write them into ``dest`` (rows from ``row_lo``)."""
@@ -296,7 +314,7 @@ def _read_plan(adapter: ModelAdapter, sites: list[str], layers) -> tuple[list[tu
     for s in sites:
         check_site(s)
         plan += [(s, layer) for layer in adapter.check_layers(s, layers)]
-    return plan, [Neuron(layer, i, s) for s, layer in plan for i in range(adapter.site_width(s))]
+    return plan, [Neuron(layer, i, s) for s, layer in plan for i in range(adapter.site_width(s, layer))]
 
 
 def _fingerprint(job: _Job, neurons: list[Neuron], sentences_per_block: int, long_sentences: str) -> dict:
@@ -307,7 +325,27 @@ def _fingerprint(job: _Job, neurons: list[Neuron], sentences_per_block: int, lon
                 plan=[list(p) for p in job.plan], aggregation=job.aggregation, dtype=str(job.dtype),
                 long_sentences=long_sentences, batch_size=job.batch_size, max_tokens=job.max_tokens,
                 sentences_per_block=sentences_per_block, corpus=corpus_digest(corpus.words, corpus.sentence_ids),
-                rows=corpus.n_words, cols=len(neurons))
+                rows=corpus.n_words, cols=len(neurons), dictionaries=_dictionaries(job.plan, digest=True))
+
+
+def _dictionaries(plan: list[tuple[str, int]], digest: bool = False) -> dict:
+    """What the dictionary sites of ``plan`` read: ``{"sae@L3": {hook, units, name, path}}`` (with ``digest``, a
+    hash of the weights too, so a resumed extraction never mixes two dictionaries)."""
+    import hashlib
+
+    out = {}
+    for s, layer in plan:
+        if is_unit_site(s):
+            d = registered(s, layer)
+            info = dict(hook=d.hook, units=d.n_units, kind=d.kind, activation=d.activation, name=d.name,
+                        path=d.meta.get("path"))
+            if digest:
+                h = hashlib.sha256()
+                for t in (d.W_enc, d.b_enc, d.W_dec, d.b_dec):
+                    h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+                info["digest"] = h.hexdigest()[:16]
+            out[f"{s}@L{layer}"] = info
+    return out
 
 
 def _same_on_every_rank(fingerprint: dict) -> None:
@@ -529,6 +567,8 @@ def extract(
     units, skipped = _plan(adapter, corpus, long_sentences)
     meta = dict(model=adapter.name, sites=sites, aggregation=config.aggregation, long_sentences=long_sentences,
                 skipped_sentences=[corpus.sentences[i].id for i in skipped], skipped_sentence_index=skipped)
+    if any(is_unit_site(s) for s in sites):
+        meta["dictionaries"] = _dictionaries(plan)
     if skipped:
         warnings.warn(f"extract: {len(skipped)} sentences longer than the context of {adapter.n_ctx} tokens skipped "
                       f"({sum(len(corpus.sentences[i].words) for i in skipped)} words, first "

@@ -41,7 +41,7 @@ from ..core.config import Config
 from ..core.hooks import capture_hooks
 from ..core.neurons import Neuron, check_site, hook_name
 from ..data.corpus import Corpus
-from ..interventions import EDITS, Edit, Mean, SetValues, Translate, group_by_hook
+from ..interventions import EDITS, Edit, Mean, SetValues, Translate, UnitColumns, group_by_hook
 from ..interventions.readouts import (AgreementReadout, BatchPlan, DivergenceReadout, IdentityReadout,
                                       MetricReadout, Output, Readout, ReadoutSpec)
 from ..interventions.sweep import Spec, Sweep
@@ -506,7 +506,12 @@ class _Estimator:
         self.prepare = Preparer(adapter, setup.tables, setup.neurons, used)
         self.groups = {h: (c.to(adapter.device), i.to(adapter.device))
                        for h, (c, i) in group_by_hook(setup.neurons).items()}
+        mixed = [h for h in self.groups if "|" in h]
+        if mixed:
+            raise ValueError(f"attribute neurons and a dictionary's units of one hook point in separate calls "
+                             f"({mixed[0].replace('|', ' and site ')})")
         self.names = list(self.groups)
+        self.views = {h: UnitColumns.of(setup.neurons, i) for h, (_, i) in self.groups.items()}
         self.alpha = float(_alpha_for(used, 1, 1)[0])
         self.forward_passes = self.backward_passes = 0
         self.gradient_seen = False
@@ -520,7 +525,7 @@ class _Estimator:
         out = {}
         for name, (cols, idx) in self.groups.items():
             act = acts[name].detach()
-            cur = act.reshape(*act.shape[:2], -1)[..., cols].float()
+            cur = self.views[name].read(act, cols).float()
             value = None if prep.values is None else prep.values[..., idx].float()
             if self.setup.used.edit.kind == "shift":
                 out[name] = mask * self.alpha * value
@@ -533,7 +538,7 @@ class _Estimator:
             if g is None:
                 continue
             cols, idx = self.groups[name]
-            g = g.reshape(*g.shape[:2], -1)[..., cols].float()
+            g = self.views[name].grad(g, cols).float()
             if not square:
                 self.gradient_seen |= bool((g != 0).any())
                 contrib[idx] += weight * (deltas[name] * g).sum((0, 1)).double()
@@ -581,8 +586,9 @@ class _Estimator:
         deltas = self.deltas(prep, clean)
         for name in self.names:
             cols, _ = self.groups[name]
+            view = self.views[name]
             full = torch.zeros_like(clean[name].reshape(*clean[name].shape[:2], -1), dtype=torch.float32)
-            full[..., cols] = deltas[name]
+            full = view.write(full, cols, torch.zeros_like(deltas[name]), deltas[name])  # the patch, as the hook's change
             total = None
             for s in range(1, steps + 1):
                 store: dict[str, torch.Tensor] = {}

@@ -10,13 +10,13 @@
 [Neuron(layer=1, index=5, site='mlp.post')]
 """
 
-from ._edits import (Compose, Intervention, WordPositions, apply_edit, attribute_positions, class_means, compose,
-                     group_by_hook, scaled_alpha, token_labels, translation_delta, write_columns)  # noqa: F401
+from ._edits import (Compose, Intervention, UnitColumns, WordPositions, apply_edit, attribute_positions,  # noqa: F401
+                     class_means, compose, group_by_hook, hook_of, scaled_alpha, token_labels, translation_delta, write_columns)
 from ._specs import EDITS, Edit, Mean, Resample, SetValues, Translate, Zero, edit_from_name
 from .readouts import Agreement, Divergence, EmbeddingDistance, Identity, ReadoutSpec
 
-#: ``apply_edit``, ``group_by_hook``, ``token_labels``, ``translation_delta`` and ``write_columns`` stay importable
-#: for the sweep (:mod:`.sweep`) but are not public
+#: ``apply_edit``, ``group_by_hook``, ``UnitColumns``, ``token_labels``, ``translation_delta`` and ``write_columns``
+#: stay importable for the sweep (:mod:`.sweep`) and attribution but are not public
 __all__ = ["Edit", "Zero", "Mean", "Resample", "Translate", "SetValues", "EDITS", "edit_from_name", "Intervention",
            "Compose", "compose", "WordPositions", "attribute_positions", "class_means", "scaled_alpha",
            "ReadoutSpec", "Identity", "Divergence", "Agreement", "EmbeddingDistance"]

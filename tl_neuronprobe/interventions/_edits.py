@@ -32,11 +32,13 @@ import torch
 from ..core.adapter import Batch, FwdHooks, ModelAdapter
 from ..data.corpus import Corpus, Sentence
 from ..core.neurons import Neuron
+from ..core.units import Dictionary, registered
 from ._positions import WordPositions, attribute_positions, check_mask, token_labels
 
 __all__ = [
     "Intervention", "Compose", "WordPositions", "attribute_positions", "compose", "scaled_alpha",
-    "translation_delta", "class_means", "group_by_hook", "apply_edit", "token_labels", "write_columns",
+    "translation_delta", "class_means", "group_by_hook", "apply_edit", "token_labels", "write_columns", "UnitColumns",
+    "hook_of",
 ]
 
 Positions = "str | torch.Tensor | np.ndarray | WordPositions | None"
@@ -61,14 +63,68 @@ def write_columns(act: torch.Tensor, cols: torch.Tensor, new: torch.Tensor) -> t
 
 
 def group_by_hook(neurons: Sequence[Neuron]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """hook name -> (column indices within the hook's flattened width, positions in ``neurons``)."""
+    """group key -> (column indices within the hook's flattened width, or unit indices of the dictionary read
+    there; positions in ``neurons``). One group per hook point and site: the key is the hook name, or
+    ``"hook|site"`` for a second site at the same hook point (neurons and an SAE's latents of one layer);
+    :func:`hook_of` gives the hook name back."""
     groups: dict[str, tuple[list[int], list[int]]] = {}
+    first_site: dict[str, str] = {}
     for j, n in enumerate(neurons):
-        cols, idx = groups.setdefault(n.hook_name, ([], []))
+        if n.is_latent and registered(n.site, n.layer).write_hook != n.hook_name:
+            raise NotImplementedError(f"{n}: editing a transcoder's latents (read at {n.hook_name}, written at "
+                                      f"{registered(n.site, n.layer).write_hook}) is not built yet; extract, rank "
+                                      "and describe them")
+        site = first_site.setdefault(n.hook_name, n.site)
+        key = n.hook_name if site == n.site else f"{n.hook_name}|{n.site}"
+        cols, idx = groups.setdefault(key, ([], []))
         cols.append(n.index)
         idx.append(j)
     return {h: (torch.as_tensor(c, dtype=torch.long), torch.as_tensor(i, dtype=torch.long))
             for h, (c, i) in groups.items()}
+
+
+def hook_of(key: str) -> str:
+    """The hook point of a :func:`group_by_hook` key."""
+    return key.split("|", 1)[0]
+
+
+class UnitColumns:
+    """How the units of one hook point are read and written: neurons are columns of the hook's flattened
+    activation; a dictionary's units are encoded from it and written back through its decoder, so changing unit
+    ``i`` by ``dz`` adds ``dz * W_dec[i]`` and keeps what the dictionary does not explain."""
+
+    def __init__(self, dictionary: "Dictionary | None" = None):
+        self.dictionary = dictionary
+
+    @classmethod
+    def of(cls, neurons: Sequence[Neuron], idx: torch.Tensor) -> "UnitColumns":
+        """The view of the group ``neurons[idx]`` (one hook point, one site: see :func:`group_by_hook`)."""
+        n = neurons[int(idx[0])]
+        return cls(registered(n.site, n.layer) if n.is_latent else None)
+
+    def read(self, act: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """``[b, p, len(cols)]``: the units' current values."""
+        if self.dictionary is None:
+            return act.reshape(*act.shape[:2], -1)[..., cols]
+        return self.dictionary.encode(act)[..., cols]
+
+    def write(self, act: torch.Tensor, cols: torch.Tensor, cur: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        """``act`` with the units ``cols`` moved from ``cur`` to ``new``."""
+        if self.dictionary is None:
+            return write_columns(act, cols, new)
+        return self.dictionary.shift(act, cols, new - cur)
+
+    def grad(self, g: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """The gradient with respect to the units ``cols`` from the gradient ``g`` with respect to the hook's
+        activation (a dictionary's unit moves the activation along its decoder row)."""
+        if self.dictionary is None:
+            return g.reshape(*g.shape[:2], -1)[..., cols]
+        d = self.dictionary
+        return d.flat(g) @ d._on(g).W_dec[cols].T
+
+    def full(self, act: torch.Tensor) -> torch.Tensor:
+        """``[b, p, n_units]``: every unit of the hook point."""
+        return act.reshape(*act.shape[:2], -1) if self.dictionary is None else self.dictionary.encode(act)
 
 
 def scaled_alpha(n_ranked: int, beta: float = 8.0, ranks: "Sequence[int] | np.ndarray | None" = None,
@@ -187,15 +243,16 @@ class Intervention:
         return m
 
     def _make_hook(self, name: str, cols: torch.Tensor, idx: torch.Tensor) -> Callable:
+        view = UnitColumns.of(self.neurons, idx)
+
         def hook(act: torch.Tensor, hook=None) -> torch.Tensor:  # noqa: ARG001 - TransformerLens signature
             b, p = act.shape[:2]
             mask = self._mask_for(name, b, p, act.device)
-            flat = act.reshape(b, p, -1)
             c = cols.to(act.device)
-            cur = flat[..., c]
+            cur = view.read(act, c)
             w = mask[..., None].to(cur.dtype) * self._weight(idx, act.device, cur.dtype)
             value = self._value(idx, b, p, act.device, cur.dtype)
-            return write_columns(act, c, apply_edit(self.kind, cur, w, value))
+            return view.write(act, c, cur, apply_edit(self.kind, cur, w, value))
 
         return hook
 
@@ -203,7 +260,8 @@ class Intervention:
         """TransformerLens ``(hook_name, fn)`` pairs, one per hook point touched."""
         if adapter is not None and ModelAdapter.wrap(adapter).model is not self.adapter.model:
             raise ValueError(f"{self.label} was built for another model")
-        return [(name, self._make_hook(name, cols, idx)) for name, (cols, idx) in self.groups.items()]
+        return [(hook_of(name), self._make_hook(hook_of(name), cols, idx))
+                for name, (cols, idx) in self.groups.items()]
 
     def run(self, batch: "Batch | torch.Tensor", **kwargs):
         """Forward ``batch`` with this intervention (hooks removed afterwards)."""

@@ -98,6 +98,7 @@ class Sweep:
         self.A = torch.from_numpy(A).to(adapter.device)
         self.groups = {h: (c.to(adapter.device), i.to(adapter.device))
                        for h, (c, i) in edits.group_by_hook(self.neurons).items()}
+        self.views = {h: edits.UnitColumns.of(self.neurons, i) for h, (_, i) in self.groups.items()}
 
     @property
     def first_layer(self) -> int:
@@ -106,21 +107,24 @@ class Sweep:
     def batched_hooks(self, A: torch.Tensor, mask: torch.Tensor, values: torch.Tensor | None, B: int) -> FwdHooks:
         """Hooks editing a batch repeated ``A.shape[0]`` times: repetition r uses neuron weights ``A[r]``."""
         maskf = mask.to(torch.float32)
-        return [(name, self._batched_hook(name, cols, A[:, uidx], None if values is None else values[..., uidx],
+        return [(edits.hook_of(name), self._batched_hook(name, cols, A[:, uidx], None if values is None else values[..., uidx],
                                           maskf, B))
                 for name, (cols, uidx) in self.groups.items()]
 
     def _batched_hook(self, name: str, cols, A_h, V_h, maskf, B: int) -> Callable:
+        view = self.views[name]
+
         def hook(act, hook=None):  # noqa: ARG001 - TransformerLens hook signature
             rows, p = act.shape[:2]
             if rows % B or rows // B != A_h.shape[0] or p != maskf.shape[1]:
                 raise RuntimeError(f"batched intervention at {name}: activation {tuple(act.shape)} does not "
                                    f"match {A_h.shape[0]} repetitions of [{B}, {maskf.shape[1]}]")
-            cur = act.reshape(rows, p, -1)[..., cols].reshape(A_h.shape[0], B, p, len(cols))
+            flat_cur = view.read(act, cols)
+            cur = flat_cur.reshape(A_h.shape[0], B, p, len(cols))
             w = maskf[None, :, :, None].to(cur.dtype) * A_h[:, None, None, :].to(cur.dtype)
             v = None if V_h is None else (V_h[None] if V_h.ndim == 3 else V_h).to(cur.dtype)
             new = edits.apply_edit(self.kind, cur, w, v)
-            return edits.write_columns(act, cols, new.reshape(rows, p, len(cols)))
+            return view.write(act, cols, flat_cur, new.reshape(rows, p, len(cols)))
 
         return hook
 

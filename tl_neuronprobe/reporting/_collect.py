@@ -74,6 +74,11 @@ class ReportData:
     images: dict[str, Path] = field(default_factory=dict)
     #: attribute -> its per-neuron section (attribution and comparison)
     per_neuron: dict[str, PerNeuronSection] = field(default_factory=dict)
+    #: neurons beside a dictionary's latents (``units/compare.csv``), and what each dictionary site reads
+    units: pd.DataFrame | None = None
+    dictionaries: dict[str, dict] = field(default_factory=dict)
+    #: units that get a page of their own besides those of the top lists (each latent ranking's first ones)
+    extra_pages: list[str] = field(default_factory=list)
     source: str = ""
 
     @property
@@ -170,14 +175,50 @@ def _read_folder(root: Path, data: ReportData) -> None:
     _read_used(root / "used", data)
     _read_per_neuron(root, data)
     data.textualize = _read_csv(root / "textualize" / "textualize.csv")
+    if (root / "units" / "compare.csv").exists():
+        _read_units(root / "units", data)
     for cand in (root / "descriptions.csv", root / "descriptions" / "descriptions.csv",
                  root / "describe" / "descriptions" / "descriptions.csv"):
-        if cand.exists():
-            data.descriptions = _check_descriptions(pd.read_csv(cand), cand)
+        if cand.exists():  # every level of every neuron when the descriptions were made at several
+            levels = cand.with_name("levels.csv")
+            table = _check_descriptions(pd.read_csv(levels if levels.exists() else cand), cand)
+            data.descriptions = table if data.descriptions is None else pd.concat([table, data.descriptions],
+                                                                                  ignore_index=True)
             break
     if data.acts is None and not (data.encoded or data.used or data.textualize is not None or data.per_neuron):
         raise FileNotFoundError(f"{root} holds no activations/, encoded/, used/, textualize/ or attribution "
                                 "results")
+
+
+def _read_units(folder: Path, data: ReportData, per_ranking: int = 10) -> None:
+    """``units/`` (the demo's neurons-versus-latents stage): the comparison table, the latents' activations joined
+    to the neurons' (same words) for their pages, their descriptions, and pages for each latent ranking's first
+    ``per_ranking`` latents."""
+    import torch
+
+    data.units = pd.read_csv(folder / "compare.csv")
+    if (folder / "dictionary.json").exists():
+        info = json.loads((folder / "dictionary.json").read_text())
+        data.dictionaries[f"{info.get('site')}@L{info.get('layer')}"] = info
+    if (folder / "activations").is_dir():
+        latents = Activations.load(folder / "activations")
+        data.dictionaries.update(latents.meta.get("dictionaries", {}))
+        acts = data.acts
+        if acts is None:
+            data.acts = latents
+        elif list(acts.words) == list(latents.words):
+            data.acts = Activations(torch.cat([acts.X.float(), latents.X.float()], dim=1),
+                                    list(acts.neurons) + list(latents.neurons), acts.words, acts.sentence_ids,
+                                    acts.attributes, {**acts.meta, "dictionaries": data.dictionaries})
+    for csv in sorted(folder.glob("encoded_*_latents.csv")):
+        for order in load_result(csv).rankings.values():
+            data.extra_pages += [str(n) for n in order[:per_ranking]]
+    table = folder / "describe_latents" / "descriptions.csv"
+    if table.exists():
+        rows = pd.read_csv(table)
+        rows = rows[rows["end"] == "top"] if "end" in rows else rows
+        data.descriptions = rows if data.descriptions is None else pd.concat([data.descriptions, rows],
+                                                                             ignore_index=True)
 
 
 def _read_per_neuron(root: Path, data: ReportData) -> None:
@@ -271,8 +312,8 @@ def _add_object(data: ReportData, name: str | None, obj: Any) -> None:
     elif isinstance(obj, TextualizeResult):
         data.textualize = obj.table
     elif isinstance(obj, Descriptions):
-        table = obj.table
-        data.descriptions = _check_descriptions(table[table["end"] == "top"] if "end" in table else table, name)
+        table = obj.levels_frame() if obj.levels else obj.table[obj.table["end"] == "top"]
+        data.descriptions = _check_descriptions(table, name)
     elif _result_kind(obj) is not None:
         _add_result(data, name, obj, _result_kind(obj))
     elif isinstance(obj, pd.DataFrame):

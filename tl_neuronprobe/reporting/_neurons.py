@@ -65,6 +65,7 @@ def page_neurons(report_data: ReportData) -> list[Neuron]:
         names += list(data.textualize["neuron"])
     if data.descriptions is not None:
         names += list(best_described(data.descriptions, TOP_N))
+    names += data.extra_pages
     found = {n for n in map(_parse, names) if n is not None}
     if data.acts is not None:
         extracted = set(data.acts.neurons)
@@ -79,14 +80,30 @@ def _own_used(data: ReportData) -> list:
             and (r.own if r.own is not None else (r.model == model or model.endswith(r.model)))]
 
 
-def snippet(neuron: Neuron) -> str:
-    """A TransformerLens snippet that reads this neuron with ``run_with_hooks``."""
+def hook_of(neuron: Neuron, dictionaries: "dict | None" = None) -> str:
+    """The hook point a unit is read at: a neuron's own; a latent's from its registered dictionary, else from what
+    the results recorded (``dictionaries``: ``{"sae@L3": {"hook": ...}}``)."""
+    if not neuron.is_latent:
+        return neuron.hook_name
+    try:
+        return neuron.hook_name
+    except ValueError:
+        info = (dictionaries or {}).get(f"{neuron.site}@L{neuron.layer}", {})
+        return str(info.get("hook") or f"{neuron.site} at layer {neuron.layer}")
+
+
+def snippet(neuron: Neuron, dictionaries: "dict | None" = None) -> str:
+    """A TransformerLens snippet that reads this neuron (or latent: through its dictionary) with
+    ``run_with_hooks``."""
+    hook = hook_of(neuron, dictionaries)
     read = (f"value.flatten(-2)[..., {neuron.index}]" if neuron.site == "attn.z" else f"value[..., {neuron.index}]")
+    if neuron.is_latent:
+        read = f"sae.encode(value)[..., {neuron.index}]"  # sae = tnp.units.load(<the dictionary's folder>)
     var = slug(neuron).replace(".", "_").replace("@", "_")
     return (f"seen = []\n\n"
-            f"def read_{var}(value, hook):  # value: [batch, pos, ...] at {neuron.hook_name}\n"
+            f"def read_{var}(value, hook):  # value: [batch, pos, ...] at {hook}\n"
             f"    seen.append({read}.detach().cpu())\n\n"
-            f"model.run_with_hooks(tokens, fwd_hooks=[(\"{neuron.hook_name}\", read_{var})])\n"
+            f"model.run_with_hooks(tokens, fwd_hooks=[(\"{hook}\", read_{var})])\n"
             f"activation = seen[0]  # [batch, pos]: {neuron} on every token")
 
 
@@ -250,8 +267,9 @@ def neuron_pages(report_data: ReportData, neurons: list[Neuron]) -> tuple[list[d
     pages = []
     for n in neurons:
         name = str(n)
-        page: dict[str, Any] = dict(name=name, slug=slug(n), hook=n.hook_name, layer=n.layer, index=n.index,
-                                    site=n.site, snippet=snippet(n), ranks=_ranks(data, name),
+        page: dict[str, Any] = dict(name=name, slug=slug(n), hook=hook_of(n, data.dictionaries), layer=n.layer,
+                                    index=n.index, site=n.site, snippet=snippet(n, data.dictionaries),
+                                    ranks=_ranks(data, name),
                                     effects=_effects(data, name), per_neuron=_per_neuron(data, name),
                                     textualize=_rows_for(data.textualize, name),
                                     descriptions=_rows_for(data.descriptions, name), positive=[], negative=[],

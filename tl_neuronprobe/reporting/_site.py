@@ -15,7 +15,7 @@ import pandas as pd
 
 from ._collect import ReportData, collect
 from ._figures import copy_images, write_histograms
-from ._neurons import TOP_N, neuron_pages, page_neurons, search_entry, slug
+from ._neurons import TOP_N, hook_of, neuron_pages, page_neurons, search_entry, slug
 
 __all__ = ["report", "run_report", "write_site"]
 
@@ -246,13 +246,27 @@ def write_site(report_data: ReportData, out_dir: "str | Path") -> Path:
         per_neuron=_per_neuron_sections(data, out / "img"),
         textualize=_table(data.textualize.drop(columns=["tokens"], errors="ignore")
                           if data.textualize is not None else None),
-        descriptions=_table(data.descriptions), settings=settings, rerun=rerun, neurons=_index_rows(pages),
+        descriptions=_table(data.descriptions), units=_units_section(data), settings=settings, rerun=rerun,
+        neurons=_index_rows(pages),
         **common)
     (out / "index.html").write_text(html, encoding="utf-8")
     entries = [search_entry(p) for p in pages]
     (out / "static" / "search-index.js").write_text(
         "window.TNP_INDEX = " + json.dumps(entries, separators=(",", ":")) + ";\n", encoding="utf-8")
     return out / "index.html"
+
+
+def _units_section(data: ReportData) -> dict | None:
+    """Neurons beside latents: the comparison table (rounded) and what the dictionary is."""
+    if data.units is None or data.units.empty:
+        return None
+    table = data.units.copy()
+    for c in table.columns:
+        if table[c].dtype.kind == "f":
+            table[c] = table[c].round(3)
+    info = next(iter(data.dictionaries.values()), {})
+    return dict(table=_table(table, max_rows=1000), dictionary={k: v for k, v in info.items()
+                                                                if isinstance(v, (str, int, float))})
 
 
 def _index_rows(pages: list[dict]) -> list[dict]:
@@ -266,4 +280,4 @@ def _index_rows(pages: list[dict]) -> list[dict]:
 def _hook_examples(data: ReportData) -> list[str]:
     if data.acts is None:
         return []
-    return sorted({n.hook_name for n in data.acts.neurons}, key=lambda h: (len(h), h))
+    return sorted({hook_of(n, data.dictionaries) for n in data.acts.neurons}, key=lambda h: (len(h), h))

@@ -18,6 +18,7 @@ from einops import rearrange, repeat
 from ..core.adapter import ModelAdapter
 from ..core.hooks import capture_hooks, run_capture, stop_when_all_read
 from ..core.neurons import Neuron
+from ..core.units import is_unit_site, registered
 from ._vocab import TextualizeError, VocabSpec, framing, resolve_vocab, token_names
 
 
@@ -124,6 +125,8 @@ class Problem:
         self.seq_pos = self.lo + self.pos
         self.device, self.amp_dtype = adapter.device, amp_dtype
         self.objective_neurons = [surrogate_neuron(adapter, n, surrogate) for n in self.neurons]
+        #: hook -> the dictionary whose latents are read there (a latent's objective is its pre-activation)
+        self._dictionaries: dict = {}
         self._tables = {True: self._table(self.neurons), False: self._table(self.objective_neurons)}
         self.hooks = self._tables[True][0]
         self.allowed = resolve_vocab(adapter, vocab).to(self.device)
@@ -148,6 +151,14 @@ class Problem:
 
     def _table(self, neurons: Sequence[Neuron]) -> tuple[list[str], torch.Tensor, torch.Tensor]:
         hooks = sorted({n.hook_name for n in neurons})
+        for h in hooks:
+            sites = sorted({n.site for n in neurons if n.hook_name == h})
+            if len(sites) > 1:
+                raise TextualizeError(f"units of sites {sites} share hook {h}: textualize neurons and a "
+                                      "dictionary's latents of one hook point in separate calls")
+            if is_unit_site(sites[0]):
+                layer = next(n.layer for n in neurons if n.hook_name == h)
+                self._dictionaries[h] = registered(sites[0], layer)
         hook_of = torch.as_tensor([hooks.index(n.hook_name) for n in neurons], device=self.device)
         return hooks, hook_of, torch.as_tensor([n.index for n in neurons], device=self.device)
 
@@ -168,16 +179,27 @@ class Problem:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     # --------------------------------------------------------------------------------- forward passes
-    def _reader(self, rows: Rows, col_of: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    def _units(self, h: str, flat: torch.Tensor, target: bool = True) -> torch.Tensor:
+        """A hook's units from its activation at the reading position ``[B, width]``: the neurons themselves,
+        or a dictionary's latents (their pre-activations as the objective, ``target=False``: a ReLU latent that
+        is off has no gradient)."""
+        d = self._dictionaries.get(h)
+        if d is None:
+            return flat
+        return d.encode(flat) if target else d.pre(flat)
+
+    def _reader(self, rows: Rows, col_of: torch.Tensor, h: str = "", target: bool = True
+                ) -> Callable[[torch.Tensor], torch.Tensor]:
         """What a hook keeps: each row's own neuron at the reading position [B]."""
         def read(act: torch.Tensor) -> torch.Tensor:
-            flat = rearrange(act[:, self.seq_pos], "b ... -> b (...)")
+            flat = self._units(h, rearrange(act[:, self.seq_pos], "b ... -> b (...)"), target)
             col = col_of[rows.index].clamp(max=flat.shape[1] - 1)
             return flat.gather(1, col[:, None])[:, 0].float()
         return read
 
-    def _reads(self, rows: Rows, hooks: Sequence[str], col_of: torch.Tensor, store: dict[str, torch.Tensor]):
-        return capture_hooks({h: self._reader(rows, col_of) for h in hooks}, store, detach=False)
+    def _reads(self, rows: Rows, hooks: Sequence[str], col_of: torch.Tensor, store: dict[str, torch.Tensor],
+               target: bool = True):
+        return capture_hooks({h: self._reader(rows, col_of, h, target) for h in hooks}, store, detach=False)
 
     def feed(self, embeds: torch.Tensor) -> tuple[str, Callable]:
         """A hook that replaces the token embeddings of the optimized positions with ``embeds`` [B, n, D]."""
@@ -216,7 +238,7 @@ class Problem:
         hooks = sorted({neurons[i].hook_name for i in rows.neuron_ids})
         stop = max(neurons[i].layer for i in rows.neuron_ids)
         store: dict[str, torch.Tensor] = {}
-        fwd = self._reads(rows, hooks, col_of, store)
+        fwd = self._reads(rows, hooks, col_of, store, target)
         if not logits:  # after every other hook at these points: end the pass once all reads are stored
             fwd = fwd + stop_when_all_read([(h, _no_read) for h in hooks], store)
         if embeds is not None:
@@ -247,7 +269,8 @@ class Problem:
         """Activations [B, N] of every neuron on every row (for the corpus scan)."""
         cols = {h: torch.as_tensor([n.index for n in self.neurons if n.hook_name == h], device=self.device)
                 for h in self.hooks}
-        readers = {h: (lambda act, c=cols[h]: rearrange(act[:, self.seq_pos], "b ... -> b (...)")[:, c].float())
+        readers = {h: (lambda act, c=cols[h], h=h: self._units(h, rearrange(act[:, self.seq_pos],
+                                                                          "b ... -> b (...)"))[:, c].float())
                    for h in self.hooks}
         store = run_capture(self.adapter, self.ids(tokens), readers)
         out = torch.empty(tokens.shape[0], len(self.neurons), device=self.device)

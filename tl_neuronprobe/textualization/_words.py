@@ -34,9 +34,10 @@ class JointProblem(Problem):
         super().__init__(adapter, groups, length=1, position=0, vocab=vocab, surrogate=surrogate)
         self.weights = weights.to(self.device)
 
-    def _reader(self, rows: Rows, col_of: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    def _reader(self, rows: Rows, col_of: torch.Tensor, h: str = "", target: bool = True
+                ) -> Callable[[torch.Tensor], torch.Tensor]:
         def read(act: torch.Tensor) -> torch.Tensor:
-            flat = rearrange(act[:, self.seq_pos], "b ... -> b (...)").float()
+            flat = self._units(h, rearrange(act[:, self.seq_pos], "b ... -> b (...)"), target).float()
             return (flat * self.weights[rows.index]).sum(dim=-1)
         return read
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .. import models
+from ..core.adapter import ModelAdapter
 from ..core.config import Config, write_summary
 from ..data.activations import Activations
 from ..data.corpus import Corpus
@@ -32,13 +33,17 @@ from ._encoded import DEMO_KS, DEMO_RANKERS, demo_encoded
 from ._report import report_job
 from ._stats import layer_statistics, plot_layer_statistics
 from ._textualize import demo_textualize, demo_textualize_config
+from ._units import units_stage
 
 __all__ = ["DemoConfig", "demo", "demo_corpus", "STAGES", "DEFAULT_SENTENCES"]
 
 #: the demo's default corpus size: about 5 minutes for the whole demo on MiniLM and 2 CPU cores
 DEFAULT_SENTENCES = 200
-#: the stages after extraction, in order; ``agreement`` is the used stage's agreement-decoder part
-STAGES = ("encoded", "used", "agreement", "textualize", "describe", "report")
+#: the stages after extraction, in order; ``agreement`` is the used stage's agreement-decoder part; ``units`` (neurons
+#: beside a dictionary's latents) runs with ``demo(units="sae")`` or a dictionary folder
+STAGES = ("encoded", "used", "agreement", "textualize", "describe", "units", "report")
+#: the layer whose neurons the demo compares with its SAE's latents (a middle layer of MiniLM's six)
+UNITS_LAYER = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,8 +144,25 @@ def _stage_activations(model, corpus: Corpus, out: Path, progress: bool) -> Acti
     return acts
 
 
-def _stages(config: DemoConfig, model, corpus: Corpus, acts: Activations, out: Path, progress: bool
-            ) -> dict[str, Callable]:
+def _dictionary(units_spec: str, config: DemoConfig, model, corpus: Corpus, progress: bool):
+    """The dictionary ``units`` names: the demo's SAE (``"sae"``, trained once and cached) or a folder in SAELens's
+    layout; None for ``"neurons"``."""
+    from ..core import units as units_mod
+    from ._units import demo_sae
+
+    if units_spec == "neurons":
+        return None
+    if units_spec == "sae":
+        layer = min(UNITS_LAYER, ModelAdapter.wrap(model).n_layers - 1)
+        return demo_sae(model, config.corpus, corpus, layer, seed=config.seed, progress=progress)
+    if not Path(units_spec).is_dir():
+        raise ValueError(f"units must be 'neurons', 'sae' or a dictionary folder (cfg.json + "
+                         f"sae_weights.safetensors), got {units_spec!r}")
+    return units_mod.load(units_spec)
+
+
+def _stages(config: DemoConfig, model, corpus: Corpus, acts: Activations, out: Path, progress: bool,
+            dictionary=None) -> dict[str, Callable]:
     c = config
     used = c.seeded("used")
     if isinstance(used.readout, Identity) and used.readout.lexicon is None:
@@ -158,17 +180,25 @@ def _stages(config: DemoConfig, model, corpus: Corpus, acts: Activations, out: P
                                               acts=acts, attributes=c.attributes, progress=progress),
         "describe": lambda: describe_stage(acts, corpus, out / "describe", c.seeded("describe"), model=model,
                                            progress=progress),
+        "units": lambda: None if dictionary is None else units_stage(
+            model, corpus, dictionary, out / "units", attributes=[a for a in ("upos", "Number") if a in c.attributes],
+            used=used.replace(n_sentences=None), used_sentences=len(used_corpus),
+            describe_config=c.seeded("describe").replace(search=c.describe.search.replace(levels=())),
+            progress=progress),
         "report": lambda: report_job(out, out / "report"),
     }
 
 
-def demo(config: DemoConfig | None = None, *, out_dir: "str | Path" = "tnp-demo", device: str | None = None,
-         progress: bool = True) -> dict:
+def demo(config: DemoConfig | None = None, *, out_dir: "str | Path" = "tnp-demo", units: str = "neurons",
+         device: str | None = None, progress: bool = True) -> dict:
     """Run the demo with ``config`` (default :class:`DemoConfig`) into ``out_dir``; returns its summary.
 
     Writes ``activations/``, ``layer_stats.csv/png``, ``encoded/``, ``used/``, ``textualize/``, ``describe/``,
     ``summary.json`` and the HTML neuron browser ``report/index.html`` under ``out_dir``. With ``progress``, progress
-    bars and each layer's activation statistics and the timings are printed.
+    bars and each layer's activation statistics and the timings are printed. ``units="sae"`` also trains (once;
+    cached) a small SAE at layer 3's ``mlp.post`` on held-out text the demo does not read and compares that
+    layer's best neurons with its best latents for UPOS and Number (``units/``, a report section and latent
+    pages); a folder in SAELens's layout uses that dictionary instead.
 
     Examples
     --------
@@ -190,19 +220,24 @@ def demo(config: DemoConfig | None = None, *, out_dir: "str | Path" = "tnp-demo"
     facts: dict[str, Any] = dict(model=config.model, corpus=corpus.name, n_sentences=len(corpus),
                                  words=corpus.n_words, seed=config.seed)
     (out / "summary.json").unlink(missing_ok=True)  # never a stale one from an earlier run beside new results
+    inputs = {"out_dir": str(out), "units": units}
     t0 = time.perf_counter()
     acts = _stage_activations(model, corpus, out, progress)
     facts.update(neurons=acts.n_neurons, extract_seconds=round(time.perf_counter() - t0, 2))
-    for name, run in _stages(config, model, corpus, acts, out, progress).items():
-        if name in config.skip:
+    t = time.perf_counter()
+    dictionary = _dictionary(units, config, model, corpus, progress) if "units" not in config.skip else None
+    if dictionary is not None:
+        facts.update(dictionary=dictionary.name, dictionary_seconds=round(time.perf_counter() - t, 2))
+    for name, run in _stages(config, model, corpus, acts, out, progress, dictionary).items():
+        if name in config.skip or (name == "units" and dictionary is None):
             continue
         if name == "report":  # the report reads the run's config and corpus from summary.json
-            write_summary(out, "demo", config, {"out_dir": str(out)}, **facts)
+            write_summary(out, "demo", config, inputs, **facts)
         t = time.perf_counter()
         run()
         facts[f"demo_{name}_seconds"] = round(time.perf_counter() - t, 2)
     facts["total_seconds"] = round(time.perf_counter() - t0, 2)
-    path = write_summary(out, "demo", config, {"out_dir": str(out)}, **facts)
+    path = write_summary(out, "demo", config, inputs, **facts)
     summary = json.loads(path.read_text())
     if progress:
         print(json.dumps(facts, indent=2))
