@@ -16,7 +16,7 @@ from tl_neuronprobe.core.adapter import ModelAdapter
 from tl_neuronprobe.descriptions import DescribeConfig, Search
 from tl_neuronprobe.evaluation.attribution import Verify
 from tl_neuronprobe.interventions import Mean, Translate, Zero
-from tl_neuronprobe.testbeds.dictionary import planted_dictionary, random_dictionary
+from tl_neuronprobe.testbeds.dictionary import planted_dictionary, planted_transcoder, random_dictionary
 from tl_neuronprobe.textualization import Gumbel
 
 SAE = tnp.ExtractConfig(site="sae", layers=(1,))
@@ -127,3 +127,26 @@ def test_descriptions_name_the_trigger_and_noun_latents(testbed, latents):
     ctl = tnp.describe(latents[1], corpus, config=config).table.set_index("neuron")
     assert ctl.loc["L1.S2", "formula"] not in ("word=cabinet", "lemma=cabinet")
     assert ctl.loc["L1.S3", "formula"] != "upos=NOUN"
+
+
+def test_a_transcoder_reads_one_hook_point_and_writes_another(testbed):
+    """The planted model's last MLP as a transcoder (its weights, ReLU for GELU): latent i is neuron i read at the
+    MLP's input and written to its output; the unused Number neuron's latent has a zero decoder row."""
+    model, corpus, _, _ = testbed
+    tc = planted_transcoder(model)
+    adapter = ModelAdapter.wrap(model)
+    batch = adapter.collate(adapter.tokenize_sentences([s.words for s in corpus.sentences[:6]]))
+    with units.using(tc):
+        acts = tnp.extract(model, corpus[:40], tnp.ExtractConfig(site=("mlp.pre", "transcoder"), layers=(1,)),
+                           progress=False)
+        assert torch.allclose(acts.X[:, 64:], torch.relu(acts.X[:, :64]), atol=1e-5)
+        clean = adapter.forward(batch, [])
+        assert torch.equal(Zero().bind(model, ["L1.T11"]).run(batch), clean)  # nothing written: nothing changes
+        assert not torch.allclose(Zero().bind(model, ["L1.T5"]).run(batch), clean, atol=1e-3)
+        t = tnp.evaluate_used(model, corpus[:80], "Number", {"T5": ["L1.T5"], "T11": ["L1.T11"], "N5": ["L1.N5"]},
+                              tnp.UsedConfig(ks=(1,), edit=Translate(alpha=8)), progress=False).table
+        flips = t[(t.selection == "top") & (t.metric == "correct_lemma_wrong_value")].set_index("ranking").value
+        assert flips["T5"] == pytest.approx(flips["N5"]) and flips["T5"] > 0.3 and flips["T11"] == 0.0
+        with pytest.raises(NotImplementedError, match="transcoder"):
+            tnp.attribute_used(model, corpus[:20], "Number", tnp.AttributionConfig(site="transcoder", layers=(1,)),
+                               progress=False)

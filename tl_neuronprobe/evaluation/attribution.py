@@ -512,6 +512,9 @@ class _Estimator:
                              f"({mixed[0].replace('|', ' and site ')})")
         self.names = list(self.groups)
         self.views = {h: UnitColumns.of(setup.neurons, i) for h, (_, i) in self.groups.items()}
+        if any(v.two_hooks for v in self.views.values()):
+            raise NotImplementedError("attribution over a transcoder's latents (read at one hook point, written at "
+                                      "another) is not built; evaluate_used edits them exactly")
         self.alpha = float(_alpha_for(used, 1, 1)[0])
         self.forward_passes = self.backward_passes = 0
         self.gradient_seen = False

@@ -70,10 +70,6 @@ def group_by_hook(neurons: Sequence[Neuron]) -> dict[str, tuple[torch.Tensor, to
     groups: dict[str, tuple[list[int], list[int]]] = {}
     first_site: dict[str, str] = {}
     for j, n in enumerate(neurons):
-        if n.is_latent and registered(n.site, n.layer).write_hook != n.hook_name:
-            raise NotImplementedError(f"{n}: editing a transcoder's latents (read at {n.hook_name}, written at "
-                                      f"{registered(n.site, n.layer).write_hook}) is not built yet; extract, rank "
-                                      "and describe them")
         site = first_site.setdefault(n.hook_name, n.site)
         key = n.hook_name if site == n.site else f"{n.hook_name}|{n.site}"
         cols, idx = groups.setdefault(key, ([], []))
@@ -91,10 +87,13 @@ def hook_of(key: str) -> str:
 class UnitColumns:
     """How the units of one hook point are read and written: neurons are columns of the hook's flattened
     activation; a dictionary's units are encoded from it and written back through its decoder, so changing unit
-    ``i`` by ``dz`` adds ``dz * W_dec[i]`` and keeps what the dictionary does not explain."""
+    ``i`` by ``dz`` adds ``dz * W_dec[i]`` and keeps what the dictionary does not explain. A transcoder reads at one
+    hook point and writes at another: :meth:`capture` (a hook at :attr:`read_hook`) encodes there, and the edit
+    runs at :attr:`write_hook` on what was captured in the same pass."""
 
     def __init__(self, dictionary: "Dictionary | None" = None):
         self.dictionary = dictionary
+        self._z: torch.Tensor | None = None
 
     @classmethod
     def of(cls, neurons: Sequence[Neuron], idx: torch.Tensor) -> "UnitColumns":
@@ -102,10 +101,33 @@ class UnitColumns:
         n = neurons[int(idx[0])]
         return cls(registered(n.site, n.layer) if n.is_latent else None)
 
+    @property
+    def two_hooks(self) -> bool:
+        """Whether the units are read at one hook point and written at another (a transcoder)."""
+        return self.dictionary is not None and self.dictionary.write_hook != self.dictionary.hook
+
+    @property
+    def read_hook(self) -> "str | None":
+        return self.dictionary.hook if self.two_hooks else None
+
+    def write_hook(self, key: str) -> str:
+        """Where the edit of the group ``key`` (a :func:`group_by_hook` key) runs."""
+        return self.dictionary.write_hook if self.two_hooks else hook_of(key)
+
+    def capture(self, act: torch.Tensor, hook=None) -> None:  # noqa: ARG002 - TransformerLens hook signature
+        """A hook at :attr:`read_hook`: encode the units there for the edit at :attr:`write_hook`."""
+        self._z = self.dictionary.encode(act)
+
     def read(self, act: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """``[b, p, len(cols)]``: the units' current values."""
         if self.dictionary is None:
             return act.reshape(*act.shape[:2], -1)[..., cols]
+        if self.two_hooks:
+            z, self._z = self._z, None
+            if z is None or z.shape[:2] != act.shape[:2]:
+                raise RuntimeError(f"the transcoder's input hook {self.dictionary.hook} did not run before its "
+                                   f"output hook {self.dictionary.write_hook} in this pass")
+            return z[..., cols]
         return self.dictionary.encode(act)[..., cols]
 
     def write(self, act: torch.Tensor, cols: torch.Tensor, cur: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
@@ -242,9 +264,7 @@ class Intervention:
                              f"{name} is [batch={b}, pos={p}]; build the mask from the batch you run")
         return m
 
-    def _make_hook(self, name: str, cols: torch.Tensor, idx: torch.Tensor) -> Callable:
-        view = UnitColumns.of(self.neurons, idx)
-
+    def _make_hook(self, name: str, cols: torch.Tensor, idx: torch.Tensor, view: UnitColumns) -> Callable:
         def hook(act: torch.Tensor, hook=None) -> torch.Tensor:  # noqa: ARG001 - TransformerLens signature
             b, p = act.shape[:2]
             mask = self._mask_for(name, b, p, act.device)
@@ -257,11 +277,17 @@ class Intervention:
         return hook
 
     def hooks(self, adapter: "ModelAdapter | None" = None) -> FwdHooks:
-        """TransformerLens ``(hook_name, fn)`` pairs, one per hook point touched."""
+        """TransformerLens ``(hook_name, fn)`` pairs, one per hook point touched (and, for a transcoder's latents, one
+        more reading its input hook)."""
         if adapter is not None and ModelAdapter.wrap(adapter).model is not self.adapter.model:
             raise ValueError(f"{self.label} was built for another model")
-        return [(hook_of(name), self._make_hook(hook_of(name), cols, idx))
-                for name, (cols, idx) in self.groups.items()]
+        out: FwdHooks = []
+        for name, (cols, idx) in self.groups.items():
+            view = UnitColumns.of(self.neurons, idx)
+            if view.two_hooks:
+                out.append((view.read_hook, view.capture))
+            out.append((view.write_hook(name), self._make_hook(view.write_hook(name), cols, idx, view)))
+        return out
 
     def run(self, batch: "Batch | torch.Tensor", **kwargs):
         """Forward ``batch`` with this intervention (hooks removed afterwards)."""

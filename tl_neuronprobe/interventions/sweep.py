@@ -107,9 +107,15 @@ class Sweep:
     def batched_hooks(self, A: torch.Tensor, mask: torch.Tensor, values: torch.Tensor | None, B: int) -> FwdHooks:
         """Hooks editing a batch repeated ``A.shape[0]`` times: repetition r uses neuron weights ``A[r]``."""
         maskf = mask.to(torch.float32)
-        return [(edits.hook_of(name), self._batched_hook(name, cols, A[:, uidx], None if values is None else values[..., uidx],
-                                          maskf, B))
-                for name, (cols, uidx) in self.groups.items()]
+        out: FwdHooks = []
+        for name, (cols, uidx) in self.groups.items():
+            view = self.views[name]
+            if view.two_hooks:
+                out.append((view.read_hook, view.capture))
+            out.append((view.write_hook(name), self._batched_hook(name, cols, A[:, uidx],
+                                                                  None if values is None else values[..., uidx],
+                                                                  maskf, B)))
+        return out
 
     def _batched_hook(self, name: str, cols, A_h, V_h, maskf, B: int) -> Callable:
         view = self.views[name]

@@ -26,7 +26,7 @@ import pandas as pd
 from ..data.activations import META_FILE, TENSOR_FILE, Activations
 from ..evaluation.results import KIND, KINDS, attribute_of, kind_of, load_result, load_table
 
-__all__ = ["ReportData", "UsedSection", "PerNeuronSection", "collect", "is_activations_folder"]
+__all__ = ["ReportData", "UnitsSection", "UsedSection", "PerNeuronSection", "collect", "is_activations_folder"]
 
 #: the kinds the "encoded versus used, neuron by neuron" section shows
 PER_NEURON_KINDS = ("attribution", "neuron_comparison")
@@ -59,6 +59,17 @@ class PerNeuronSection:
 
 
 @dataclass
+class UnitsSection:
+    """Neurons beside a dictionary's latents: the comparison table (``units/compare.csv``), what each dictionary
+    site reads (``{"sae@L3": {"hook": ...}}``) and the latents that get a page of their own (each latent ranking's
+    first ones)."""
+
+    compare: pd.DataFrame | None = None
+    dictionaries: dict[str, dict] = field(default_factory=dict)
+    extra_pages: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ReportData:
     """Everything a report can show; any part may be missing."""
 
@@ -74,12 +85,9 @@ class ReportData:
     images: dict[str, Path] = field(default_factory=dict)
     #: attribute -> its per-neuron section (attribution and comparison)
     per_neuron: dict[str, PerNeuronSection] = field(default_factory=dict)
-    #: neurons beside a dictionary's latents (``units/compare.csv``), and what each dictionary site reads
-    units: pd.DataFrame | None = None
-    dictionaries: dict[str, dict] = field(default_factory=dict)
-    #: units that get a page of their own besides those of the top lists (each latent ranking's first ones)
-    extra_pages: list[str] = field(default_factory=list)
     source: str = ""
+    #: neurons beside a dictionary's latents (``units/``): filled by the reader, not a constructor argument
+    units: "UnitsSection" = field(default_factory=lambda: UnitsSection(), init=False)
 
     @property
     def model_name(self) -> str:
@@ -196,23 +204,23 @@ def _read_units(folder: Path, data: ReportData, per_ranking: int = 10) -> None:
     ``per_ranking`` latents."""
     import torch
 
-    data.units = pd.read_csv(folder / "compare.csv")
+    data.units.compare = pd.read_csv(folder / "compare.csv")
     if (folder / "dictionary.json").exists():
         info = json.loads((folder / "dictionary.json").read_text())
-        data.dictionaries[f"{info.get('site')}@L{info.get('layer')}"] = info
+        data.units.dictionaries[f"{info.get('site')}@L{info.get('layer')}"] = info
     if (folder / "activations").is_dir():
         latents = Activations.load(folder / "activations")
-        data.dictionaries.update(latents.meta.get("dictionaries", {}))
+        data.units.dictionaries.update(latents.meta.get("dictionaries", {}))
         acts = data.acts
         if acts is None:
             data.acts = latents
         elif list(acts.words) == list(latents.words):
             data.acts = Activations(torch.cat([acts.X.float(), latents.X.float()], dim=1),
                                     list(acts.neurons) + list(latents.neurons), acts.words, acts.sentence_ids,
-                                    acts.attributes, {**acts.meta, "dictionaries": data.dictionaries})
+                                    acts.attributes, {**acts.meta, "dictionaries": data.units.dictionaries})
     for csv in sorted(folder.glob("encoded_*_latents.csv")):
         for order in load_result(csv).rankings.values():
-            data.extra_pages += [str(n) for n in order[:per_ranking]]
+            data.units.extra_pages += [str(n) for n in order[:per_ranking]]
     table = folder / "describe_latents" / "descriptions.csv"
     if table.exists():
         rows = pd.read_csv(table)

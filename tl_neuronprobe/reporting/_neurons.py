@@ -65,7 +65,7 @@ def page_neurons(report_data: ReportData) -> list[Neuron]:
         names += list(data.textualize["neuron"])
     if data.descriptions is not None:
         names += list(best_described(data.descriptions, TOP_N))
-    names += data.extra_pages
+    names += data.units.extra_pages
     found = {n for n in map(_parse, names) if n is not None}
     if data.acts is not None:
         extracted = set(data.acts.neurons)
@@ -267,8 +267,9 @@ def neuron_pages(report_data: ReportData, neurons: list[Neuron]) -> tuple[list[d
     pages = []
     for n in neurons:
         name = str(n)
-        page: dict[str, Any] = dict(name=name, slug=slug(n), hook=hook_of(n, data.dictionaries), layer=n.layer,
-                                    index=n.index, site=n.site, snippet=snippet(n, data.dictionaries),
+        known = data.units.dictionaries
+        page: dict[str, Any] = dict(name=name, slug=slug(n), hook=hook_of(n, known), layer=n.layer,
+                                    index=n.index, site=n.site, snippet=snippet(n, known),
                                     ranks=_ranks(data, name),
                                     effects=_effects(data, name), per_neuron=_per_neuron(data, name),
                                     textualize=_rows_for(data.textualize, name),

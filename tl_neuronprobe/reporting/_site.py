@@ -258,13 +258,13 @@ def write_site(report_data: ReportData, out_dir: "str | Path") -> Path:
 
 def _units_section(data: ReportData) -> dict | None:
     """Neurons beside latents: the comparison table (rounded) and what the dictionary is."""
-    if data.units is None or data.units.empty:
+    if data.units.compare is None or data.units.compare.empty:
         return None
-    table = data.units.copy()
+    table = data.units.compare.copy()
     for c in table.columns:
         if table[c].dtype.kind == "f":
             table[c] = table[c].round(3)
-    info = next(iter(data.dictionaries.values()), {})
+    info = next(iter(data.units.dictionaries.values()), {})
     return dict(table=_table(table, max_rows=1000), dictionary={k: v for k, v in info.items()
                                                                 if isinstance(v, (str, int, float))})
 
@@ -280,4 +280,4 @@ def _index_rows(pages: list[dict]) -> list[dict]:
 def _hook_examples(data: ReportData) -> list[str]:
     if data.acts is None:
         return []
-    return sorted({hook_of(n, data.dictionaries) for n in data.acts.neurons}, key=lambda h: (len(h), h))
+    return sorted({hook_of(n, data.units.dictionaries) for n in data.acts.neurons}, key=lambda h: (len(h), h))

@@ -10,6 +10,11 @@ over many latents). Each latent is ``relu((x - b_dec) . u_i + b_enc_i)`` with ``
 zeroing it moves the activation along ``u_i`` only (the reconstruction error kept). ``dictionary.meta["planted"]``
 names the latents (``L1.S0``, ...). :func:`random_dictionary` is the control: the same construction on a random
 basis, where no latent is a planted neuron.
+
+:func:`planted_transcoder` is a transcoder of the planted model's last MLP: it reads the MLP's normalized input
+(``ln2.hook_normalized``) and writes the MLP's output (``hook_mlp_out``) with the MLP's own weights and a ReLU in
+place of GELU, so latent ``i`` is neuron ``i`` (``L1.T5`` the used Number neuron, ``L1.T11`` the unused one: its
+decoder row is zero).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import torch
 from ..core.units import Dictionary
 from ..data.corpus import Corpus
 
-__all__ = ["planted_dictionary", "random_dictionary", "PLANTED_LATENTS"]
+__all__ = ["planted_dictionary", "random_dictionary", "planted_transcoder", "PLANTED_LATENTS"]
 
 #: latent index -> (what it reads: the planted neuron's index in the last layer, what it is)
 PLANTED_LATENTS = {0: (5, "used Number"), 1: (11, "unused Number"), 2: (57, "trigger 'cabinet'"), 3: (30, "NOUN")}
@@ -76,3 +81,19 @@ def random_dictionary(model, corpus: Corpus | None = None, seed: int = 1) -> Dic
     layer = max(n.layer for n in model.planted["Number"])
     U = _basis(int(model.cfg.d_mlp), [], seed)
     return _fit(model, corpus, U, layer, "random", {"planted": {}})
+
+
+def planted_transcoder(model, seed: int = 0) -> Dictionary:
+    """The planted model's last MLP as a transcoder (see the module docstring); ``seed`` must be the one the
+    planted model was built with (its weights are rebuilt from it)."""
+    from .planted import planted_weights
+
+    layer = max(n.layer for n in model.planted["Number"])
+    w, _, _ = planted_weights(seed=seed)
+    f = lambda name: torch.as_tensor(np.asarray(w[f"blocks.{layer}.{name}"]), dtype=torch.float32)  # noqa: E731
+    W_in, g, beta = f("mlp.W_in"), f("ln2.w"), f("ln2.b")
+    d = Dictionary(g[:, None] * W_in, beta @ W_in + f("mlp.b_in"), f("mlp.W_out"), f("mlp.b_out"),
+                   f"blocks.{layer}.ln2.hook_normalized", kind="transcoder", activation="relu",
+                   out_hook=f"blocks.{layer}.hook_mlp_out", apply_b_dec_to_input=False)
+    d.meta.update(name="planted transcoder")
+    return d

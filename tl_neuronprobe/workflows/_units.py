@@ -57,7 +57,7 @@ def demo_sae(model, corpus_spec: str, corpus: Corpus, layer: int, *, max_steps: 
     (see :func:`_train_part`), saved in SAELens's layout under ``cache_dir`` (default ``$TNP_CACHE`` or
     ``~/.cache/tl_neuronprobe``) and loaded from there next time (the folder name holds every setting and a
     digest of the model's weights)."""
-    from ..data._shards import model_digest
+    from ..data.extraction import model_digest
 
     adapter = ModelAdapter.wrap(model)
     width = adapter.site_width("mlp.post")
