@@ -163,29 +163,8 @@ def neuronpedia(acts: Activations, out_dir: "str | Path", descriptions: Any = No
         first = acts.neurons[cols[0]]
         kind = ("latents of a " + registered(first.site, first.layer).kind) if first.is_latent and _has(first) \
             else f"neurons at {first.site}"
-        _write(folder / "release.jsonl", [_record(RELEASE_FIELDS, name=set_name, description=f"tl_neuronprobe "
-                                                  f"export: {kind}", creatorName="tl_neuronprobe", creatorId="",
-                                                  visibility="PUBLIC", isNewUi=False, featured=False, urls=[],
-                                                  defaultUmapSourceIds=[], createdAt=created)], gz=False)
-        _write(folder / "model.jsonl", [_record(MODEL_FIELDS, id=model_id, instruct=False, creatorId="",
-                                                displayNameShort=model_id, displayName=model_id, visibility="PUBLIC",
-                                                inferenceEnabled=False, layers=max(acts.layers) + 1,
-                                                neuronsPerLayer=len(cols), createdAt=created, owner="",
-                                                updatedAt=created)], gz=False)
-        _write(folder / "sourceset.jsonl", [_record(SOURCE_SET_FIELDS, modelId=model_id, name=set_name, creatorId="",
-                                                    hasDashboards=True, visibility="PUBLIC", description=kind,
-                                                    type="", creatorName="tl_neuronprobe", urls=[], defaultRange=1,
-                                                    defaultShowBreaks=True, showDfa=False, showCorrelated=False,
-                                                    showHeadAttribution=False, showUmap=False,
-                                                    createdAt=created)], gz=False)
-        _write(folder / "source.jsonl", [_record(SOURCE_FIELDS, id=source_id, modelId=model_id, setName=set_name,
-                                                 creatorId="", hasDashboards=True, inferenceEnabled=False,
-                                                 inferenceHosts=[], visibility="PUBLIC", hasUmap=False,
-                                                 hasUmapLogSparsity=False, hasUmapClusters=False,
-                                                 num_prompts=n_sent, num_tokens_in_prompt=None,
-                                                 dataset=str(acts.meta.get("corpus", "") or ""),
-                                                 notes="tokens are corpus words (word-level activations)",
-                                                 createdAt=created)], gz=False)
+        _headers(folder, model_id, set_name, source_id, kind, len(cols), max(acts.layers) + 1, n_sent,
+                 str(acts.meta.get("corpus", "") or ""), created)
         for b, lo in enumerate(range(0, len(cols), batch_size)):
             part = cols[lo:lo + batch_size]
             feats, contexts, expl = _batch(acts, X, part, sid, n_sent, starts, words, model_id, source_id,
@@ -195,6 +174,34 @@ def neuronpedia(acts: Activations, out_dir: "str | Path", descriptions: Any = No
             if expl:
                 _write(folder / "explanations" / f"batch-{b}.jsonl.gz", expl, gz=True)
     return root
+
+
+def _headers(folder: Path, model_id: str, set_name: str, source_id: str, kind: str, n_units: int, n_layers: int,
+             n_sent: int, dataset: str, created: str) -> None:
+    """The one-record files of a source: release, model, source set and source."""
+    _write(folder / "release.jsonl", [_record(RELEASE_FIELDS, name=set_name, description=f"tl_neuronprobe "
+                                              f"export: {kind}", creatorName="tl_neuronprobe", creatorId="",
+                                              visibility="PUBLIC", isNewUi=False, featured=False, urls=[],
+                                              defaultUmapSourceIds=[], createdAt=created)], gz=False)
+    _write(folder / "model.jsonl", [_record(MODEL_FIELDS, id=model_id, instruct=False, creatorId="",
+                                            displayNameShort=model_id, displayName=model_id, visibility="PUBLIC",
+                                            inferenceEnabled=False, layers=n_layers,
+                                            neuronsPerLayer=n_units, createdAt=created, owner="",
+                                            updatedAt=created)], gz=False)
+    _write(folder / "sourceset.jsonl", [_record(SOURCE_SET_FIELDS, modelId=model_id, name=set_name, creatorId="",
+                                                hasDashboards=True, visibility="PUBLIC", description=kind,
+                                                type="", creatorName="tl_neuronprobe", urls=[], defaultRange=1,
+                                                defaultShowBreaks=True, showDfa=False, showCorrelated=False,
+                                                showHeadAttribution=False, showUmap=False,
+                                                createdAt=created)], gz=False)
+    _write(folder / "source.jsonl", [_record(SOURCE_FIELDS, id=source_id, modelId=model_id, setName=set_name,
+                                             creatorId="", hasDashboards=True, inferenceEnabled=False,
+                                             inferenceHosts=[], visibility="PUBLIC", hasUmap=False,
+                                             hasUmapLogSparsity=False, hasUmapClusters=False,
+                                             num_prompts=n_sent, num_tokens_in_prompt=None,
+                                             dataset=dataset,
+                                             notes="tokens are corpus words (word-level activations)",
+                                             createdAt=created)], gz=False)
 
 
 def _has(neuron: Neuron) -> bool:
