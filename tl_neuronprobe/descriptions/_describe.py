@@ -130,14 +130,19 @@ def describe(acts: Activations, corpus: Corpus | None = None, neurons: Sequence[
     table = table.merge(own, on=["neuron", "end"], how="left")
     meta = dict(config.options(), n_fit_words=len(fit), n_test_words=len(test), config=config.to_dict(),
                 level=level_name(config))
-    main = Descriptions(table, score_table, concepts, iou, q, meta)
-    at = {}
+    at = {name: describe(acts, corpus, neurons, sub, concepts=concepts, device=device, progress=progress)
+          for name, sub in _level_configs(config).items()}
+    return _with_levels(Descriptions(table, score_table, concepts, iou, q, meta), at)
+
+
+def _level_configs(config: DescribeConfig) -> dict[str, DescribeConfig]:
+    """The config of each level of ``config.search.levels`` other than the main one, strongest first."""
+    out = {}
     for level in sorted(set(map(float, config.search.levels))):
         sub = config.replace(quantile=level, search=config.search.replace(threshold="quantile", levels=()))
         if level_name(sub) != level_name(config):
-            at[level_name(sub)] = describe(acts, corpus, neurons, sub, concepts=concepts, device=device,
-                                           progress=progress)
-    return _with_levels(main, at)
+            out[level_name(sub)] = sub
+    return out
 
 
 def level_name(config: DescribeConfig) -> str:
