@@ -97,12 +97,9 @@ def _finite(values: np.ndarray) -> list[float]:
 def _alignment(neuron: Neuron, k: int = 10) -> tuple[list[int], list[float], list[float]]:
     """A latent's decoder row against the neurons of its hook point: the ``k`` largest by magnitude, their
     weights and their share of the row's L1 norm (empty for a neuron, or when no dictionary is registered)."""
-    if not neuron.is_latent:
+    if not neuron.is_latent or not _has(neuron):
         return [], [], []
-    try:
-        row = registered(neuron.site, neuron.layer).W_dec[neuron.index].detach().float().cpu()
-    except ValueError:
-        return [], [], []
+    row = registered(neuron.site, neuron.layer).W_dec[neuron.index].detach().float().cpu()
     top = torch.argsort(row.abs(), descending=True)[:k]
     l1 = float(row.abs().sum()) or 1.0
     return top.tolist(), _finite(row[top].numpy()), _finite((row[top].abs() / l1).numpy())

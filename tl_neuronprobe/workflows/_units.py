@@ -66,18 +66,24 @@ def demo_sae(model, corpus_spec: str, corpus: Corpus, layer: int, *, max_steps: 
     spec = re.sub(r"\W+", "_", Path(corpus_spec).name)[:40]
     key = f"{short}-L{layer}-mlp.post-{width}-k{k}-s{max_steps}-seed{seed}-{spec}-{model_digest(adapter.model)[:12]}"
     folder = Path(cache_dir) if cache_dir is not None else _cache_dir() / "sae" / key
-    if (folder / units.CONFIG_FILE).exists():
-        return units.load(folder)
+    if not (folder / units.CONFIG_FILE).exists():
+        _train(model, corpus_spec, corpus, layer, width, k, max_steps, seed, folder, progress)
+    d = units.load(folder)  # the same object whether just trained or cached: with the training's figures
+    if (folder / "training.json").exists():
+        d.meta.update({key: v for key, v in json.loads((folder / "training.json").read_text()).items()
+                       if key not in ("path",)})
+    return d
+
+
+def _train(model, corpus_spec, corpus, layer, width, k, max_steps, seed, folder: Path, progress: bool) -> None:
+    """Train the demo's SAE and write it to ``folder`` (SAELens's layout, and ``training.json``)."""
     part = _train_part(corpus_spec, corpus)
     X = extract(model, part, ExtractConfig(layers=(layer,), long_sentences="skip"), progress=progress).X
     d = units.train_sae(X, width, f"blocks.{layer}.mlp.hook_post", k=k, max_steps=max_steps, batch_size=512,
                         lr=2e-3, seed=seed, progress=progress)
     d.meta.update(name=f"demo SAE ({part.name}, {part.n_words} words)", trained_on=part.name)
-    units.save(d, folder, model_name=adapter.name)
-    (folder / "training.json").write_text(json.dumps({k_: v for k_, v in d.meta.items()}, indent=1, default=str))
-    back = units.load(folder)
-    back.meta.update({k_: v for k_, v in d.meta.items() if k_ not in back.meta or k_ == "name"})
-    return back
+    units.save(d, folder, model_name=str(ModelAdapter.wrap(model).name))
+    (folder / "training.json").write_text(json.dumps(d.meta, indent=1, default=str))
 
 
 def _score_at(encoded, ranking: str, ks: Sequence[int]) -> dict[int, float]:
