@@ -147,6 +147,31 @@ def test_a_transcoder_reads_one_hook_point_and_writes_another(testbed):
                               tnp.UsedConfig(ks=(1,), edit=Translate(alpha=8)), progress=False).table
         flips = t[(t.selection == "top") & (t.metric == "correct_lemma_wrong_value")].set_index("ranking").value
         assert flips["T5"] == pytest.approx(flips["N5"]) and flips["T5"] > 0.3 and flips["T11"] == 0.0
-        with pytest.raises(NotImplementedError, match="transcoder"):
-            tnp.attribute_used(model, corpus[:20], "Number", tnp.AttributionConfig(site="transcoder", layers=(1,)),
-                               progress=False)
+
+
+def test_attribution_over_transcoder_latents(testbed):
+    """Gradient at the transcoder's output hook through its decoder, values encoded at its input hook: the used
+    Number latent first, the one with a zero decoder row exactly 0, close to the exact effects and to the neuron's
+    own estimate (ReLU for GELU); the same latents with a shuffled decoder (a control that reads the same values)
+    lose the used latent."""
+    model, corpus, _, _ = testbed
+    tc = planted_transcoder(model)
+    config = tnp.AttributionConfig(edit=Mean(), site="transcoder", layers=(1,), verify=Verify(top=64, n_random=0))
+    with units.using(tc):
+        a = tnp.attribute_used(model, corpus[:60], "Number", config, progress=False)
+    t = a.table.set_index("neuron")
+    assert a.table.sort_values("rank").neuron.iloc[0] == "L1.T5"
+    assert t.loc["L1.T11", "score"] == 0.0 and t.loc["L1.T11", "exact"] == 0.0
+    assert spearmanr(t["score"], t["exact"]).correlation > 0.8
+    ig = tnp.AttributionConfig(edit=Mean(), site="transcoder", layers=(1,), ig_steps=4, verify=Verify(top=0, n_random=0))
+    with units.using(tc):
+        t_ig = tnp.attribute_used(model, corpus[:60], "Number", ig, progress=False).table
+    assert t_ig.sort_values("rank").neuron.iloc[0] == "L1.T5"
+    shuffled = planted_transcoder(model)
+    shuffled.W_dec = shuffled.W_dec[torch.randperm(len(shuffled.W_dec), generator=torch.Generator().manual_seed(0))]
+    with units.using(shuffled):
+        c = tnp.attribute_used(model, corpus[:60], "Number", config, progress=False).table.set_index("neuron")
+    assert c.loc["L1.T5", "rank"] > 5
+    neurons = tnp.attribute_used(model, corpus[:60], "Number", tnp.AttributionConfig(
+        edit=Mean(), site="mlp.post", layers=(1,), verify=Verify(top=0, n_random=0)), progress=False).table
+    assert t.loc["L1.T5", "score"] == pytest.approx(neurons.set_index("neuron").loc["L1.N5", "score"], rel=0.02)

@@ -41,7 +41,7 @@ from ..core.config import Config
 from ..core.hooks import capture_hooks
 from ..core.neurons import Neuron, check_site, hook_name
 from ..data.corpus import Corpus
-from ..interventions import EDITS, Edit, Mean, SetValues, Translate, UnitColumns, group_by_hook
+from ..interventions import EDITS, Edit, Mean, SetValues, Translate, UnitColumns, group_by_hook, hook_of
 from ..interventions.readouts import (AgreementReadout, BatchPlan, DivergenceReadout, IdentityReadout,
                                       MetricReadout, Output, Readout, ReadoutSpec)
 from ..interventions.sweep import Spec, Sweep
@@ -510,11 +510,13 @@ class _Estimator:
         if mixed:
             raise ValueError(f"attribute neurons and a dictionary's units of one hook point in separate calls "
                              f"({mixed[0].replace('|', ' and site ')})")
-        self.names = list(self.groups)
         self.views = {h: UnitColumns.of(setup.neurons, i) for h, (_, i) in self.groups.items()}
-        if any(v.two_hooks for v in self.views.values()):
-            raise NotImplementedError("attribution over a transcoder's latents (read at one hook point, written at "
-                                      "another) is not built; evaluate_used edits them exactly")
+        # a group's gradient is taken where its edit runs (a transcoder: its output hook); its current values are
+        # read where it encodes (a transcoder: its input hook, captured without a gradient)
+        self.grad_hook = {h: v.write_hook(h) for h, v in self.views.items()}
+        self.read_hook = {h: v.read_hook or hook_of(h) for h, v in self.views.items()}
+        self.names = list(dict.fromkeys(self.grad_hook.values()))
+        self.captures = [n for n in dict.fromkeys(self.read_hook.values()) if n not in self.names]
         self.alpha = float(_alpha_for(used, 1, 1)[0])
         self.forward_passes = self.backward_passes = 0
         self.gradient_seen = False
@@ -523,30 +525,34 @@ class _Estimator:
                              f"readout's {setup.metric} is estimated to second order (use ig_steps=1)")
 
     def deltas(self, prep, acts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per hook, the edit's change ``patched - clean`` of each attributed neuron ``[b, p, n_hook]``."""
+        """Per group, the edit's change ``patched - clean`` of each attributed unit ``[b, p, n_group]``."""
         mask = prep.mask.float()[..., None]
         out = {}
-        for name, (cols, idx) in self.groups.items():
-            act = acts[name].detach()
-            cur = self.views[name].read(act, cols).float()
+        for key, (cols, idx) in self.groups.items():
+            act, view = acts[self.read_hook[key]].detach(), self.views[key]
+            cur = (view.dictionary.encode(act)[..., cols] if view.two_hooks else view.read(act, cols)).float()
             value = None if prep.values is None else prep.values[..., idx].float()
             if self.setup.used.edit.kind == "shift":
-                out[name] = mask * self.alpha * value
+                out[key] = mask * self.alpha * value
             else:
-                out[name] = mask * ((0.0 if value is None else value) - cur)
+                out[key] = mask * ((0.0 if value is None else value) - cur)
         return out
 
-    def _project(self, grads, deltas, contrib: torch.Tensor, square: bool = False, weight: float = 1.0) -> None:
-        for name, g in zip(self.names, grads):
+    def _project(self, grads: dict[str, "torch.Tensor | None"], deltas, contrib: torch.Tensor, square: bool = False,
+                 weight: float = 1.0, keys: "Sequence[str] | None" = None) -> None:
+        """Add each group's first-order effect (gradient at its write hook, through its decoder, times its
+        change) to ``contrib``; ``keys`` limits the groups (default all)."""
+        for key in self.groups if keys is None else keys:
+            g = grads.get(self.grad_hook[key])
             if g is None:
                 continue
-            cols, idx = self.groups[name]
-            g = self.views[name].grad(g, cols).float()
+            cols, idx = self.groups[key]
+            g = self.views[key].grad(g, cols).float()
             if not square:
                 self.gradient_seen |= bool((g != 0).any())
-                contrib[idx] += weight * (deltas[name] * g).sum((0, 1)).double()
+                contrib[idx] += weight * (deltas[key] * g).sum((0, 1)).double()
             else:
-                proj = (deltas[name] * g).sum(1)  # [b, n]: per sentence, sum over its tokens
+                proj = (deltas[key] * g).sum(1)  # [b, n]: per sentence, sum over its tokens
                 contrib[idx] += weight * (proj.double() ** 2).sum(0)
 
     def batch(self, sent_idx: list[int], batch_index: int) -> tuple[torch.Tensor, int]:
@@ -560,13 +566,15 @@ class _Estimator:
             self._integrated(prep, plan, contrib)
             return contrib, plan.n_units
         store: dict[str, torch.Tensor] = {}
-        out = _forward(setup.adapter, prep.batch, _leaf_hooks(self.names, store), ro)
+        hooks = _leaf_hooks(self.names, store) + capture_hooks(self.captures, store)
+        out = _forward(setup.adapter, prep.batch, hooks, ro)
         self.forward_passes += 1
         acts = [store[n] for n in self.names]
         deltas = self.deltas(prep, store)
         if setup.order == 1:
             obj = _objective(ro, out, plan, _clean_ref(ro, _detached(out), plan))
-            self._project(torch.autograd.grad(obj, acts, allow_unused=True), deltas, contrib)
+            grads = torch.autograd.grad(obj, acts, allow_unused=True)
+            self._project(dict(zip(self.names, grads)), deltas, contrib)
             self.backward_passes += 1
             return contrib, plan.n_units
         gen = torch.Generator(device=setup.adapter.device).manual_seed(self.config.seed * 1_000_003 + batch_index)
@@ -574,7 +582,7 @@ class _Estimator:
         for s in range(S):
             grads = torch.autograd.grad(_probe(out, plan, setup.metric, gen), acts, retain_graph=s < S - 1,
                                         allow_unused=True)
-            self._project(grads, deltas, contrib, square=True, weight=0.5 / S)
+            self._project(dict(zip(self.names, grads)), deltas, contrib, square=True, weight=0.5 / S)
             self.backward_passes += 1
         return contrib, plan.n_units
 
@@ -583,25 +591,25 @@ class _Estimator:
         setup, ro, steps = self.setup, self.setup.readout, self.config.ig_steps
         clean: dict[str, torch.Tensor] = {}
         with torch.no_grad():
-            out = _forward(setup.adapter, prep.batch, capture_hooks(self.names, clean), ro)
+            out = _forward(setup.adapter, prep.batch, capture_hooks(self.names + self.captures, clean), ro)
         self.forward_passes += 1
         ref = _clean_ref(ro, out, plan)
         deltas = self.deltas(prep, clean)
-        for name in self.names:
-            cols, _ = self.groups[name]
-            view = self.views[name]
+        for key, (cols, _) in self.groups.items():
+            name, view = self.grad_hook[key], self.views[key]
             full = torch.zeros_like(clean[name].reshape(*clean[name].shape[:2], -1), dtype=torch.float32)
-            full = view.write(full, cols, torch.zeros_like(deltas[name]), deltas[name])  # the patch, as the hook's change
+            full = view.write(full, cols, torch.zeros_like(deltas[key]), deltas[key])  # the patch, as the hook's change
             total = None
             for s in range(1, steps + 1):
                 store: dict[str, torch.Tensor] = {}
-                out = _forward(setup.adapter, prep.batch, _leaf_hooks([name], store, {name: full * (s / steps)}), ro)
+                hooks = _leaf_hooks([name], store, {name: full * (s / steps)})
+                out = _forward(setup.adapter, prep.batch, hooks, ro)
                 (g,) = torch.autograd.grad(_objective(ro, out, plan, ref), [store[name]], allow_unused=True)
                 g = torch.zeros_like(store[name]) if g is None else g
                 total = g if total is None else total + g
                 self.forward_passes += 1
                 self.backward_passes += 1
-            self._project([total if n == name else None for n in self.names], deltas, contrib, weight=1.0 / steps)
+            self._project({name: total}, deltas, contrib, weight=1.0 / steps, keys=[key])
 
 
 def _estimate(setup: _Setup, config: AttributionConfig, progress: bool) -> tuple[np.ndarray, dict[str, Any]]:

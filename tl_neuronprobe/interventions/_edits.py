@@ -138,11 +138,12 @@ class UnitColumns:
 
     def grad(self, g: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """The gradient with respect to the units ``cols`` from the gradient ``g`` with respect to the hook's
-        activation (a dictionary's unit moves the activation along its decoder row)."""
+        activation where the units are written (a dictionary's unit moves it along its decoder row; a
+        transcoder's, the activation at its output hook)."""
+        g = g.reshape(*g.shape[:2], -1)
         if self.dictionary is None:
-            return g.reshape(*g.shape[:2], -1)[..., cols]
-        d = self.dictionary
-        return d.flat(g) @ d._on(g).W_dec[cols].T
+            return g[..., cols]
+        return g @ self.dictionary._on(g).W_dec[cols].T
 
     def full(self, act: torch.Tensor) -> torch.Tensor:
         """``[b, p, n_units]``: every unit of the hook point."""
