@@ -34,7 +34,7 @@ from . import workflows  # noqa: E402 - after the stages it runs
 from .reporting import report  # noqa: E402 - reads what every stage writes
 from . import export  # noqa: E402 - writes what the stages found for Neuronpedia
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     # models and ground truth

@@ -13,6 +13,13 @@ JSON). The field names are those of Neuronpedia's public import records (``FEATU
 
 Neurons and latents alike: a neuron's source set is named after its site (``tnp-mlp-post``), a latent's after its
 dictionary's (``tnp-sae``), unless ``source_set`` is given.
+
+With ``model`` (a decoder), each unit's direct effect on the logits fills the logit fields: the residual-stream
+direction it writes (a neuron at ``mlp.post``: its row of ``W_out``; a latent: its decoder row, through ``W_out``
+when the dictionary writes ``mlp.hook_post``) times ``W_U``, the final LayerNorm's scale left out, as Neuronpedia's
+own dashboards compute it: ``pos_str`` / ``pos_values`` (the tokens it raises most), ``neg_str`` / ``neg_values`` and
+the histogram of the effect over the vocabulary (``logits_hist_data_*``). Left empty for an encoder (its MLM head
+transforms the residual stream before its decoder) and for a unit whose write is not linear (``mlp.pre``).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .core.adapter import ModelAdapter
 from .core.neurons import Neuron
 from .core.units import is_unit_site, registered
 from .data.activations import Activations
@@ -105,8 +113,9 @@ def _alignment(neuron: Neuron, k: int = 10) -> tuple[list[int], list[float], lis
     return top.tolist(), _finite(row[top].numpy()), _finite((row[top].abs() / l1).numpy())
 
 
-def neuronpedia(acts: Activations, out_dir: "str | Path", descriptions: Any = None, *, model_id: str = "model",
-                source_set: str | None = None, n_top: int = 20, n_bins: int = 5, batch_size: int = 128) -> Path:
+def neuronpedia(acts: Activations, out_dir: "str | Path", descriptions: Any = None, *, model: Any = None,
+                model_id: str = "model", source_set: str | None = None, n_top: int = 20, n_bins: int = 5,
+                batch_size: int = 128) -> Path:
     """Write ``acts``' units (neurons or latents) in Neuronpedia's import layout under ``out_dir``.
 
     Parameters
@@ -117,6 +126,9 @@ def neuronpedia(acts: Activations, out_dir: "str | Path", descriptions: Any = No
         Where ``<model_id>/<layer>-<source_set>/`` folders are written (replaced if present).
     descriptions : Descriptions, optional
         Each described unit's description becomes an Explanation, its held-out scores in ``notes``.
+    model : HookedTransformer, TransformerBridge or ModelAdapter, optional
+        The model the activations came from: fills each unit's logit fields (its direct effect through ``W_U``:
+        top and bottom tokens, histogram) for a decoder.
     model_id : str
         Neuronpedia's model id (e.g. the TransformerLens name, ``"gpt2-small"``).
     source_set : str, optional
@@ -151,6 +163,7 @@ def neuronpedia(acts: Activations, out_dir: "str | Path", descriptions: Any = No
     groups: dict[tuple[int, str], list[int]] = {}
     for j, n in enumerate(acts.neurons):
         groups.setdefault((n.layer, source_set or _default_set(n)), []).append(j)
+    adapter = None if model is None else ModelAdapter.wrap(model)
     for (layer, set_name), cols in groups.items():
         source_id = f"{layer}-{set_name}"
         folder = root / source_id
@@ -166,6 +179,8 @@ def neuronpedia(acts: Activations, out_dir: "str | Path", descriptions: Any = No
             part = cols[lo:lo + batch_size]
             feats, contexts, expl = _batch(acts, X, part, sid, n_sent, starts, words, model_id, source_id,
                                            explained, n_top, n_bins, created)
+            for feat, logit in zip(feats, _logit_fields(adapter, [acts.neurons[j] for j in part])):
+                feat.update(logit)
             _write(folder / "features" / f"batch-{b}.jsonl.gz", feats, gz=True)
             _write(folder / "activations" / f"batch-{b}.jsonl.gz", contexts, gz=True)
             if expl:
@@ -207,6 +222,53 @@ def _has(neuron: Neuron) -> bool:
         return True
     except ValueError:
         return False
+
+
+def _writes(adapter: ModelAdapter, neurons: Sequence[Neuron]) -> "torch.Tensor | None":
+    """``[len(neurons), d_model]``: the residual-stream direction each unit writes, or None when one has none."""
+    rows = []
+    for n in neurons:
+        if n.is_latent:
+            if not _has(n):
+                return None
+            d = registered(n.site, n.layer)
+            R = adapter.residual_writes(d.write_hook)
+            row = None if R is None else d.W_dec[n.index].detach().to(R) @ R
+        else:
+            R = adapter.residual_writes(n.hook_name)
+            row = None if R is None else R[n.index]
+        if row is None:
+            return None
+        rows.append(row.float())
+    return torch.stack(rows)
+
+
+def _logit_fields(adapter: "ModelAdapter | None", neurons: Sequence[Neuron], k: int = 10, bins: int = 20) -> list[dict]:
+    """Each unit's Feature logit fields: the ``k`` tokens its direction raises and lowers most through ``W_U`` with
+    their values, and the histogram of its effect over the vocabulary (empty where there is none to compute)."""
+    empty = dict(pos_str=[], pos_values=[], neg_str=[], neg_values=[], logits_hist_data_bar_heights=[],
+                 logits_hist_data_bar_values=[])
+    W_U = None if adapter is None else adapter.unembedding()
+    W = None if W_U is None else _writes(adapter, neurons)
+    if W is None:
+        return [dict(empty) for _ in neurons]
+    with torch.no_grad():
+        effect = (W.to(W_U.device) @ W_U.float()).cpu()  # [units, vocab]
+    k = min(k, effect.shape[1])
+    pos_v, pos_i = torch.topk(effect, k, dim=1)
+    neg_v, neg_i = torch.topk(-effect, k, dim=1)
+    tok = adapter.tokenizer
+    out = []
+    for u in range(len(neurons)):
+        if not bool(effect[u].any()):  # writes nothing the unembedding reads (a zero decoder row)
+            out.append(dict(empty))
+            continue
+        heights, edges = np.histogram(effect[u].numpy(), bins=bins)
+        out.append(dict(pos_str=tok.convert_ids_to_tokens(pos_i[u].tolist()), pos_values=_finite(pos_v[u].numpy()),
+                        neg_str=tok.convert_ids_to_tokens(neg_i[u].tolist()), neg_values=_finite(-neg_v[u].numpy()),
+                        logits_hist_data_bar_heights=_finite(heights),
+                        logits_hist_data_bar_values=_finite((edges[:-1] + edges[1:]) / 2)))
+    return out
 
 
 def _explanations(descriptions: Any) -> dict[str, dict]:

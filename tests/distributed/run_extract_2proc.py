@@ -3,7 +3,8 @@ model over a synthetic corpus into ``argv[1]``, the shards split over the ranks;
 gathered on every rank), which must equal it on every rank.
 
 ``argv[2]`` (optional) is a shard count after which rank 1 dies (``os._exit``) without a word: a killed rank;
-``default`` instead leaves the block size to extraction (sized from the corpus and the number of ranks).
+``default`` instead leaves the block size to extraction (sized from the corpus and the number of ranks);
+``sparse`` stores the rows sparse (each rank writes its shards' own files, rank 0 joins them).
 """
 
 import os
@@ -40,10 +41,12 @@ def die_after(n_shards: int) -> None:
 
 if __name__ == "__main__":
     block = None if sys.argv[2:] == ["default"] else BLOCK
-    if len(sys.argv) > 2 and block is not None:
+    storage = "sparse" if sys.argv[2:] == ["sparse"] else "auto"
+    if len(sys.argv) > 2 and block is not None and storage != "sparse":
         die_after(int(sys.argv[2]))
     corpus, model = corpus_and_model()
-    acts = tnp.extract(model, corpus, ExtractConfig(sentences_per_block=block), out_dir=sys.argv[1], progress=False)
+    acts = tnp.extract(model, corpus, ExtractConfig(sentences_per_block=block, storage=storage), out_dir=sys.argv[1],
+                       progress=False)
     assert distributed.world_size() == 2, distributed.world_size()
     in_memory = tnp.extract(model, corpus, ExtractConfig(sentences_per_block=block),
                             progress=False)  # rows gathered on every rank

@@ -53,6 +53,17 @@ def test_two_ranks_equal_one_process(one_process, tmp_path):
     assert sorted(p.name for p in (out / "shards").iterdir()) == [f"shard-{i:05d}.json" for i in range(8)]
 
 
+def test_two_ranks_write_sparse_rows_that_rank_0_joins(one_process, tmp_path):
+    _, _, reference = one_process
+    out = tmp_path / "acts"
+    res = torchrun(str(out), "sparse")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert torch.equal(tnp.Activations.load(out).X, reference.X)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["fingerprint"]["storage"] == "sparse" and [s["rank"] for s in manifest["shards"]] == [0] * 4 + [1] * 4
+    assert sorted(p.name for p in (out / "shards").iterdir()) == [f"shard-{i:05d}.json" for i in range(8)]
+
+
 def test_default_block_size_gives_both_ranks_work(tmp_path):
     """Issue 21: with the default block size (2048 sentences then), a small corpus was one shard that rank 0 ran
     alone. Now 120 sentences on 2 ranks are 2 blocks of 60, one per rank, equal to one process with that block."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 import gzip
 import json
 
+import numpy as np
 import pytest
+import torch
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.core import units
@@ -94,6 +96,46 @@ def test_latent_records_carry_what_the_planted_latents_are(exported):
     assert any(r["binMin"] is not None for r in acts)  # quantile-bin samples beside the top
     expl = {r["index"]: r for p in (src / "explanations").glob("*.gz") for r in _lines(p)}
     assert "cabinet" in expl["2"]["description"] and "test_f1" in json.loads(expl["2"]["notes"])
+
+
+def test_logit_fields_are_each_units_direct_effect_through_the_unembedding(tmp_path):
+    """The used Number neuron (and the latent reading it) raise singular forms and lower plural ones, with the
+    values of ``W_out[5] @ W_U`` computed from the planted weights; the unused neuron's latent (a zero write) and an
+    encoder leave the fields empty."""
+    from tl_neuronprobe.testbeds.planted import planted_weights
+
+    model = tnp.testing.planted_model()
+    corpus = tnp.testing.planted_corpus(200, seed=3)
+    with units.using(planted_dictionary(model)):
+        acts = tnp.extract(model, corpus[:60], tnp.ExtractConfig(site=("mlp.post", "sae"), layers=(1,)),
+                           progress=False)
+        root = tnp.export.neuronpedia(acts, tmp_path, model=model, model_id="planted", n_top=3)
+    feats = {(src.name, r["index"]): r for src in root.iterdir() for p in (src / "features").glob("*.gz")
+             for r in _lines(p)}
+    n5, s0, s1 = feats["1-tnp-mlp-post", "5"], feats["1-tnp-sae", "0"], feats["1-tnp-sae", "1"]
+    w, _, _ = planted_weights(seed=0)
+    truth = torch.as_tensor(np.asarray(w["blocks.1.mlp.W_out"]))[5] @ torch.as_tensor(np.asarray(w["unembed.W_U"]))
+    top = torch.topk(truth, 10)
+    ids = model.tokenizer.convert_tokens_to_ids(n5["pos_str"])  # ties in the planted weights: compare values
+    assert np.allclose(n5["pos_values"], top.values.numpy(), rtol=1e-4)
+    assert np.allclose(truth[ids].numpy(), n5["pos_values"], rtol=1e-4)
+    assert s0["pos_str"] == n5["pos_str"] and s0["neg_str"] == n5["neg_str"]
+    number = {}
+    for word, value in zip(corpus.words, corpus.attribute("Number")):
+        if value is not None:
+            number[word] = value
+    share = lambda words, value: np.mean([number.get(t) == value for t in words if t in number])  # noqa: E731
+    assert share(n5["pos_str"], "Sing") >= 0.8 and share(n5["neg_str"], "Plur") >= 0.8
+    assert sum(n5["logits_hist_data_bar_heights"]) == model.cfg.d_vocab
+    assert s1["pos_str"] == [] and s1["logits_hist_data_bar_heights"] == []  # the unused neuron writes nothing
+    for r in feats.values():
+        _check(r, "feature")
+    if "bridge" in tnp.testing.available_generations():  # encoders need TransformerBridge
+        encoder = tnp.testing.tiny_model(generation="bridge", architecture="bert", n_layers=1)
+        enc_acts = tnp.extract(encoder, corpus[:10], tnp.ExtractConfig(layers=(0,)), progress=False)
+        enc_root = tnp.export.neuronpedia(enc_acts, tmp_path / "enc", model=encoder, model_id="enc")
+        enc = [r for p in (enc_root / "0-tnp-mlp-post" / "features").glob("*.gz") for r in _lines(p)]
+        assert all(r["pos_str"] == [] for r in enc)
 
 
 def test_export_checks_its_input(tmp_path):

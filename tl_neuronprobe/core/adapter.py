@@ -8,6 +8,7 @@ package needs from a model goes through :class:`ModelAdapter`; no other module l
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -247,6 +248,33 @@ class ModelAdapter:
         if site == "attn.z":
             return self.n_heads * self.d_head
         return self.d_model
+
+    def residual_writes(self, hook: str) -> "torch.Tensor | None":
+        """``[width, d_model]``: the residual-stream direction each unit of hook point ``hook`` writes, for the
+        hooks whose value reaches the residual stream linearly (``mlp.hook_post``: the rows of ``W_out``;
+        ``attn.hook_z``: ``W_O`` flattened over heads; ``hook_resid_*``, ``hook_mlp_out``, ``hook_attn_out``: the
+        identity); None for any other hook (``mlp.hook_pre`` passes the nonlinearity)."""
+        m = re.fullmatch(r"blocks\.(\d+)\.(.+)", hook)
+        if m is None:
+            return None
+        layer, rest = int(m.group(1)), m.group(2)
+        block = self.model.blocks[layer]
+        with torch.no_grad():
+            if rest == "mlp.hook_post":
+                return block.mlp.W_out.detach().reshape(-1, self.d_model)
+            if rest == "attn.hook_z":
+                return block.attn.W_O.detach().reshape(-1, self.d_model)
+        if rest in ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_mlp_out", "hook_attn_out"):
+            return torch.eye(self.d_model, device=self.input_device)
+        return None
+
+    def unembedding(self) -> "torch.Tensor | None":
+        """``W_U [d_model, d_vocab]`` of a decoder (a residual direction's direct effect on the logits, the final
+        LayerNorm's scale left out as feature dashboards do); None for an encoder, whose MLM head transforms the
+        residual stream (a dense layer, GELU, LayerNorm) before its decoder."""
+        if self.is_encoder:
+            return None
+        return self.model.W_U.detach()
 
     # ------------------------------------------------------------------------------------ validation
     @property

@@ -11,6 +11,10 @@ extraction runs, everything lives in a staging folder named after the output fol
         shards/shard-00012.json   # written (atomically) after shard 12's rows are on disk (fsync): row and
                                   # sentence ranges, rank, byte count and crc32 of the rows
 
+With sparse storage (an SAE's latents, mostly zeros) a shard's rows go to their own file,
+``shards/shard-00012.safetensors`` (compressed sparse rows), whose record holds its byte count and crc32; rank 0
+joins them, in corpus order, into ``activations.safetensors`` at the end (:func:`join_sparse`) and removes them.
+
 A shard counts as done only when its record exists *and* the crc32 of its bytes in the file matches the record,
 so a rank that dies mid-shard (no record) or a torn write (wrong crc32) is recomputed, never counted. A folder
 whose fingerprint differs from the current run is discarded and started afresh.
@@ -31,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .activations import TENSOR_FILE, TensorFileWriter
+from .activations import TENSOR_FILE, SparseFileWriter, SparseRows, TensorFileWriter, to_sparse_rows
 
 SHARDS_DIR = "shards"
 MANIFEST_FILE = "manifest.json"
@@ -147,16 +151,19 @@ def _read_json(path: Path) -> "Any | None":
         return None
 
 
-def prepare_staging(staging: Path, fingerprint: dict, rows: int, cols: int, dtype: torch.dtype) -> str:
+def prepare_staging(staging: Path, fingerprint: dict, rows: int, cols: int, dtype: torch.dtype,
+                    sparse: bool = False) -> str:
     """Rank 0's step before any rank writes: keep a staging folder of the same run (``"resumed"``), or start one
     (``"fresh"``, or ``"replaced"`` when a folder of another run was there). The fingerprint is written last, so
-    a folder whose preparation was interrupted is never resumed."""
-    if _read_json(staging / FINGERPRINT_FILE) == fingerprint and (staging / TENSOR_FILE).exists():
+    a folder whose preparation was interrupted is never resumed. Dense rows get their pre-sized file here; sparse
+    rows are written per shard."""
+    if _read_json(staging / FINGERPRINT_FILE) == fingerprint and (sparse or (staging / TENSOR_FILE).exists()):
         return "resumed"
     state = "replaced" if staging.exists() else "fresh"
     shutil.rmtree(staging, ignore_errors=True)
     (staging / SHARDS_DIR).mkdir(parents=True)
-    TensorFileWriter(staging / TENSOR_FILE, rows, cols, dtype).close()  # header + truncate to the full size
+    if not sparse:
+        TensorFileWriter(staging / TENSOR_FILE, rows, cols, dtype).close()  # header + truncate to the full size
     _write_json_atomic(staging / FINGERPRINT_FILE, fingerprint)
     return state
 
@@ -222,6 +229,83 @@ class ShardStore:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+class SparseShardStore:
+    """:class:`ShardStore` for sparse rows: each shard's rows in their own file of compressed sparse rows."""
+
+    def __init__(self, staging: Path, cols: int, dtype: torch.dtype):
+        self.staging, self.cols, self.dtype = staging, cols, dtype
+
+    def record_path(self, index: int) -> Path:
+        return self.staging / SHARDS_DIR / f"shard-{index:05d}.json"
+
+    def rows_path(self, index: int) -> Path:
+        return self.staging / SHARDS_DIR / f"shard-{index:05d}.safetensors"
+
+    def write(self, shard: Shard, block: torch.Tensor, rank: int) -> None:
+        """Write the shard's rows to their file (fsync, renamed into place), then its record (atomically)."""
+        indptr, indices, values = to_sparse_rows(block.to(self.dtype))
+        path = self.rows_path(shard.index)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        writer = SparseFileWriter(tmp, shard.row_hi - shard.row_lo, self.cols, len(indices), self.dtype)
+        writer.append(indptr, indices, values)
+        writer.close()
+        os.replace(tmp, path)
+        _write_json_atomic(self.record_path(shard.index), dict(
+            index=shard.index, sentences=[shard.sentence_lo, shard.sentence_hi], rows=[shard.row_lo, shard.row_hi],
+            rank=rank, bytes=path.stat().st_size, nnz=len(indices), crc32=f"{_file_crc(path):08x}"))
+
+    def is_done(self, shard: Shard) -> bool:
+        """Whether the shard's record exists and matches the shard and its file's size and crc32; a record that
+        does not is removed."""
+        path, rows = self.record_path(shard.index), self.rows_path(shard.index)
+        record = _read_json(path)
+        if record is None:
+            return False
+        ok = (record.get("rows") == [shard.row_lo, shard.row_hi]
+              and record.get("sentences") == [shard.sentence_lo, shard.sentence_hi] and rows.exists()
+              and record.get("bytes") == rows.stat().st_size and record.get("crc32") == f"{_file_crc(rows):08x}")
+        if not ok:
+            path.unlink(missing_ok=True)
+        return ok
+
+    def close(self) -> None:
+        pass
+
+
+def _file_crc(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as fh:
+        while piece := fh.read(_CHUNK):
+            crc = zlib.crc32(piece, crc)
+    return crc
+
+
+def join_sparse(staging: Path, shards: list[Shard], records: dict[int, dict], cols: int, dtype: torch.dtype,
+                max_density: float = 1.0) -> str:
+    """Rank 0: every shard's sparse rows, in corpus order, into the staging folder's one tensor file (one shard in
+    RAM at a time); the shards' files are removed afterwards. Stored dense instead when more than ``max_density``
+    of the values are non-zero (a dictionary whose latents turned out not to be sparse). Returns the storage."""
+    rows = shards[-1].row_hi if shards else 0
+    nnz = sum(int(records[s.index]["nnz"]) for s in shards)
+    dense = nnz > max_density * rows * cols
+    writer = (TensorFileWriter(staging / TENSOR_FILE, rows, cols, dtype) if dense
+              else SparseFileWriter(staging / TENSOR_FILE, rows, cols, nnz, dtype))
+    buf = None
+    for s in shards:
+        part = SparseRows(staging / SHARDS_DIR / f"shard-{s.index:05d}.safetensors")
+        if not dense:
+            writer.append(part.indptr, np.asarray(part.indices), np.asarray(part.values))
+            continue
+        n = s.row_hi - s.row_lo
+        buf = np.empty((n, cols), dtype=np.float32) if buf is None or len(buf) < n else buf
+        part.read(0, n, buf)
+        writer.write_rows(s.row_lo, torch.from_numpy(buf[:n]))
+    writer.close()
+    for s in shards:
+        (staging / SHARDS_DIR / f"shard-{s.index:05d}.safetensors").unlink()
+    return "dense" if dense else "sparse"
 
 
 def read_records(staging: Path) -> dict[int, dict]:

@@ -1,9 +1,13 @@
 """Word-aligned activations: a [n_words, n_neurons] matrix with its neurons, words, sentences and attributes.
 
-Saved as a folder: ``activations.safetensors`` (one tensor ``X``) and ``meta.json``. Loading memory-maps the
-tensor, so a matrix larger than RAM opens at once and pages in only the rows that are read. A folder is
-always written under a temporary name and renamed into place, so an interrupted write never corrupts what
-was there before.
+Saved as a folder: ``activations.safetensors`` and ``meta.json``. The tensor file holds either one dense tensor
+``X`` (loading memory-maps it, so a matrix larger than RAM opens at once and pages in only the rows that are read)
+or, for mostly-zero rows such as an SAE's latents, ``X`` in compressed sparse rows: ``X.indptr`` (int64, one more
+than the rows), ``X.indices`` (int32 columns) and ``X.values``, with ``{"format": "csr", "shape": "rows,cols"}`` in
+the file's metadata (any safetensors reader opens it). A sparse file is read into RAM dense (whole, or only some
+columns: ``Activations.load(path, neurons=...)``) and in row chunks by :class:`~.chunks.ActivationChunks`. A
+folder is always written under a temporary name and renamed into place, so an interrupted write never corrupts
+what was there before.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ META_FILE = "meta.json"
 _ST_DTYPES = {torch.float32: ("F32", np.float32, 4), torch.float16: ("F16", np.float16, 2),
               torch.bfloat16: ("BF16", np.uint16, 2)}
 _ST_NAMES = {v[0]: k for k, v in _ST_DTYPES.items()}
+#: how rows are stored: ``"dense"``, ``"sparse"`` (compressed sparse rows) or ``"auto"``
+STORAGES = ("auto", "dense", "sparse")
+#: ``storage="auto"`` writes sparse rows when at most this share of the values is non-zero: a stored value costs
+#: its bytes plus a 4-byte column index (float32: 8 bytes against 4 dense), so a quarter halves the file
+SPARSE_DENSITY = 0.25
 
 
 class Activations:
@@ -152,15 +161,32 @@ class Activations:
         return out + (idx,) if return_index else out
 
     # ---------------------------------------------------------------------------------- persistence
-    def save(self, path: "str | Path") -> Path:
-        """Write to folder ``path`` (safetensors + JSON), atomically replacing an existing folder."""
+    def save(self, path: "str | Path", storage: str = "auto") -> Path:
+        """Write to folder ``path`` (safetensors + JSON), atomically replacing an existing folder.
+
+        ``storage``: ``"dense"``, ``"sparse"`` (compressed sparse rows: only the non-zero values and their columns)
+        or ``"auto"`` (sparse when at most :data:`SPARSE_DENSITY` of the values are non-zero, as in an SAE's
+        latents; neurons' activations are dense)."""
+        if storage not in STORAGES:
+            raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
         path = Path(path)
         tmp = _staging_dir(path)
         try:
-            writer = TensorFileWriter(tmp / TENSOR_FILE, self.n_words, self.n_neurons, self.X.dtype)
             block = max(1, (64 << 20) // max(1, self.n_neurons * self.X.element_size()))
-            for start in range(0, self.n_words, block):
-                writer.write_rows(start, self.X[start:start + block])
+            starts = range(0, self.n_words, block)
+            counts = None
+            if storage != "dense":
+                counts = [int(torch.count_nonzero(self.X[s:s + block])) for s in starts]
+                if storage == "auto" and sum(counts) > SPARSE_DENSITY * self.n_words * self.n_neurons:
+                    counts = None
+            if counts is None:
+                writer = TensorFileWriter(tmp / TENSOR_FILE, self.n_words, self.n_neurons, self.X.dtype)
+                for start in starts:
+                    writer.write_rows(start, self.X[start:start + block])
+            else:
+                writer = SparseFileWriter(tmp / TENSOR_FILE, self.n_words, self.n_neurons, sum(counts), self.X.dtype)
+                for start in starts:
+                    writer.append(*to_sparse_rows(self.X[start:start + block]))
             writer.close()
             write_meta(tmp / META_FILE, self)
             _commit_dir(tmp, path)
@@ -168,16 +194,39 @@ class Activations:
             shutil.rmtree(tmp, ignore_errors=True)
         return path
 
+    @property
+    def density(self) -> float:
+        """The share of non-zero values in ``X`` (one pass over it)."""
+        if self.n_words * self.n_neurons == 0:
+            return 0.0
+        block = max(1, (64 << 20) // max(1, self.n_neurons * self.X.element_size()))
+        nnz = sum(int(torch.count_nonzero(self.X[s:s + block])) for s in range(0, self.n_words, block))
+        return nnz / (self.n_words * self.n_neurons)
+
     @classmethod
-    def load(cls, path: "str | Path", mmap: bool = True) -> "Activations":
-        """Load a folder written by :meth:`save` or by streamed extraction; ``mmap`` maps X without reading it."""
+    def load(cls, path: "str | Path", mmap: bool = True,
+             neurons: "Sequence[Neuron | str] | None" = None) -> "Activations":
+        """Load a folder written by :meth:`save` or by streamed extraction; ``mmap`` maps a dense X without
+        reading it (sparse rows are read into RAM dense). ``neurons`` loads only those columns (from a sparse
+        file, without ever holding the other columns dense); an error names a neuron the folder lacks."""
         path = Path(path)
         if not (path / META_FILE).exists() or not (path / TENSOR_FILE).exists():
             raise FileNotFoundError(f"{path} is not a saved Activations folder (needs {TENSOR_FILE} and {META_FILE})")
         meta = json.loads((path / META_FILE).read_text())
-        X = read_tensor_file(path / TENSOR_FILE, mmap=mmap)
-        neurons = [Neuron(layer, index, site) for site, layer, index in meta["neurons"]]
-        return cls(X, neurons, meta["words"], meta["sentence_ids"], meta["attributes"], meta.get("meta"))
+        saved = [Neuron(layer, index, site) for site, layer, index in meta["neurons"]]
+        columns = None
+        if neurons is not None:
+            where = {n: i for i, n in enumerate(saved)}
+            wanted = [Neuron.parse(n) for n in neurons]
+            missing = [str(n) for n in wanted if n not in where]
+            if missing:
+                raise KeyError(f"{path}: neurons {missing[:5]} are not in these activations ({len(saved)} saved, "
+                               f"sites {sorted({n.site for n in saved})}, layers {sorted({n.layer for n in saved})})")
+            if len(set(wanted)) < len(wanted):
+                raise ValueError(f"{path}: neurons listed twice in {[str(n) for n in wanted][:8]}")
+            columns, saved = np.asarray([where[n] for n in wanted], dtype=np.int64), wanted
+        X = read_tensor_file(path / TENSOR_FILE, mmap=mmap, columns=columns)
+        return cls(X, saved, meta["words"], meta["sentence_ids"], meta["attributes"], meta.get("meta"))
 
 
 def skipped_sentences(meta: dict[str, Any]) -> np.ndarray:
@@ -224,12 +273,16 @@ def attribute_rows(attributes: dict[str, Sequence[str | None]], attribute: str, 
     return idx, y, [str(c) for c in classes]
 
 
-def read_tensor_header(path: Path) -> tuple[torch.dtype, tuple[int, int], int]:
-    """``(dtype, shape, byte offset of the data)`` of tensor ``X`` in a safetensors file."""
+def read_header(path: Path) -> tuple[dict, int]:
+    """A safetensors file's header and the byte offset where its data starts."""
     with open(path, "rb") as fh:
         n = int.from_bytes(fh.read(8), "little")
-        info = json.loads(fh.read(n))["X"]
-    return _ST_NAMES[info["dtype"]], tuple(info["shape"]), 8 + n + info["data_offsets"][0]
+        return json.loads(fh.read(n)), 8 + n
+
+
+def is_sparse(header: dict) -> bool:
+    """Whether a tensor file's header (:func:`read_header`) holds ``X`` as compressed sparse rows."""
+    return (header.get("__metadata__") or {}).get("format") == "csr"
 
 
 # -------------------------------------------------------------------------------------- file format
@@ -262,20 +315,159 @@ class TensorFileWriter:
         self.fh.close()
 
 
-def read_tensor_file(path: Path, mmap: bool = True) -> torch.Tensor:
-    """Read tensor ``X`` of a safetensors file, memory-mapped (copy-on-write) unless ``mmap`` is False."""
-    with open(path, "rb") as fh:
-        n = int.from_bytes(fh.read(8), "little")
-        header = json.loads(fh.read(n))
+def read_tensor_file(path: Path, mmap: bool = True, columns: "np.ndarray | None" = None) -> torch.Tensor:
+    """Read tensor ``X`` of a safetensors file: dense, memory-mapped (copy-on-write) unless ``mmap`` is False;
+    sparse rows, into RAM dense. ``columns`` reads only those columns (in that order)."""
+    header, start = read_header(path)
+    if is_sparse(header):
+        return _densify(path, header, start, columns)
     info = header["X"]
     dtype = _ST_NAMES[info["dtype"]]
     np_dtype = _ST_DTYPES[dtype][1]
     shape = tuple(info["shape"])
     if shape[0] * shape[1] == 0:
-        return torch.zeros(shape, dtype=dtype)
-    arr = np.memmap(path, dtype=np_dtype, mode="c", offset=8 + n + info["data_offsets"][0], shape=shape)
-    t = torch.from_numpy(arr if mmap else np.array(arr))
+        t = torch.zeros(shape, dtype=dtype)
+        return t if columns is None else t[:, torch.as_tensor(columns)]
+    arr = np.memmap(path, dtype=np_dtype, mode="c", offset=start + info["data_offsets"][0], shape=shape)
+    if columns is not None:
+        arr = np.ascontiguousarray(arr[:, columns])
+    t = torch.from_numpy(arr if mmap or columns is not None else np.array(arr))
     return t.view(torch.bfloat16) if dtype == torch.bfloat16 else t
+
+
+# ------------------------------------------------------------------------------------------ sparse rows
+def to_sparse_rows(block: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(indptr, indices, values)`` of a dense ``[rows, cols]`` block: row ``r``'s non-zero values are
+    ``values[indptr[r]:indptr[r + 1]]`` at columns ``indices[...]`` (int64, int32, the block's dtype; bfloat16 as
+    its bits, uint16)."""
+    block = block.detach().to("cpu")
+    nz = block != 0
+    indptr = np.zeros(block.shape[0] + 1, dtype=np.int64)
+    np.cumsum(nz.sum(1).numpy(), out=indptr[1:])
+    rows, cols = nz.nonzero(as_tuple=True)  # row-major order
+    values = block[rows, cols].contiguous()
+    if values.dtype == torch.bfloat16:
+        values = values.view(torch.int16)
+    return indptr, cols.to(torch.int32).numpy(), values.numpy()
+
+
+class SparseFileWriter:
+    """Writes ``X`` as compressed sparse rows (``X.indptr``, ``X.indices``, ``X.values``) into a safetensors file
+    whose number of non-zero values ``nnz`` is known up front; :meth:`append` adds the next rows (bounded RAM)."""
+
+    def __init__(self, path: Path, rows: int, cols: int, nnz: int, dtype: torch.dtype):
+        if dtype not in _ST_DTYPES:
+            raise ValueError(f"unsupported dtype {dtype}; use one of {list(_ST_DTYPES)}")
+        name, _, size = _ST_DTYPES[dtype]
+        self.rows, self.nnz, self.itemsize = rows, nnz, size
+        o1 = 8 * (rows + 1)
+        o2 = o1 + 4 * nnz
+        header = {"__metadata__": {"format": "csr", "shape": f"{rows},{cols}"},
+                  "X.indptr": {"dtype": "I64", "shape": [rows + 1], "data_offsets": [0, o1]},
+                  "X.indices": {"dtype": "I32", "shape": [nnz], "data_offsets": [o1, o2]},
+                  "X.values": {"dtype": name, "shape": [nnz], "data_offsets": [o2, o2 + size * nnz]}}
+        raw = json.dumps(header, separators=(",", ":")).encode()
+        raw += b" " * (-len(raw) % 8)
+        self.fh = open(path, "wb")
+        self.fh.write(len(raw).to_bytes(8, "little") + raw)
+        self.start = self.fh.tell()
+        self.offsets = (self.start, self.start + o1, self.start + o2)
+        self.fh.truncate(self.start + o2 + size * nnz)  # indptr[0] = 0: the file starts zeroed
+        self.row = self.done = 0
+
+    def append(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> None:
+        """The next ``len(indptr) - 1`` rows, as :func:`to_sparse_rows` gives them (``indptr`` from 0)."""
+        n, k = len(indptr) - 1, len(indices)
+        if self.row + n > self.rows or self.done + k > self.nnz:
+            raise ValueError(f"sparse rows overflow the file: {self.row + n} of {self.rows} rows, "
+                             f"{self.done + k} of {self.nnz} values")
+        for offset, arr in ((self.offsets[0] + 8 * (self.row + 1), np.asarray(indptr[1:], np.int64) + self.done),
+                            (self.offsets[1] + 4 * self.done, np.asarray(indices, np.int32)),
+                            (self.offsets[2] + self.itemsize * self.done, values)):
+            self.fh.seek(offset)
+            self.fh.write(memoryview(np.ascontiguousarray(arr)).cast("B"))
+        self.row, self.done = self.row + n, self.done + k
+
+    def close(self) -> None:
+        if self.row != self.rows or self.done != self.nnz:
+            self.fh.close()
+            raise ValueError(f"sparse rows incomplete: {self.row} of {self.rows} rows, {self.done} of {self.nnz} "
+                             "values written")
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+
+
+class SparseRows:
+    """The compressed sparse rows of a tensor file, memory-mapped: ``indptr`` (read into RAM), ``indices`` and
+    ``values``; :meth:`read` fills a dense float32 buffer with some consecutive rows."""
+
+    def __init__(self, path: Path, header: "dict | None" = None, start: "int | None" = None):
+        if header is None:
+            header, start = read_header(path)
+        if not is_sparse(header):
+            raise ValueError(f"{path} holds dense rows, not sparse ones")
+        self.shape = tuple(int(v) for v in header["__metadata__"]["shape"].split(","))
+        self.dtype = _ST_NAMES[header["X.values"]["dtype"]]
+        np_dtype = _ST_DTYPES[self.dtype][1]
+
+        def part(name: str, dt) -> np.ndarray:
+            lo, hi = header[name]["data_offsets"]
+            count = (hi - lo) // np.dtype(dt).itemsize
+            if count == 0:
+                return np.zeros(0, dtype=dt)
+            return np.memmap(path, dtype=dt, mode="r", offset=start + lo, shape=(count,))
+
+        self.indptr = np.array(part("X.indptr", np.int64))
+        self.indices, self.values = part("X.indices", np.int32), part("X.values", np_dtype)
+        if len(self.indptr) != self.shape[0] + 1 or self.indptr[-1] != len(self.indices) or \
+                len(self.values) != len(self.indices):
+            raise ValueError(f"{path}: sparse rows do not fit their shape {self.shape} ({len(self.indptr)} row "
+                             f"pointers, {len(self.indices)} columns, {len(self.values)} values)")
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    def entries(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rows relative to start, columns, values as stored)`` of rows ``start .. start + n`` (bfloat16 values
+        as their bits, uint16)."""
+        lo, hi = int(self.indptr[start]), int(self.indptr[start + n])
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.indptr[start:start + n + 1]))
+        return rows, np.asarray(self.indices[lo:hi], dtype=np.int64), np.asarray(self.values[lo:hi])
+
+    def read(self, start: int, n: int, out: np.ndarray) -> None:
+        """Rows ``start .. start + n`` into ``out`` (float32 ``[n, cols]``; zeroed first)."""
+        out[:n] = 0
+        rows, cols, vals = self.entries(start, n)
+        if self.dtype == torch.bfloat16:
+            vals = torch.from_numpy(vals.copy()).view(torch.bfloat16).float().numpy()
+        out[rows, cols] = vals
+
+
+def _densify(path: Path, header: dict, start: int, columns: "np.ndarray | None") -> torch.Tensor:
+    """A sparse tensor file as a dense tensor (only ``columns`` when given), block by block. The matrix is a numpy
+    allocation (huge pages where the kernel gives them: zeroing it cost a quarter of torch.zeros's time here)."""
+    sp = SparseRows(path, header, start)
+    n, d = sp.shape
+    remap = None
+    if columns is not None:
+        columns = np.asarray(columns, dtype=np.int64)
+        if len(columns) and (columns.min() < 0 or columns.max() >= d):
+            raise IndexError(f"{path}: columns out of range 0..{d - 1}")
+        remap = np.full(d, -1, dtype=np.int64)
+        remap[columns] = np.arange(len(columns))
+    X = np.zeros((n, d if columns is None else len(columns)), dtype=_ST_DTYPES[sp.dtype][1])
+    step = max(1, (1 << 22) // max(1, sp.nnz // max(1, n)))  # about 4M values per block
+    for r0 in range(0, n, step):
+        rows, cols, vals = sp.entries(r0, min(step, n - r0))
+        if remap is not None:
+            cols = remap[cols]
+            keep = cols >= 0
+            rows, cols, vals = rows[keep], cols[keep], vals[keep]
+        X[rows + r0, cols] = vals  # the stored bits: no conversion
+    t = torch.from_numpy(X)
+    return t.view(torch.bfloat16) if sp.dtype == torch.bfloat16 else t
 
 
 def write_meta(path: Path, acts: "Activations | None" = None, **fields) -> None:

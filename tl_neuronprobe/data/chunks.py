@@ -4,7 +4,8 @@ For fitting rankers on activations larger than RAM (``rankers.fit_out_of_core``)
 writer. The tensor file is read with ``os.preadv`` into two preallocated buffers (the file's rows, and the
 float32 rows handed out), so the process never maps the file and its resident memory stays at about
 ``chunk_bytes`` whatever the size of X (the kernel's page cache holds what it likes; it is not the process's
-memory). ::
+memory). A folder of sparse rows (an SAE's latents) is read the same way: each chunk is filled from the stored
+non-zero values of its rows. ::
 
     chunks = ActivationChunks("acts/", "upos", chunk_bytes=256 << 20)
     chunks.y, chunks.classes, chunks.groups      # labels and sentence ids of the words carrying upos
@@ -23,8 +24,8 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from .activations import (META_FILE, TENSOR_FILE, Activations, _ST_DTYPES, attribute_rows, read_tensor_header,
-                          skipped_sentences)
+from .activations import (META_FILE, TENSOR_FILE, Activations, SparseRows, _ST_DTYPES, _ST_NAMES, attribute_rows, is_sparse,
+                          read_header, skipped_sentences)
 
 __all__ = ["ActivationChunks", "chunk_rows_for"]
 
@@ -52,6 +53,7 @@ class ActivationChunks:
 
     def __init__(self, source: "str | Path | Activations", attribute: "str | None" = None, *,
                  chunk_rows: int | None = None, chunk_bytes: int | None = None, min_count: int = 1):
+        self._sparse: SparseRows | None = None
         if isinstance(source, Activations):
             self.path, self._tensor = None, source.X
             attributes, sentence_ids, meta = source.attributes, source.sentence_ids, source.meta
@@ -64,7 +66,14 @@ class ActivationChunks:
             saved = json.loads((self.path / META_FILE).read_text())
             attributes, sentence_ids = saved["attributes"], np.asarray(saved["sentence_ids"], dtype=np.int64)
             meta = saved.get("meta") or {}
-            dtype, shape, self._offset = read_tensor_header(self.path / TENSOR_FILE)
+            header, start = read_header(self.path / TENSOR_FILE)
+            if is_sparse(header):  # sparse rows: each chunk is filled dense from the rows' stored values
+                self._sparse = SparseRows(self.path / TENSOR_FILE, header, start)
+                dtype, shape, self._offset = self._sparse.dtype, self._sparse.shape, 0
+            else:
+                info = header["X"]
+                dtype, shape = _ST_NAMES[info["dtype"]], tuple(info["shape"])
+                self._offset = start + info["data_offsets"][0]
         self.n_words, self.n_neurons = int(shape[0]), int(shape[1])
         self.dtype = dtype
         if dtype in _ST_DTYPES:
@@ -191,6 +200,9 @@ class ActivationChunks:
         """File rows ``start .. start + n`` into float32 ``out`` (no mapping of the file)."""
         if self._tensor is not None:
             torch.from_numpy(out).copy_(self._tensor[start: start + n])  # converts without a float32 temporary
+            return
+        if self._sparse is not None:
+            self._sparse.read(start, n, out)
             return
         nbytes = n * self.n_neurons * self._itemsize
         offset = self._offset + start * self.n_neurons * self._itemsize

@@ -28,9 +28,10 @@ from ..core.adapter import Batch, LongSentenceError, ModelAdapter, TokenizedSent
 from ..core.hooks import run_capture
 from ..core.neurons import Neuron, check_site, hook_name
 from ..core.units import is_unit_site, registered
-from ._shards import (MANIFEST_FILE, Shard, ShardStore, block_size, corpus_digest, model_digest, plan_shards,
-                      prepare_staging, read_records, resumable_block, staging_path, write_manifest)
-from .activations import META_FILE, Activations, _commit_dir, write_meta
+from ._shards import (MANIFEST_FILE, Shard, ShardStore, SparseShardStore, block_size, corpus_digest, join_sparse,
+                      model_digest, plan_shards, prepare_staging, read_records, resumable_block, staging_path,
+                      write_manifest)
+from .activations import META_FILE, SPARSE_DENSITY, STORAGES, Activations, _commit_dir, write_meta
 from .corpus import Corpus
 
 logger = logging.getLogger(__name__)
@@ -379,16 +380,28 @@ def _warn_idle_ranks(n_blocks: int, block: int) -> None:
                       "run): they only wait; pass a smaller sentences_per_block or launch fewer ranks", stacklevel=3)
 
 
+def _sparse_storage(storage: str, plan: list[tuple[str, int]]) -> bool:
+    """Whether streamed rows are stored sparse: asked for, or (``"auto"``) every site read is a dictionary whose
+    latents are mostly zero."""
+    if storage != "auto":
+        return storage == "sparse"
+    return all(is_unit_site(s) and registered(s, layer).activation in ("relu", "jumprelu", "topk") for s, layer in plan)
+
+
 def _stream(job: _Job, out_dir: Path, neurons: list[Neuron], meta: dict, sentences_per_block: "int | None",
-            progress: bool) -> Activations:
+            progress: bool, storage: str = "dense") -> Activations:
     """Run ``job`` shard by shard into the staging folder of ``out_dir`` (see :mod:`._shards`), the shards split
     over the ranks; rank 0 then writes the manifest and meta and renames the folder to ``out_dir``. A failure
-    leaves the staging folder, and the next run with the same fingerprint resumes from its completed shards."""
+    leaves the staging folder, and the next run with the same fingerprint resumes from its completed shards.
+    Sparse rows (:func:`_sparse_storage`) are written per shard and joined at the end; with ``storage="auto"``
+    they are joined dense when more than :data:`.activations.SPARSE_DENSITY` of the values are non-zero."""
+    sparse = _sparse_storage(storage, job.plan)
+    max_density = SPARSE_DENSITY if storage == "auto" else 1.0
     distributed.setup()
     corpus, world, me = job.corpus, distributed.world_size(), distributed.rank()
     staging = staging_path(out_dir)
     block = block_size(len(corpus), world) if sentences_per_block is None else sentences_per_block
-    fingerprint = _fingerprint(job, neurons, block, meta["long_sentences"])
+    fingerprint = dict(_fingerprint(job, neurons, block, meta["long_sentences"]), storage="sparse" if sparse else "dense")
     if sentences_per_block is None:  # the default: a resumed run keeps the first run's blocks, whatever its ranks
         recorded = resumable_block(staging, fingerprint) if distributed.is_main() else None
         block = fingerprint["sentences_per_block"] = distributed.broadcast(recorded or block)
@@ -396,12 +409,12 @@ def _stream(job: _Job, out_dir: Path, neurons: list[Neuron], meta: dict, sentenc
     _same_on_every_rank(fingerprint)
     if distributed.is_main():
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        state = prepare_staging(staging, fingerprint, corpus.n_words, len(neurons), job.dtype)
+        state = prepare_staging(staging, fingerprint, corpus.n_words, len(neurons), job.dtype, sparse)
         if state == "replaced":
             _announce(f"extract: {staging} held a partial extraction with other settings; starting afresh",
                       progress)
     distributed.barrier()
-    store = ShardStore(staging, len(neurons), job.dtype)
+    store = (SparseShardStore if sparse else ShardStore)(staging, len(neurons), job.dtype)
     try:
         done = _completed(store, shards)
         todo = [s for s in shards if s.index not in done]
@@ -414,7 +427,10 @@ def _stream(job: _Job, out_dir: Path, neurons: list[Neuron], meta: dict, sentenc
         store.close()
     distributed.barrier()  # every rank's shards are on disk with their records
     if distributed.is_main():
-        write_manifest(staging, shards, read_records(staging), fingerprint, world, len(done), job.adapter.name)
+        records = read_records(staging)
+        write_manifest(staging, shards, records, fingerprint, world, len(done), job.adapter.name)
+        if sparse:
+            join_sparse(staging, shards, records, len(neurons), job.dtype, max_density=max_density)
         _finish(staging, out_dir, corpus, neurons, meta)
     distributed.barrier()
     return Activations.load(out_dir)
@@ -450,6 +466,11 @@ class ExtractConfig(Config):
         RAM at once; None picks it from the corpus size and the number of ranks (at most 2048).
     long_sentences : {"error", "window", "skip"}
         What to do with a sentence longer than the model's context.
+    storage : {"auto", "dense", "sparse"}
+        How rows streamed to ``out_dir`` are stored: ``"sparse"`` keeps only the non-zero values (compressed sparse
+        rows, written per shard and joined at the end), ``"auto"`` (default) does so when every site read is a
+        dictionary whose latents are mostly zero (ReLU, JumpReLU or TopK), ``"dense"`` never. Rows held in RAM are
+        always dense; ``Activations.save`` chooses again from their share of zeros.
 
     Examples
     --------
@@ -467,6 +488,7 @@ class ExtractConfig(Config):
     max_tokens: int = 8192
     sentences_per_block: "int | None" = None
     long_sentences: str = "error"
+    storage: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.dtype, torch.dtype):  # stored by name, so the config is JSON
@@ -483,6 +505,8 @@ class ExtractConfig(Config):
             raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {self.dtype!r}")
         if self.long_sentences not in LONG_SENTENCES:
             raise ValueError(f"long_sentences must be one of {LONG_SENTENCES}, got {self.long_sentences!r}")
+        if self.storage not in STORAGES:
+            raise ValueError(f"storage must be one of {STORAGES}, got {self.storage!r}")
         for name in ("batch_size", "max_tokens"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -576,7 +600,8 @@ def extract(
                       "them out; long_sentences='window' keeps them", stacklevel=2)
     job = _Job(adapter, corpus, plan, units, skipped, config.aggregation, dtype, config.batch_size, config.max_tokens)
     if out_dir is not None:
-        return _stream(job, Path(out_dir), neurons, meta, config.sentences_per_block, progress)
+        return _stream(job, Path(out_dir), neurons, meta, config.sentences_per_block, progress,
+                       config.storage)
     return Activations(_in_memory(job, len(neurons), config.sentences_per_block, progress), neurons, corpus.words,
                        corpus.sentence_ids, corpus.attributes(), meta)
 
