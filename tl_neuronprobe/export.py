@@ -224,23 +224,26 @@ def _has(neuron: Neuron) -> bool:
         return False
 
 
-def _writes(adapter: ModelAdapter, neurons: Sequence[Neuron]) -> "torch.Tensor | None":
-    """``[len(neurons), d_model]``: the residual-stream direction each unit writes, or None when one has none."""
-    rows = []
+def _writes(adapter: ModelAdapter, neurons: Sequence[Neuron]) -> "list[torch.Tensor | None]":
+    """The residual-stream direction each unit writes (``[d_model]``), None where it has none (a write that is not
+    linear, or a latent of a dictionary no longer registered)."""
+    matrices: dict[str, "torch.Tensor | None"] = {}
+
+    def writes(hook: str) -> "torch.Tensor | None":
+        if hook not in matrices:
+            matrices[hook] = adapter.residual_writes(hook)
+        return matrices[hook]
+
+    rows: "list[torch.Tensor | None]" = []
     for n in neurons:
         if n.is_latent:
-            if not _has(n):
-                return None
-            d = registered(n.site, n.layer)
-            R = adapter.residual_writes(d.write_hook)
-            row = None if R is None else d.W_dec[n.index].detach().to(R) @ R
+            d = registered(n.site, n.layer) if _has(n) else None
+            R = None if d is None else writes(d.write_hook)
+            rows.append(None if R is None else (d.W_dec[n.index].detach().to(R) @ R).float())
         else:
-            R = adapter.residual_writes(n.hook_name)
-            row = None if R is None else R[n.index]
-        if row is None:
-            return None
-        rows.append(row.float())
-    return torch.stack(rows)
+            R = writes(n.hook_name)
+            rows.append(None if R is None else R[n.index].float())
+    return rows
 
 
 def _logit_fields(adapter: "ModelAdapter | None", neurons: Sequence[Neuron], k: int = 10, bins: int = 20) -> list[dict]:
@@ -249,25 +252,25 @@ def _logit_fields(adapter: "ModelAdapter | None", neurons: Sequence[Neuron], k: 
     empty = dict(pos_str=[], pos_values=[], neg_str=[], neg_values=[], logits_hist_data_bar_heights=[],
                  logits_hist_data_bar_values=[])
     W_U = None if adapter is None else adapter.unembedding()
-    W = None if W_U is None else _writes(adapter, neurons)
-    if W is None:
-        return [dict(empty) for _ in neurons]
+    rows = [None] * len(neurons) if W_U is None else _writes(adapter, neurons)
+    have = [u for u, r in enumerate(rows) if r is not None]
+    out = [dict(empty) for _ in neurons]
+    if not have:
+        return out
     with torch.no_grad():
-        effect = (W.to(W_U.device) @ W_U.float()).cpu()  # [units, vocab]
+        effect = (torch.stack([rows[u] for u in have]).to(W_U.device) @ W_U.float()).cpu()  # [units, vocab]
     k = min(k, effect.shape[1])
     pos_v, pos_i = torch.topk(effect, k, dim=1)
     neg_v, neg_i = torch.topk(-effect, k, dim=1)
     tok = adapter.tokenizer
-    out = []
-    for u in range(len(neurons)):
-        if not bool(effect[u].any()):  # writes nothing the unembedding reads (a zero decoder row)
-            out.append(dict(empty))
+    for j, u in enumerate(have):
+        if not bool(effect[j].any()):  # writes nothing the unembedding reads (a zero decoder row)
             continue
-        heights, edges = np.histogram(effect[u].numpy(), bins=bins)
-        out.append(dict(pos_str=tok.convert_ids_to_tokens(pos_i[u].tolist()), pos_values=_finite(pos_v[u].numpy()),
-                        neg_str=tok.convert_ids_to_tokens(neg_i[u].tolist()), neg_values=_finite(-neg_v[u].numpy()),
-                        logits_hist_data_bar_heights=_finite(heights),
-                        logits_hist_data_bar_values=_finite((edges[:-1] + edges[1:]) / 2)))
+        heights, edges = np.histogram(effect[j].numpy(), bins=bins)
+        out[u] = dict(pos_str=tok.convert_ids_to_tokens(pos_i[j].tolist()), pos_values=_finite(pos_v[j].numpy()),
+                      neg_str=tok.convert_ids_to_tokens(neg_i[j].tolist()), neg_values=_finite(-neg_v[j].numpy()),
+                      logits_hist_data_bar_heights=_finite(heights),
+                      logits_hist_data_bar_values=_finite((edges[:-1] + edges[1:]) / 2))
     return out
 
 

@@ -169,3 +169,15 @@ def test_a_failed_sparse_extraction_resumes_from_its_checked_shards(testbed, lat
     assert written == [1, 2, 3, 4, 5]
     assert json.loads((out / "manifest.json").read_text())["resumed_shards"] == 1
     assert torch.equal(acts.X, latents.X)
+
+
+def test_sparse_rows_too_large_to_densify_say_how_to_read_them(latents, tmp_path, monkeypatch):
+    from tl_neuronprobe.data import activations
+
+    latents.save(tmp_path / "s")
+    monkeypatch.setattr(activations, "available_memory", lambda: latents.X.nbytes)  # half of it is not enough
+    with pytest.raises(MemoryError, match=r"read them in row chunks .*Activations.load\(path, neurons="):
+        tnp.Activations.load(tmp_path / "s")
+    few = tnp.Activations.load(tmp_path / "s", neurons=["L1.S3", "L1.S9"])  # a few columns still load
+    assert torch.equal(few.X, latents.select(["L1.S3", "L1.S9"]).X)
+    assert len(list(ActivationChunks(tmp_path / "s", "upos", chunk_rows=64))) > 1

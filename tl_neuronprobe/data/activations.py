@@ -174,11 +174,14 @@ class Activations:
         try:
             block = max(1, (64 << 20) // max(1, self.n_neurons * self.X.element_size()))
             starts = range(0, self.n_words, block)
-            counts = None
-            if storage != "dense":
-                counts = [int(torch.count_nonzero(self.X[s:s + block])) for s in starts]
-                if storage == "auto" and sum(counts) > SPARSE_DENSITY * self.n_words * self.n_neurons:
-                    counts = None
+            counts: "list[int] | None" = None
+            if storage != "dense":  # "auto" stops counting once a quarter of the cells are non-zero
+                counts, limit = [], SPARSE_DENSITY * self.n_words * self.n_neurons
+                for start in starts:
+                    counts.append(int(torch.count_nonzero(self.X[start:start + block])))
+                    if storage == "auto" and sum(counts) > limit:
+                        counts = None
+                        break
             if counts is None:
                 writer = TensorFileWriter(tmp / TENSOR_FILE, self.n_words, self.n_neurons, self.X.dtype)
                 for start in starts:
@@ -445,11 +448,31 @@ class SparseRows:
         out[rows, cols] = vals
 
 
+def available_memory() -> "int | None":
+    """Bytes of memory available to a new allocation (``MemAvailable`` of ``/proc/meminfo``), None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def _densify(path: Path, header: dict, start: int, columns: "np.ndarray | None") -> torch.Tensor:
     """A sparse tensor file as a dense tensor (only ``columns`` when given), block by block. The matrix is a numpy
-    allocation (huge pages where the kernel gives them: zeroing it cost a quarter of torch.zeros's time here)."""
+    allocation (huge pages where the kernel gives them: zeroing it cost a quarter of torch.zeros's time here). A
+    matrix over half the available memory is a ``MemoryError`` that says how to read the rows instead."""
     sp = SparseRows(path, header, start)
     n, d = sp.shape
+    need = n * (d if columns is None else len(columns)) * _ST_DTYPES[sp.dtype][2]
+    free = available_memory()
+    if free is not None and need > free // 2:
+        raise MemoryError(f"{path}: its sparse rows ({n} x {d}, {sp.nnz} values stored) take {need / 2**20:,.0f} MiB "
+                          f"dense, more than half the {free / 2**20:,.0f} MiB of memory available: read them in row "
+                          "chunks (data.chunks.ActivationChunks, rankers.fit_out_of_core) or load only some columns "
+                          "(Activations.load(path, neurons=[...]))")
     remap = None
     if columns is not None:
         columns = np.asarray(columns, dtype=np.int64)

@@ -542,8 +542,9 @@ def extract(
         Site, layers, sub-token aggregation, dtype, batching, shards and long sentences (default
         ``ExtractConfig()``: every layer's ``mlp.post``, last sub-token, float32).
     out_dir : str or Path, optional
-        Stream the rows to this folder block by block (bounded RAM) and return them memory-mapped from it; the
-        folder appears only when extraction completes.
+        Stream the rows to this folder block by block (bounded RAM) and return them memory-mapped from it (sparse
+        rows, ``config.storage``: read back dense, or a ``MemoryError`` saying how to read a folder too large for
+        that); the folder appears only when extraction completes.
     device : str or torch.device, optional
         Move the model there first.
     progress : bool
