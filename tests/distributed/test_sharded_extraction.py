@@ -29,19 +29,9 @@ def in_memory(tiny, corpus):
 
 
 @pytest.fixture
-def count_writes(monkeypatch):
+def count_writes(count_shard_writes):
     """Count the shards written; ``fail_after[0] = n`` makes the (n+1)-th write raise."""
-    written, fail_after = [], [None]
-    write = _shards.ShardStore.write
-
-    def counted(self, shard, block, rank):
-        if fail_after[0] is not None and len(written) == fail_after[0]:
-            raise RuntimeError("simulated failure")
-        write(self, shard, block, rank)
-        written.append(shard.index)
-
-    monkeypatch.setattr(_shards.ShardStore, "write", counted)
-    return written, fail_after
+    return count_shard_writes(_shards.ShardStore)
 
 
 def manifest(out):
