@@ -27,10 +27,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
     sites = comma_list(args.site) or ["mlp.post"]
     config = ExtractConfig(site=sites[0] if len(sites) == 1 else tuple(sites), layers=comma_ints(args.layers),
                            aggregation=args.aggregation, dtype=args.dtype, batch_size=args.batch_size,
-                           long_sentences=args.long_sentences, sentences_per_block=args.sentences_per_block)
+                           long_sentences=args.long_sentences, sentences_per_block=args.sentences_per_block,
+                           storage=args.storage)
     workflows.extract_job(args.model, args.corpus, args.out_dir, config, seed=args.seed,
                           device_map=device_map(args.device_map), n_devices=args.n_devices, device=args.device,
-                          progress=not args.no_progress)
+                          dictionaries=tuple(args.dictionary), progress=not args.no_progress)
     return 0
 
 
@@ -75,6 +76,13 @@ def _add_extract(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--device-map", default=None,
                    help="place a Hugging Face model over devices: auto, balanced, or a JSON object module->device")
     p.add_argument("--n-devices", type=int, default=None, help="split the model over the first N GPUs")
+    p.add_argument("--dictionary", action="append", default=[], metavar="PATH",
+                   help="an SAE, transcoder or directions folder in SAELens's layout (cfg.json + "
+                        "sae_weights.safetensors), registered for this extraction so that --site sae (transcoder, "
+                        "...) reads its latents; repeat for several")
+    p.add_argument("--storage", default="auto", choices=["auto", "dense", "sparse"],
+                   help="rows stored dense or as sparse rows (auto: sparse when every site is a ReLU, JumpReLU or "
+                        "TopK dictionary)")
     p.add_argument("--out-dir", required=True, help="the activations folder to write")
     p.set_defaults(func=cmd_extract)
 
