@@ -44,6 +44,17 @@ def test_block_size_gives_every_rank_work(n, world, block):
         assert len({len(distributed.share(n_blocks, r, world)) for r in range(world)}) == 1  # balanced
 
 
+def test_wide_rows_get_smaller_blocks():
+    """The default block holds about 2 GiB of rows: a 7B model's every MLP layer in float16 (352,256 values of 2 B,
+    24 words a sentence) gets 127-sentence blocks, not 2048 (34 GB); narrow rows keep the sentence cap."""
+    wide = 24 * 352_256 * 2
+    assert _shards.block_size(100_000, 1, sentence_bytes=wide) == _shards.BLOCK_BYTES // wide == 127
+    assert _shards.block_size(100_000, 1, sentence_bytes=24 * 9216 * 4) == \
+        _shards.block_size(100_000, 1) == 2041  # MiniLM, every layer in float32: the sentence cap holds
+    assert _shards.block_size(300, 2, sentence_bytes=wide) == 75  # 2 blocks a rank, each under the cap
+    assert _shards.block_size(100, 1, sentence_bytes=10 * _shards.BLOCK_BYTES) == 1  # one sentence at the least
+
+
 def test_the_old_fixed_block_left_rank_1_idle():
     """Control: 2048-sentence blocks put a 300-sentence corpus in one block, which rank 0 alone runs."""
     assert distributed.idle_ranks(len(_shards.plan_shards(torch.arange(300).numpy(), 300, 2048)), 2) == [1]

@@ -39,6 +39,6 @@ def test_extract_job_writes_a_summary_that_reruns(tmp_path):
     stage, inputs, again = read_summary(tmp_path / "acts" / "summary.json")
     assert stage == "extract" and again == config
     assert inputs == dict(model="planted", corpus="synthetic:20", out_dir=str(tmp_path / "acts"), seed=3,
-                          device_map=None, n_devices=None)
+                          device_map=None, n_devices=None, dictionaries=[])
     second = rerun(tmp_path / "acts" / "summary.json", tmp_path / "again", progress=False)
     assert torch.equal(second.X, acts.X) and second.neurons == acts.neurons

@@ -72,7 +72,7 @@ def _add_extract(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--sentences-per-block", type=int, default=None,
                    help="sentences per shard: the unit of work split over torchrun ranks, resumed after a failure, "
                         "and held in RAM at once (default: from the corpus size and the number of ranks, at most "
-                        "2048)")
+                        "2048 sentences and about 2 GiB of rows)")
     p.add_argument("--device-map", default=None,
                    help="place a Hugging Face model over devices: auto, balanced, or a JSON object module->device")
     p.add_argument("--n-devices", type=int, default=None, help="split the model over the first N GPUs")

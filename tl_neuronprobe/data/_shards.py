@@ -44,6 +44,8 @@ MANIFEST_FORMAT = "tl_neuronprobe.shards/1"
 _CHUNK = 1 << 26  # bytes per write / read / crc step (Linux writes at most ~2 GiB per call)
 #: the most sentences per block by default: bounds a rank's RAM for one block and the work a failure loses
 MAX_BLOCK = 2048
+#: the most bytes of rows per block by default (wide extractions: every layer of a large model, a wide SAE)
+BLOCK_BYTES = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,11 @@ def plan_shards(sentence_ids: np.ndarray, n_sentences: int, sentences_per_block:
     return [Shard(i, lo, hi, int(rows[i]), int(rows[i + 1])) for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
 
 
-def block_size(n_sentences: int, world_size: int = 1, cap: int = MAX_BLOCK) -> int:
+def block_size(n_sentences: int, world_size: int = 1, cap: int = MAX_BLOCK, sentence_bytes: int = 0) -> int:
     """Sentences per block when none is given: the corpus cut into the same number of blocks per rank, each at
     most ``cap`` sentences, so every rank gets work (one process: ``cap``-sized blocks, or the whole corpus when
-    it is smaller). A corpus of 300 sentences on 2 ranks: blocks of 150, one per rank.
+    it is smaller). A corpus of 300 sentences on 2 ranks: blocks of 150, one per rank. With ``sentence_bytes``
+    (the rows of an average sentence, in bytes) the cap also keeps a block's rows within :data:`BLOCK_BYTES`.
 
     Blocks have one size (the last takes the rest), so a small corpus may come out in fewer blocks than asked;
     the size then shrinks until there are at least as many blocks as ranks (or one per sentence).
@@ -77,6 +80,8 @@ def block_size(n_sentences: int, world_size: int = 1, cap: int = MAX_BLOCK) -> i
     if n_sentences < 1 or world_size < 1 or cap < 1:
         raise ValueError(f"block_size needs n_sentences, world_size and cap >= 1, got {n_sentences}, {world_size}, "
                          f"{cap}")
+    if sentence_bytes > 0:
+        cap = max(1, min(cap, BLOCK_BYTES // int(sentence_bytes)))
     per_rank = math.ceil(n_sentences / (world_size * cap))
     block = math.ceil(n_sentences / (world_size * per_rank))
     while block > 1 and math.ceil(n_sentences / block) < min(world_size, n_sentences):

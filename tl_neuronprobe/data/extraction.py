@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -380,6 +381,12 @@ def _warn_idle_ranks(n_blocks: int, block: int) -> None:
                       "run): they only wait; pass a smaller sentences_per_block or launch fewer ranks", stacklevel=3)
 
 
+def _sentence_bytes(job: _Job, cols: int) -> int:
+    """Bytes of the rows of an average sentence of the corpus (what a block holds per sentence)."""
+    itemsize = torch.empty((), dtype=job.dtype).element_size()
+    return math.ceil(job.corpus.n_words / max(1, len(job.corpus))) * cols * itemsize
+
+
 def _sparse_storage(storage: str, plan: list[tuple[str, int]]) -> bool:
     """Whether streamed rows are stored sparse: asked for, or (``"auto"``) every site read is a dictionary whose
     latents are mostly zero."""
@@ -400,7 +407,8 @@ def _stream(job: _Job, out_dir: Path, neurons: list[Neuron], meta: dict, sentenc
     distributed.setup()
     corpus, world, me = job.corpus, distributed.world_size(), distributed.rank()
     staging = staging_path(out_dir)
-    block = block_size(len(corpus), world) if sentences_per_block is None else sentences_per_block
+    block = (block_size(len(corpus), world, sentence_bytes=_sentence_bytes(job, len(neurons)))
+             if sentences_per_block is None else sentences_per_block)
     fingerprint = dict(_fingerprint(job, neurons, block, meta["long_sentences"]), storage="sparse" if sparse else "dense")
     if sentences_per_block is None:  # the default: a resumed run keeps the first run's blocks, whatever its ranks
         recorded = resumable_block(staging, fingerprint) if distributed.is_main() else None
@@ -463,7 +471,8 @@ class ExtractConfig(Config):
         At most this many padded tokens per forward pass.
     sentences_per_block : int or None
         Sentences per shard: the unit of work split over ``torchrun`` ranks, resumed after a failure and held in
-        RAM at once; None picks it from the corpus size and the number of ranks (at most 2048).
+        RAM at once; None picks it from the corpus size and the number of ranks (at most 2048 sentences and
+        about 2 GiB of rows).
     long_sentences : {"error", "window", "skip"}
         What to do with a sentence longer than the model's context.
     storage : {"auto", "dense", "sparse"}
@@ -612,8 +621,8 @@ def _in_memory(job: _Job, cols: int, sentences_per_block: "int | None", progress
     gathered, so every rank ends with the whole matrix (briefly about twice its size while gathering)."""
     distributed.setup()
     X = _empty(job.corpus.n_words, cols, job.dtype)  # every row is written (skipped rows zeroed)
-    block = (block_size(len(job.corpus), distributed.world_size()) if sentences_per_block is None
-             else sentences_per_block)
+    block = (block_size(len(job.corpus), distributed.world_size(), sentence_bytes=_sentence_bytes(job, cols))
+             if sentences_per_block is None else sentences_per_block)
     shards = plan_shards(job.corpus.sentence_ids, len(job.corpus), block)
     _warn_idle_ranks(len(shards), block)
     mine = distributed.my_share(shards)
