@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from tl_neuronprobe.core.neurons import Neuron
-from tl_neuronprobe.data.activations import META_FILE, TENSOR_FILE, Activations, TensorFileWriter, write_meta
+from tl_neuronprobe.data._tensorfile import TensorFileWriter
+from tl_neuronprobe.data.activations import META_FILE, TENSOR_FILE, Activations, write_meta
 from tl_neuronprobe.rankers import fit_out_of_core, make_ranker
 
 MB = 1 << 20

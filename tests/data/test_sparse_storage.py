@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 import tl_neuronprobe as tnp
 from tl_neuronprobe.core import units
 from tl_neuronprobe.data import _shards
-from tl_neuronprobe.data.activations import SPARSE_DENSITY, read_header
+from tl_neuronprobe.data._tensorfile import read_header
+from tl_neuronprobe.data.activations import SPARSE_DENSITY
 from tl_neuronprobe.data.chunks import ActivationChunks
 from tl_neuronprobe.rankers import Probeless, fit_out_of_core
 from tl_neuronprobe.testbeds.dictionary import planted_dictionary
@@ -164,10 +165,10 @@ def test_a_failed_sparse_extraction_resumes_from_its_checked_shards(testbed, lat
 
 
 def test_sparse_rows_too_large_to_densify_say_how_to_read_them(latents, tmp_path, monkeypatch):
-    from tl_neuronprobe.data import activations
+    from tl_neuronprobe.data import _tensorfile
 
     latents.save(tmp_path / "s")
-    monkeypatch.setattr(activations, "available_memory", lambda: latents.X.nbytes)  # half of it is not enough
+    monkeypatch.setattr(_tensorfile, "available_memory", lambda: latents.X.nbytes)  # half of it is not enough
     with pytest.raises(MemoryError, match=r"read them in row chunks .*Activations.load\(path, neurons="):
         tnp.Activations.load(tmp_path / "s")
     few = tnp.Activations.load(tmp_path / "s", neurons=["L1.S3", "L1.S9"])  # a few columns still load

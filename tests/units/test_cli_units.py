@@ -12,7 +12,7 @@ import torch
 import tl_neuronprobe as tnp
 from tl_neuronprobe.cli import main
 from tl_neuronprobe.core import units
-from tl_neuronprobe.data.activations import read_header
+from tl_neuronprobe.data._tensorfile import read_header
 from tl_neuronprobe.testbeds.dictionary import planted_dictionary
 from tl_neuronprobe.workflows import rerun
 

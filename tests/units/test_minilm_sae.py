@@ -10,7 +10,7 @@ import torch
 
 import tl_neuronprobe as tnp
 from tl_neuronprobe.core import units
-from tl_neuronprobe.data.activations import read_header
+from tl_neuronprobe.data._tensorfile import read_header
 from tl_neuronprobe.data.treebank import document_of
 from tl_neuronprobe.workflows._units import SAE_TRAIN_FROM
 

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .activations import TENSOR_FILE, SparseFileWriter, SparseRows, TensorFileWriter, to_sparse_rows
+from ._tensorfile import SparseFileWriter, SparseRows, TensorFileWriter, to_sparse_rows
+from .activations import TENSOR_FILE
 
 SHARDS_DIR = "shards"
 MANIFEST_FILE = "manifest.json"
@@ -236,6 +237,11 @@ class ShardStore:
             self.fd = -1
 
 
+def sparse_rows_path(staging: Path, index: int) -> Path:
+    """The file of shard ``index``'s sparse rows in a staging folder."""
+    return staging / SHARDS_DIR / f"shard-{index:05d}.safetensors"
+
+
 class SparseShardStore:
     """:class:`ShardStore` for sparse rows: each shard's rows in their own file of compressed sparse rows."""
 
@@ -246,7 +252,7 @@ class SparseShardStore:
         return self.staging / SHARDS_DIR / f"shard-{index:05d}.json"
 
     def rows_path(self, index: int) -> Path:
-        return self.staging / SHARDS_DIR / f"shard-{index:05d}.safetensors"
+        return sparse_rows_path(self.staging, index)
 
     def write(self, shard: Shard, block: torch.Tensor, rank: int) -> None:
         """Write the shard's rows to their file (fsync, renamed into place), then its record (atomically)."""
@@ -288,29 +294,26 @@ def _file_crc(path: Path) -> int:
 
 
 def join_sparse(staging: Path, shards: list[Shard], records: dict[int, dict], cols: int, dtype: torch.dtype,
-                max_density: float = 1.0) -> str:
+                max_density: float = 1.0) -> None:
     """Rank 0: every shard's sparse rows, in corpus order, into the staging folder's one tensor file (one shard in
     RAM at a time); the shards' files are removed afterwards. Stored dense instead when more than ``max_density``
-    of the values are non-zero (a dictionary whose latents turned out not to be sparse). Returns the storage."""
+    of the values are non-zero (a dictionary whose latents turned out not to be sparse)."""
     rows = shards[-1].row_hi if shards else 0
     nnz = sum(int(records[s.index]["nnz"]) for s in shards)
     dense = nnz > max_density * rows * cols
     writer = (TensorFileWriter(staging / TENSOR_FILE, rows, cols, dtype) if dense
               else SparseFileWriter(staging / TENSOR_FILE, rows, cols, nnz, dtype))
-    buf = None
     for s in shards:
-        part = SparseRows(staging / SHARDS_DIR / f"shard-{s.index:05d}.safetensors")
-        if not dense:
+        part = SparseRows(sparse_rows_path(staging, s.index))
+        if dense:
+            buf = np.empty((s.row_hi - s.row_lo, cols), dtype=np.float32)
+            part.read(0, len(buf), buf)
+            writer.write_rows(s.row_lo, torch.from_numpy(buf))
+        else:
             writer.append(part.indptr, np.asarray(part.indices), np.asarray(part.values))
-            continue
-        n = s.row_hi - s.row_lo
-        buf = np.empty((n, cols), dtype=np.float32) if buf is None or len(buf) < n else buf
-        part.read(0, n, buf)
-        writer.write_rows(s.row_lo, torch.from_numpy(buf[:n]))
     writer.close()
     for s in shards:
-        (staging / SHARDS_DIR / f"shard-{s.index:05d}.safetensors").unlink()
-    return "dense" if dense else "sparse"
+        sparse_rows_path(staging, s.index).unlink()
 
 
 def read_records(staging: Path) -> dict[int, dict]:

@@ -24,8 +24,8 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from .activations import (META_FILE, TENSOR_FILE, Activations, SparseRows, _ST_DTYPES, _ST_NAMES, attribute_rows, is_sparse,
-                          read_header, skipped_sentences)
+from ._tensorfile import _ST_DTYPES, _ST_NAMES, SparseRows, is_sparse, read_header
+from .activations import META_FILE, TENSOR_FILE, Activations, attribute_rows, skipped_sentences
 
 __all__ = ["ActivationChunks", "chunk_rows_for"]
 

@@ -381,10 +381,14 @@ def _warn_idle_ranks(n_blocks: int, block: int) -> None:
                       "run): they only wait; pass a smaller sentences_per_block or launch fewer ranks", stacklevel=3)
 
 
-def _sentence_bytes(job: _Job, cols: int) -> int:
-    """Bytes of the rows of an average sentence of the corpus (what a block holds per sentence)."""
+def _block(job: _Job, cols: int, sentences_per_block: "int | None") -> int:
+    """Sentences per block: as given, or :func:`._shards.block_size` for this corpus, its ranks and the bytes of
+    an average sentence's rows (``cols`` values each)."""
+    if sentences_per_block is not None:
+        return sentences_per_block
     itemsize = torch.empty((), dtype=job.dtype).element_size()
-    return math.ceil(job.corpus.n_words / max(1, len(job.corpus))) * cols * itemsize
+    sentence_bytes = math.ceil(job.corpus.n_words / max(1, len(job.corpus))) * cols * itemsize
+    return block_size(len(job.corpus), distributed.world_size(), sentence_bytes=sentence_bytes)
 
 
 def _sparse_storage(storage: str, plan: list[tuple[str, int]]) -> bool:
@@ -407,8 +411,7 @@ def _stream(job: _Job, out_dir: Path, neurons: list[Neuron], meta: dict, sentenc
     distributed.setup()
     corpus, world, me = job.corpus, distributed.world_size(), distributed.rank()
     staging = staging_path(out_dir)
-    block = (block_size(len(corpus), world, sentence_bytes=_sentence_bytes(job, len(neurons)))
-             if sentences_per_block is None else sentences_per_block)
+    block = _block(job, len(neurons), sentences_per_block)
     fingerprint = dict(_fingerprint(job, neurons, block, meta["long_sentences"]), storage="sparse" if sparse else "dense")
     if sentences_per_block is None:  # the default: a resumed run keeps the first run's blocks, whatever its ranks
         recorded = resumable_block(staging, fingerprint) if distributed.is_main() else None
@@ -610,8 +613,7 @@ def extract(
                       "them out; long_sentences='window' keeps them", stacklevel=2)
     job = _Job(adapter, corpus, plan, units, skipped, config.aggregation, dtype, config.batch_size, config.max_tokens)
     if out_dir is not None:
-        return _stream(job, Path(out_dir), neurons, meta, config.sentences_per_block, progress,
-                       config.storage)
+        return _stream(job, Path(out_dir), neurons, meta, config.sentences_per_block, progress, config.storage)
     return Activations(_in_memory(job, len(neurons), config.sentences_per_block, progress), neurons, corpus.words,
                        corpus.sentence_ids, corpus.attributes(), meta)
 
@@ -621,8 +623,7 @@ def _in_memory(job: _Job, cols: int, sentences_per_block: "int | None", progress
     gathered, so every rank ends with the whole matrix (briefly about twice its size while gathering)."""
     distributed.setup()
     X = _empty(job.corpus.n_words, cols, job.dtype)  # every row is written (skipped rows zeroed)
-    block = (block_size(len(job.corpus), distributed.world_size(), sentence_bytes=_sentence_bytes(job, cols))
-             if sentences_per_block is None else sentences_per_block)
+    block = _block(job, cols, sentences_per_block)
     shards = plan_shards(job.corpus.sentence_ids, len(job.corpus), block)
     _warn_idle_ranks(len(shards), block)
     mine = distributed.my_share(shards)

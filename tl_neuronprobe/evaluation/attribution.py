@@ -529,12 +529,11 @@ class _Estimator:
         mask = prep.mask.float()[..., None]
         out = {}
         for key, (cols, idx) in self.groups.items():
-            act, view = acts[self.read_hook[key]].detach(), self.views[key]
-            cur = (view.dictionary.encode(act)[..., cols] if view.two_hooks else view.read(act, cols)).float()
             value = None if prep.values is None else prep.values[..., idx].float()
             if self.setup.used.edit.kind == "shift":
                 out[key] = mask * self.alpha * value
             else:
+                cur = self.views[key].full(acts[self.read_hook[key]].detach())[..., cols].float()  # where encoded
                 out[key] = mask * ((0.0 if value is None else value) - cur)
         return out
 
