@@ -117,9 +117,9 @@ def compare_units(encoded: dict, used, descriptions: dict, ks: Sequence[int]) ->
                         row[f"used_{metric}"] = float(value)
                 if table is not None:
                     t = table.reindex(top)
-                    f1 = t["test_f1"].where(t["described"].fillna(False).astype(bool), 0.0).fillna(0.0)
-                    row.update(description_f1=float(f1.mean()),
-                               described=float(t["described"].fillna(False).astype(bool).mean()))
+                    described = t["described"].fillna(False).astype(bool)
+                    f1 = t["test_f1"].where(described, 0.0).fillna(0.0)
+                    row.update(description_f1=float(f1.mean()), described=float(described.mean()))
                 rows.append(row)
     return pd.DataFrame(rows)
 
